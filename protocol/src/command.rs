@@ -1,0 +1,189 @@
+//! Lines a client sends to the server.
+
+use std::io::Write;
+
+use crate::error::ParseError;
+use crate::line::{fields, line_text, split_command};
+use crate::types::{MediaHeader, MediaKind, Target, is_valid_nick};
+use crate::{ErrorCode, MAX_FRAME};
+
+/// One line from a client, parsed. Borrows from the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// `name <nick>`: claim a nick.
+    Name(&'a str),
+    /// `refresh`: list the other clients.
+    Refresh,
+    /// `connect <target>`: call someone.
+    Connect(Target<'a>),
+    /// `ask yes`: accept the call being offered.
+    AskYes,
+    /// `ask no`: decline the call being offered.
+    AskNo,
+    /// `stop`: cancel, decline or hang up the current call.
+    Stop,
+    /// `video|audio <pts> <flags> <len>`: a media frame follows.
+    Media(MediaHeader),
+    /// `keyframe`: ask the peer for an independent video frame.
+    Keyframe,
+    /// `msg <text>`: a chat line for the peer.
+    Msg(&'a str),
+    /// `ping`: answered with `pong`.
+    Ping,
+}
+
+impl<'a> Command<'a> {
+    /// Parses one line (without its newline), allowing media payloads up to
+    /// `max_frame` bytes.
+    ///
+    /// # Errors
+    /// A [`ParseError`] with the code to answer: `unknown-command` for an
+    /// unknown or empty line, `bad-argument` for wrong arguments, invalid
+    /// UTF-8 or control characters, `bad-name` for an invalid nick, and
+    /// `frame-too-large` for a media header above `max_frame`.
+    pub fn parse(line: &'a [u8], max_frame: u32) -> Result<Command<'a>, ParseError> {
+        let text = line_text(line)?;
+        let (word, args) = split_command(text);
+        match word {
+            "name" => {
+                let [nick] = fields::<1>(args)?;
+                if is_valid_nick(nick) {
+                    Ok(Command::Name(nick))
+                } else {
+                    Err(ParseError::new(ErrorCode::BadName, "nick must be 1-32 letters, digits, - _ ."))
+                }
+            }
+            "refresh" => fields::<0>(args).map(|_| Command::Refresh),
+            "connect" => {
+                let [target] = fields::<1>(args)?;
+                Target::parse(target).map(Command::Connect)
+            }
+            "ask" => match fields::<1>(args)? {
+                ["yes"] => Ok(Command::AskYes),
+                ["no"] => Ok(Command::AskNo),
+                _ => Err(ParseError::bad("ask takes yes or no")),
+            },
+            "stop" => fields::<0>(args).map(|_| Command::Stop),
+            "video" => MediaHeader::parse(MediaKind::Video, args, max_frame).map(Command::Media),
+            "audio" => MediaHeader::parse(MediaKind::Audio, args, max_frame).map(Command::Media),
+            "keyframe" => fields::<0>(args).map(|_| Command::Keyframe),
+            "msg" => match args {
+                Some(text) if !text.is_empty() => Ok(Command::Msg(text)),
+                _ => Err(ParseError::bad("msg needs text")),
+            },
+            "ping" => fields::<0>(args).map(|_| Command::Ping),
+            "" => Err(ParseError::unknown("empty line")),
+            _ => Err(ParseError::unknown("no such command")),
+        }
+    }
+
+    /// Parses with the default frame limit, [`MAX_FRAME`].
+    ///
+    /// # Errors
+    /// As [`Command::parse`].
+    pub fn parse_default(line: &'a [u8]) -> Result<Command<'a>, ParseError> {
+        Command::parse(line, MAX_FRAME)
+    }
+
+    /// Appends the line, with its newline, to `out`. A media command writes
+    /// only its header; the caller appends the payload.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        // Writing to a Vec cannot fail.
+        let _ = match self {
+            Command::Name(nick) => writeln!(out, "name {nick}"),
+            Command::Refresh => writeln!(out, "refresh"),
+            Command::Connect(target) => writeln!(out, "connect {target}"),
+            Command::AskYes => writeln!(out, "ask yes"),
+            Command::AskNo => writeln!(out, "ask no"),
+            Command::Stop => writeln!(out, "stop"),
+            Command::Media(header) => {
+                header.encode(out);
+                Ok(())
+            }
+            Command::Keyframe => writeln!(out, "keyframe"),
+            Command::Msg(text) => writeln!(out, "msg {text}"),
+            Command::Ping => writeln!(out, "ping"),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Command<'_>, ParseError> {
+        Command::parse_default(s.as_bytes())
+    }
+
+    #[test]
+    fn every_command() {
+        assert_eq!(parse("name ala"), Ok(Command::Name("ala")));
+        assert_eq!(parse("refresh"), Ok(Command::Refresh));
+        assert_eq!(parse("connect ala"), Ok(Command::Connect(Target::Nick("ala"))));
+        assert_eq!(parse("ask yes"), Ok(Command::AskYes));
+        assert_eq!(parse("ask no"), Ok(Command::AskNo));
+        assert_eq!(parse("stop"), Ok(Command::Stop));
+        assert_eq!(parse("keyframe"), Ok(Command::Keyframe));
+        assert_eq!(parse("msg hello there"), Ok(Command::Msg("hello there")));
+        assert_eq!(parse("ping"), Ok(Command::Ping));
+        assert_eq!(
+            parse("video 123 k 10"),
+            Ok(Command::Media(MediaHeader { kind: MediaKind::Video, pts: 123, key: true, len: 10 }))
+        );
+        assert_eq!(
+            parse("audio 0 - 1"),
+            Ok(Command::Media(MediaHeader { kind: MediaKind::Audio, pts: 0, key: false, len: 1 }))
+        );
+    }
+
+    #[test]
+    fn strictness() {
+        assert_eq!(parse("ASK YES").unwrap_err().code, ErrorCode::UnknownCommand);
+        assert_eq!(parse("ask  yes").unwrap_err().code, ErrorCode::BadArgument);
+        assert_eq!(parse("ask yes x").unwrap_err().code, ErrorCode::BadArgument);
+        assert_eq!(parse("ask maybe").unwrap_err().code, ErrorCode::BadArgument);
+        assert_eq!(parse("").unwrap_err().code, ErrorCode::UnknownCommand);
+        assert_eq!(parse("   ").unwrap_err().code, ErrorCode::UnknownCommand);
+        assert_eq!(parse("ping ").unwrap_err().code, ErrorCode::BadArgument);
+        assert_eq!(parse("name a b").unwrap_err().code, ErrorCode::BadArgument);
+        assert_eq!(parse("name -").unwrap_err().code, ErrorCode::BadName);
+        assert_eq!(parse("connect").unwrap_err().code, ErrorCode::BadArgument);
+        assert_eq!(parse("connect ").unwrap_err().code, ErrorCode::BadArgument);
+        assert_eq!(parse("msg").unwrap_err().code, ErrorCode::BadArgument);
+        assert_eq!(parse("start").unwrap_err().code, ErrorCode::UnknownCommand);
+    }
+
+    #[test]
+    fn media_errors_say_how_much_to_skip() {
+        let e = parse("video x k 10").unwrap_err();
+        assert_eq!((e.code, e.skip), (ErrorCode::BadArgument, 10));
+        let e = parse("video 1 z 10").unwrap_err();
+        assert_eq!((e.code, e.skip), (ErrorCode::BadArgument, 10));
+        let e = parse("video 1 k -5").unwrap_err();
+        assert_eq!((e.code, e.skip), (ErrorCode::BadArgument, 0));
+        let e = parse("video 1 k 1048577").unwrap_err();
+        assert_eq!(e.code, ErrorCode::FrameTooLarge);
+        assert!(parse("video 1 k 1048576").is_ok());
+    }
+
+    #[test]
+    fn encode_round_trips() {
+        for line in [
+            "name ala",
+            "refresh",
+            "connect 10.0.0.1:4",
+            "ask yes",
+            "ask no",
+            "stop",
+            "video 5 k 7",
+            "audio 9 - 3",
+            "keyframe",
+            "msg a b c",
+            "ping",
+        ] {
+            let mut out = Vec::new();
+            parse(line).unwrap().encode(&mut out);
+            assert_eq!(out, format!("{line}\n").into_bytes());
+        }
+    }
+}

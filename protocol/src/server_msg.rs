@@ -1,0 +1,240 @@
+//! Lines the server sends to a client.
+
+use std::io::Write;
+
+use crate::error::{ErrorCode, ParseError};
+use crate::line::{fields, line_text, split_command};
+use crate::types::{
+    ClientId, MediaHeader, MediaKind, Nick, NickDisplay, PeerState, Presence, StopReason, parse_id,
+    parse_nick,
+};
+
+/// One line from the server, parsed. Borrows from the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerMsg<'a> {
+    /// `hello <id> <version>`: sent on accept; `id` is the client's own id.
+    Hello {
+        /// The client's id as the server sees it.
+        id: ClientId,
+        /// The protocol version, `komunikator/1`.
+        version: &'a str,
+    },
+    /// `ok name <nick>`.
+    OkName(&'a str),
+    /// `clients <n>`: n [`ServerMsg::Client`] lines follow.
+    Clients(u32),
+    /// `<id> <free|busy> <nick>`: one entry of a `clients` list.
+    Client {
+        /// The other client's id.
+        id: ClientId,
+        /// Whether it can be called.
+        state: PeerState,
+        /// Its nick, if it set one.
+        nick: Nick<'a>,
+    },
+    /// `presence <id> <free|busy|gone> <nick>`.
+    Presence {
+        /// The client whose presence changed.
+        id: ClientId,
+        /// Its new presence.
+        state: Presence,
+        /// Its nick, if it set one.
+        nick: Nick<'a>,
+    },
+    /// `calling <callee-id>`: the callee is being asked.
+    Calling(ClientId),
+    /// `ask <caller-id> <caller-nick>`: someone is calling you.
+    Ask {
+        /// The caller's id.
+        id: ClientId,
+        /// The caller's nick.
+        nick: Nick<'a>,
+    },
+    /// `ask yes`: the callee accepted.
+    AskYes,
+    /// `ask no`: the callee declined.
+    AskNo,
+    /// `busy <callee-id>`: the callee is ringing or in a call.
+    Busy(ClientId),
+    /// `start <peer-id>`: the call is up; media may flow.
+    Start(ClientId),
+    /// `stop <reason>`: the call ended.
+    Stop(StopReason),
+    /// `video|audio ...`: a media frame from the peer follows.
+    Media(MediaHeader),
+    /// `keyframe`: the peer asks for an independent video frame.
+    Keyframe,
+    /// `msg <text>`: a chat line from the peer.
+    Msg(&'a str),
+    /// `pong`.
+    Pong,
+    /// `error <code> [text]`.
+    Error {
+        /// The error code.
+        code: ErrorCode,
+        /// Optional human-readable detail.
+        text: Option<&'a str>,
+    },
+}
+
+impl<'a> ServerMsg<'a> {
+    /// Parses one line (without its newline), allowing payloads up to `max_frame`.
+    ///
+    /// # Errors
+    /// A [`ParseError`] when the line is not a valid server message.
+    pub fn parse(line: &'a [u8], max_frame: u32) -> Result<ServerMsg<'a>, ParseError> {
+        let text = line_text(line)?;
+        let (word, args) = split_command(text);
+        let msg = match word {
+            "hello" => {
+                let [id, version] = fields::<2>(args)?;
+                ServerMsg::Hello { id: parse_id(id)?, version }
+            }
+            "ok" => match fields::<2>(args)? {
+                ["name", nick] => ServerMsg::OkName(nick),
+                _ => return Err(ParseError::bad("unknown ok")),
+            },
+            "clients" => {
+                let [n] = fields::<1>(args)?;
+                ServerMsg::Clients(n.parse().map_err(|_| ParseError::bad("count must be a number"))?)
+            }
+            "presence" => {
+                let [id, state, nick] = fields::<3>(args)?;
+                let (id, state, nick) = (parse_id(id)?, Presence::parse(state)?, parse_nick(nick)?);
+                ServerMsg::Presence { id, state, nick }
+            }
+            "calling" => ServerMsg::Calling(one_id(args)?),
+            "ask" => match fields::<2>(args) {
+                Ok([id, nick]) => ServerMsg::Ask { id: parse_id(id)?, nick: parse_nick(nick)? },
+                Err(_) => match fields::<1>(args)? {
+                    ["yes"] => ServerMsg::AskYes,
+                    ["no"] => ServerMsg::AskNo,
+                    _ => return Err(ParseError::bad("ask takes an id and a nick, yes or no")),
+                },
+            },
+            "busy" => ServerMsg::Busy(one_id(args)?),
+            "start" => ServerMsg::Start(one_id(args)?),
+            "stop" => ServerMsg::Stop(StopReason::parse(fields::<1>(args)?[0])?),
+            "video" => ServerMsg::Media(MediaHeader::parse(MediaKind::Video, args, max_frame)?),
+            "audio" => ServerMsg::Media(MediaHeader::parse(MediaKind::Audio, args, max_frame)?),
+            "keyframe" => fields::<0>(args).map(|_| ServerMsg::Keyframe)?,
+            "msg" => ServerMsg::Msg(args.filter(|t| !t.is_empty()).ok_or(ParseError::bad("msg needs text"))?),
+            "pong" => fields::<0>(args).map(|_| ServerMsg::Pong)?,
+            "error" => parse_error(args)?,
+            _ => return parse_client_entry(word, args),
+        };
+        Ok(msg)
+    }
+
+    /// Appends the line, with its newline, to `out`. A media message writes
+    /// only its header; the caller appends the payload.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        // Writing to a Vec cannot fail.
+        let _ = match *self {
+            ServerMsg::Hello { id, version } => writeln!(out, "hello {id} {version}"),
+            ServerMsg::OkName(nick) => writeln!(out, "ok name {nick}"),
+            ServerMsg::Clients(n) => writeln!(out, "clients {n}"),
+            ServerMsg::Client { id, state, nick } => {
+                writeln!(out, "{id} {} {}", state.as_str(), NickDisplay(nick))
+            }
+            ServerMsg::Presence { id, state, nick } => {
+                writeln!(out, "presence {id} {} {}", state.as_str(), NickDisplay(nick))
+            }
+            ServerMsg::Calling(id) => writeln!(out, "calling {id}"),
+            ServerMsg::Ask { id, nick } => writeln!(out, "ask {id} {}", NickDisplay(nick)),
+            ServerMsg::AskYes => writeln!(out, "ask yes"),
+            ServerMsg::AskNo => writeln!(out, "ask no"),
+            ServerMsg::Busy(id) => writeln!(out, "busy {id}"),
+            ServerMsg::Start(id) => writeln!(out, "start {id}"),
+            ServerMsg::Stop(reason) => writeln!(out, "stop {}", reason.as_str()),
+            ServerMsg::Media(header) => {
+                header.encode(out);
+                Ok(())
+            }
+            ServerMsg::Keyframe => writeln!(out, "keyframe"),
+            ServerMsg::Msg(text) => writeln!(out, "msg {text}"),
+            ServerMsg::Pong => writeln!(out, "pong"),
+            ServerMsg::Error { code, text: Some(text) } => writeln!(out, "error {code} {text}"),
+            ServerMsg::Error { code, text: None } => writeln!(out, "error {code}"),
+        };
+    }
+
+    /// The encoded line, with its newline, as a new vector.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        self.encode(&mut out);
+        out
+    }
+}
+
+fn one_id(args: Option<&str>) -> Result<ClientId, ParseError> {
+    parse_id(fields::<1>(args)?[0])
+}
+
+fn parse_error(args: Option<&str>) -> Result<ServerMsg<'_>, ParseError> {
+    let args = args.ok_or(ParseError::bad("error needs a code"))?;
+    let (code, text) = split_command(args);
+    let code = ErrorCode::from_wire(code).ok_or(ParseError::bad("unknown error code"))?;
+    Ok(ServerMsg::Error { code, text: text.filter(|t| !t.is_empty()) })
+}
+
+fn parse_client_entry<'a>(word: &'a str, args: Option<&'a str>) -> Result<ServerMsg<'a>, ParseError> {
+    let Ok(id) = word.parse::<ClientId>() else {
+        return Err(ParseError::unknown("no such message"));
+    };
+    let [state, nick] = fields::<2>(args)?;
+    Ok(ServerMsg::Client { id, state: PeerState::parse(state)?, nick: parse_nick(nick)? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MAX_FRAME;
+
+    #[test]
+    fn round_trips() {
+        for line in [
+            "hello 127.0.0.1:40000 komunikator/1",
+            "ok name ala",
+            "clients 2",
+            "127.0.0.1:1 free ala",
+            "[::1]:2 busy -",
+            "presence 127.0.0.1:1 gone -",
+            "calling 127.0.0.1:1",
+            "ask 127.0.0.1:1 ala",
+            "ask yes",
+            "ask no",
+            "busy 127.0.0.1:1",
+            "start 127.0.0.1:1",
+            "stop hangup",
+            "stop disconnected",
+            "video 1 k 100",
+            "audio 2 - 3",
+            "keyframe",
+            "msg hi there",
+            "pong",
+            "error not-in-call",
+            "error bad-argument ask takes yes or no",
+        ] {
+            let msg = ServerMsg::parse(line.as_bytes(), MAX_FRAME).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(msg.to_line(), format!("{line}\n").into_bytes(), "{line}");
+        }
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for line in [
+            "",
+            "hello",
+            "stop maybe",
+            "ask 1.2.3.4:5",
+            "clients x",
+            "error",
+            "error nope",
+            "1.2.3.4:5 idle ala",
+            "wat",
+        ] {
+            assert!(ServerMsg::parse(line.as_bytes(), MAX_FRAME).is_err(), "{line}");
+        }
+    }
+}
