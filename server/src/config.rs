@@ -1,0 +1,114 @@
+//! The server's settings: every limit is a command-line flag with a safe default.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::log::Level;
+
+/// Komunikator call server: relays audio and video calls between clients.
+///
+/// Clients connect over TCP and speak the text protocol in docs/PROTOCOL.md.
+/// Every limit below has a safe default for a small box such as a Raspberry Pi.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "komunikator-server", version, about, long_about = None)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+
+    /// TCP port to listen on; 0 picks a free port.
+    #[arg(long, default_value_t = komunikator_protocol::DEFAULT_PORT)]
+    pub port: u16,
+
+    /// Media queued for one receiver, in milliseconds, above which its video is
+    /// dropped until the next keyframe.
+    #[arg(long, default_value_t = 300, value_name = "MS")]
+    pub max_queue_ms: u64,
+
+    /// Media queued for one receiver, in bytes, above which its video is dropped.
+    #[arg(long, default_value_t = 2 << 20, value_name = "BYTES")]
+    pub max_queue_bytes: usize,
+
+    /// Hard cap on queued audio for one receiver, in milliseconds; older audio is dropped past it.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub max_audio_queue_ms: u64,
+
+    /// Control lines queued for one client, in bytes; a client past it is disconnected.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    pub max_control_bytes: usize,
+
+    /// Longest line in bytes, including the newline.
+    #[arg(long, default_value_t = komunikator_protocol::MAX_LINE, value_name = "BYTES",
+          value_parser = clap::value_parser!(usize))]
+    pub max_line: usize,
+
+    /// Largest media payload in bytes.
+    #[arg(long, default_value_t = komunikator_protocol::MAX_FRAME, value_name = "BYTES")]
+    pub max_frame: u32,
+
+    /// Most clients connected at once.
+    #[arg(long, default_value_t = 2000)]
+    pub max_clients: usize,
+
+    /// Most connections from one IP address.
+    #[arg(long, default_value_t = 64)]
+    pub max_per_ip: usize,
+
+    /// Seconds a started line or frame may take to complete before the connection is closed.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub io_timeout: u64,
+
+    /// Seconds a call may ring unanswered.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub ring_timeout: u64,
+
+    /// Seconds after which a silent peer (vanished without closing) is considered dead.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub dead_peer_timeout: u64,
+
+    /// `connect` commands a client may send in a burst.
+    #[arg(long, default_value_t = 5)]
+    pub connect_burst: u32,
+
+    /// `connect` commands per second a client may send after its burst.
+    #[arg(long, default_value_t = 1.0)]
+    pub connect_rate: f64,
+
+    /// Kernel send buffer per client socket, in bytes (0 leaves the system default).
+    /// Small buffers keep latency visible to the drop policy.
+    #[arg(long, default_value_t = 256 << 10, value_name = "BYTES")]
+    pub sndbuf: usize,
+
+    /// Benchmarking only: disable the drop policy, so a slow receiver slows its sender
+    /// the way a naive relay does.
+    #[arg(long, hide = true)]
+    pub no_drop_policy: bool,
+
+    /// Least severe log level printed to stderr: error, warn, info or debug.
+    #[arg(long, default_value = "info")]
+    pub log_level: Level,
+}
+
+impl Config {
+    /// A configuration with every default, for tests and embedding.
+    pub fn defaults() -> Config {
+        Config::parse_from(["komunikator-server"])
+    }
+
+    /// How long a started line or frame may take.
+    pub fn io_timeout(&self) -> Duration {
+        Duration::from_secs(self.io_timeout.max(1))
+    }
+
+    /// How long a call may ring.
+    pub fn ring_timeout(&self) -> Duration {
+        Duration::from_secs(self.ring_timeout.max(1))
+    }
+
+    /// How long before a silent peer is declared dead.
+    pub fn dead_peer_timeout(&self) -> Duration {
+        Duration::from_secs(self.dead_peer_timeout.max(3))
+    }
+}

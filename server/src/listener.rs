@@ -1,0 +1,199 @@
+//! The accept loop and the threads it starts.
+//!
+//! The main thread accepts connections. Each accepted client gets two
+//! threads: its session (`handle_client`, reading) and its writer (draining
+//! its outbox). One housekeeping thread ends calls that ring too long.
+
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use komunikator_protocol::{ErrorCode, ServerMsg};
+use socket2::{SockRef, TcpKeepalive};
+
+use crate::config::Config;
+use crate::outbox::{self, Outbox};
+use crate::registry::{Conn, Refused, Registry};
+use crate::session;
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+/// What every thread of the server shares.
+pub struct Shared {
+    /// The clients table.
+    pub registry: Registry,
+    /// The settings.
+    pub config: Config,
+    /// Session threads still running.
+    pub sessions: AtomicUsize,
+}
+
+impl Server {
+    /// Binds the listening socket.
+    ///
+    /// # Errors
+    /// When the address cannot be bound (for example, the port is taken).
+    pub fn bind(config: Config) -> io::Result<Server> {
+        let listener = TcpListener::bind(SocketAddr::new(config.bind, config.port))?;
+        let registry = Registry::new(config.clone());
+        Ok(Server { listener, shared: Arc::new(Shared { registry, config, sessions: AtomicUsize::new(0) }) })
+    }
+
+    /// The address the server listens on.
+    ///
+    /// # Errors
+    /// When the socket cannot report it.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle on the shared state, for shutdown.
+    pub fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
+    }
+
+    /// Accepts clients forever.
+    ///
+    /// # Errors
+    /// When the housekeeping thread cannot be started.
+    pub fn run(self) -> io::Result<()> {
+        let housekeeping = Arc::clone(&self.shared);
+        std::thread::Builder::new().name("housekeeping".into()).stack_size(crate::THREAD_STACK).spawn(
+            move || loop {
+                std::thread::sleep(Duration::from_millis(100));
+                housekeeping.registry.expire_rings(Instant::now());
+            },
+        )?;
+        for stream in self.listener.incoming() {
+            match stream {
+                Ok(stream) => accept(&self.shared, stream),
+                Err(e) => {
+                    crate::log!(Warn, "accept failed: {e}");
+                    // Out of descriptors or memory: give sessions time to end.
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Shared {
+    /// Disconnects every client and waits up to `wait` for their sessions to end.
+    pub fn shutdown(&self, wait: Duration) {
+        self.registry.abort_all();
+        let deadline = Instant::now() + wait;
+        while self.sessions.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn accept(shared: &Arc<Shared>, stream: TcpStream) {
+    let Ok(id) = stream.peer_addr() else { return };
+    if let Err(refused) = shared.registry.reserve(id.ip()) {
+        crate::log!(Warn, "{id}: refused: {refused}");
+        reject(stream, refused);
+        return;
+    }
+    if let Err(e) = configure(&stream, &shared.config) {
+        crate::log!(Warn, "{id}: cannot set socket options: {e}");
+    }
+    let for_thread = Arc::clone(shared);
+    shared.sessions.fetch_add(1, Ordering::SeqCst);
+    let spawned = std::thread::Builder::new()
+        .name(format!("client {id}"))
+        .stack_size(crate::THREAD_STACK)
+        .spawn(move || run_session(&for_thread, stream, id));
+    if let Err(e) = spawned {
+        crate::log!(Error, "{id}: cannot start a thread: {e}");
+        shared.sessions.fetch_sub(1, Ordering::SeqCst);
+        shared.registry.unreserve(id.ip());
+    }
+}
+
+/// Tells a refused client why, without ever blocking the accept loop.
+fn reject(stream: TcpStream, why: Refused) {
+    let text = why.to_string();
+    let line = ServerMsg::Error { code: ErrorCode::Full, text: Some(&text) }.to_line();
+    if stream.set_nonblocking(true).is_ok() {
+        let _ = (&stream).write(&line);
+    }
+}
+
+fn configure(stream: &TcpStream, config: &Config) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let socket = SockRef::from(stream);
+    let dead = config.dead_peer_timeout();
+    // Idle for half the budget, then probe every sixth; three lost probes end it.
+    let keepalive = TcpKeepalive::new().with_time(dead / 2).with_interval(dead / 6).with_retries(3);
+    socket.set_tcp_keepalive(&keepalive)?;
+    // Data sent but not acknowledged for this long also ends the connection.
+    socket.set_tcp_user_timeout(Some(dead))?;
+    if config.sndbuf > 0 {
+        socket.set_send_buffer_size(config.sndbuf)?;
+    }
+    stream.set_write_timeout(Some(dead))?;
+    Ok(())
+}
+
+/// Removes the client from the table however its session ends, even by panic.
+struct Leave<'a> {
+    shared: &'a Shared,
+    conn: Arc<Conn>,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.shared.registry.leave(self.conn.id);
+        self.conn.outbox.close();
+        let s = self.conn.outbox.stats();
+        if s.video_dropped + s.audio_dropped > 0 {
+            crate::log!(
+                Info,
+                "{}: left; dropped {} video frames and {} audio packets for it in all",
+                self.conn.id,
+                s.video_dropped,
+                s.audio_dropped
+            );
+        }
+        self.shared.sessions.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn run_session(shared: &Shared, stream: TcpStream, id: SocketAddr) {
+    let config = &shared.config;
+    let limits = outbox::Limits {
+        max_queue: Duration::from_millis(config.max_queue_ms),
+        max_queue_bytes: config.max_queue_bytes,
+        max_audio_queue: Duration::from_millis(config.max_audio_queue_ms),
+        max_control_bytes: config.max_control_bytes,
+        drop_policy: !config.no_drop_policy,
+    };
+    let clones = (stream.try_clone(), stream.try_clone());
+    let (Ok(for_writer), Ok(for_abort)) = clones else {
+        crate::log!(Error, "{id}: cannot clone the socket");
+        shared.registry.unreserve(id.ip());
+        shared.sessions.fetch_sub(1, Ordering::SeqCst);
+        return;
+    };
+    let outbox = Arc::new(Outbox::new(limits, Some(for_abort)));
+    let conn = Arc::new(Conn::new(id, Arc::clone(&outbox)));
+    if let Err(e) = outbox::spawn_writer(outbox, for_writer, format!("writer {id}")) {
+        crate::log!(Error, "{id}: cannot start a writer thread: {e}");
+        shared.registry.unreserve(id.ip());
+        shared.sessions.fetch_sub(1, Ordering::SeqCst);
+        return;
+    }
+    crate::log!(Info, "{id}: connected");
+    shared.registry.join(Arc::clone(&conn));
+    let leave = Leave { shared, conn };
+    session::handle_client(stream, &leave.conn, &shared.registry, config);
+    crate::log!(Info, "{id}: disconnected");
+}

@@ -1,0 +1,483 @@
+//! A client's bounded outbound queue and the writer thread that drains it.
+//!
+//! Every client has one [`Outbox`]. Any thread may push into it (its own
+//! session, its peer's session, the registry on behalf of anyone); only the
+//! client's own writer thread, started by [`spawn_writer`], writes to its
+//! socket. So no thread ever blocks on someone else's socket.
+//!
+//! Three lanes, drained in priority order: control lines, then audio, then
+//! video. Frames are never split, so the wire stays well formed. Control lines
+//! always go before media, which keeps `start` ahead of the call's first frame
+//! and keeps chat and signalling snappy on a congested link; media of an ended
+//! call is purged, so nothing of it follows `stop`.
+//!
+//! The drop policy lives in [`Outbox::push_media`], under the outbox's own
+//! lock:
+//! * video is dropped from the moment the queued media is older than
+//!   `max_queue_ms` or larger than `max_queue_bytes`, together with the queued
+//!   rest of the current group of pictures, until the next keyframe; the
+//!   caller is told to ask the sender for a keyframe;
+//! * audio is dropped, oldest first, only past `max_audio_queue_ms` or the byte cap;
+//! * control lines are never dropped: past `max_control_bytes` the outbox is
+//!   closed and the client disconnected.
+//!
+//! Lock order: the registry lock, then a client's peer slot, then an outbox
+//! lock. The outbox lock is a leaf; nothing is locked while holding it.
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use komunikator_protocol::MediaKind;
+
+/// A media frame as it goes on the wire: its header line and payload in one buffer.
+#[derive(Debug)]
+pub struct MediaFrame {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// A keyframe (video) or independent packet (audio).
+    pub key: bool,
+    /// Header line and payload, ready to write.
+    pub bytes: Vec<u8>,
+}
+
+/// The limits of one outbox.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Queued media older than this starts the video drop.
+    pub max_queue: Duration,
+    /// Queued media bytes above this start the video drop.
+    pub max_queue_bytes: usize,
+    /// Queued audio older than this is dropped.
+    pub max_audio_queue: Duration,
+    /// Queued control bytes above this disconnect the client.
+    pub max_control_bytes: usize,
+    /// When false (benchmarks only), media is never dropped; pushing blocks instead.
+    pub drop_policy: bool,
+}
+
+/// What happened to a pushed media frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued for the receiver.
+    Queued,
+    /// Dropped by the policy.
+    Dropped,
+    /// Dropped, and the sender should be asked for a keyframe now.
+    DroppedNeedKeyframe,
+    /// The receiver is gone.
+    Closed,
+}
+
+/// Counters for one receiver, logged when a call ends and when it leaves.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Video frames queued for this client.
+    pub video_queued: u64,
+    /// Audio packets queued for this client.
+    pub audio_queued: u64,
+    /// Video frames dropped for this client.
+    pub video_dropped: u64,
+    /// Audio packets dropped for this client.
+    pub audio_dropped: u64,
+    /// Keyframe requests made on this client's behalf.
+    pub keyframe_requests: u64,
+}
+
+struct Timed {
+    at: Instant,
+    frame: MediaFrame,
+}
+
+#[derive(Default)]
+struct State {
+    control: VecDeque<Vec<u8>>,
+    audio: VecDeque<Timed>,
+    video: VecDeque<Timed>,
+    control_bytes: usize,
+    media_bytes: usize,
+    dropping_video: bool,
+    last_keyframe_request: Option<Instant>,
+    /// No more pushes; the writer drains the control lane, then exits.
+    closing: bool,
+    /// The writer has exited; nothing more will be written.
+    closed: bool,
+    stats: Stats,
+}
+
+impl State {
+    fn oldest_media(&self) -> Option<Instant> {
+        match (self.audio.front(), self.video.front()) {
+            (Some(a), Some(v)) => Some(a.at.min(v.at)),
+            (a, v) => a.or(v).map(|t| t.at),
+        }
+    }
+
+    fn purge_video(&mut self) {
+        for t in self.video.drain(..) {
+            self.media_bytes -= t.frame.bytes.len();
+            self.stats.video_dropped += 1;
+        }
+    }
+
+    fn drop_old_audio(&mut self, now: Instant, limits: &Limits) {
+        while let Some(front) = self.audio.front() {
+            let too_old = now.duration_since(front.at) > limits.max_audio_queue;
+            if !too_old && self.media_bytes <= limits.max_queue_bytes {
+                break;
+            }
+            if let Some(t) = self.audio.pop_front() {
+                self.media_bytes -= t.frame.bytes.len();
+                self.stats.audio_dropped += 1;
+            }
+        }
+    }
+}
+
+/// One client's outbound queue. See the module documentation.
+pub struct Outbox {
+    state: Mutex<State>,
+    ready: Condvar,
+    limits: Limits,
+    /// A handle on the client's socket, used only to shut it down (which never blocks).
+    socket: Option<TcpStream>,
+}
+
+impl Outbox {
+    /// An empty outbox with these limits. `socket` is shut down when the
+    /// client must be disconnected at once (`None` in unit tests).
+    pub fn new(limits: Limits, socket: Option<TcpStream>) -> Outbox {
+        Outbox { state: Mutex::new(State::default()), ready: Condvar::new(), limits, socket }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not take every client down: the state is
+        // consistent between statements, so keep using it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a control line (or several, as one unit).
+    ///
+    /// Returns false when the outbox is closed, or when the control backlog
+    /// overflowed, in which case the outbox is closed now and the client will
+    /// be disconnected.
+    pub fn push_control(&self, line: Vec<u8>) -> bool {
+        let mut s = self.lock();
+        if s.closing || s.closed {
+            return false;
+        }
+        if s.control_bytes + line.len() > self.limits.max_control_bytes {
+            drop(s);
+            crate::log!(Warn, "control backlog overflow: disconnecting a client that does not read");
+            self.abort();
+            return false;
+        }
+        s.control_bytes += line.len();
+        s.control.push_back(line);
+        drop(s);
+        self.ready.notify_all();
+        true
+    }
+
+    /// Queues a media frame, applying the drop policy.
+    pub fn push_media(&self, frame: MediaFrame) -> Pushed {
+        let now = Instant::now();
+        let mut s = self.lock();
+        if !self.limits.drop_policy {
+            return self.push_media_blocking(s, frame, now);
+        }
+        if s.closing || s.closed {
+            return Pushed::Closed;
+        }
+        let len = frame.bytes.len();
+        let outcome = match frame.kind {
+            MediaKind::Audio => {
+                s.drop_old_audio(now, &self.limits);
+                s.stats.audio_queued += 1;
+                s.media_bytes += len;
+                s.audio.push_back(Timed { at: now, frame });
+                Pushed::Queued
+            }
+            MediaKind::Video => self.push_video(&mut s, frame, now),
+        };
+        drop(s);
+        if outcome == Pushed::Queued {
+            self.ready.notify_all();
+        }
+        outcome
+    }
+
+    fn push_video(&self, s: &mut State, frame: MediaFrame, now: Instant) -> Pushed {
+        let len = frame.bytes.len();
+        let congested = s.oldest_media().is_some_and(|t| now.duration_since(t) > self.limits.max_queue)
+            || s.media_bytes + len > self.limits.max_queue_bytes;
+        if s.dropping_video && frame.key && !congested {
+            s.dropping_video = false;
+        }
+        if congested && !s.dropping_video {
+            s.dropping_video = true;
+            s.purge_video();
+            crate::log!(Debug, "receiver congested: dropping video until the next keyframe");
+        }
+        if s.dropping_video {
+            s.stats.video_dropped += 1;
+            let due = s.last_keyframe_request.is_none_or(|t| now.duration_since(t) >= self.limits.max_queue);
+            if due {
+                s.last_keyframe_request = Some(now);
+                s.stats.keyframe_requests += 1;
+                return Pushed::DroppedNeedKeyframe;
+            }
+            return Pushed::Dropped;
+        }
+        s.stats.video_queued += 1;
+        s.media_bytes += len;
+        s.video.push_back(Timed { at: now, frame });
+        Pushed::Queued
+    }
+
+    /// The naive relay used to show what the drop policy prevents: wait for room.
+    fn push_media_blocking(&self, mut s: MutexGuard<'_, State>, frame: MediaFrame, now: Instant) -> Pushed {
+        while !(s.closing || s.closed) && s.media_bytes > self.limits.max_queue_bytes {
+            s = self.ready.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+        if s.closing || s.closed {
+            return Pushed::Closed;
+        }
+        s.media_bytes += frame.bytes.len();
+        match frame.kind {
+            MediaKind::Audio => s.stats.audio_queued += 1,
+            MediaKind::Video => s.stats.video_queued += 1,
+        }
+        let lane = if frame.kind == MediaKind::Audio { &mut s.audio } else { &mut s.video };
+        lane.push_back(Timed { at: now, frame });
+        drop(s);
+        self.ready.notify_all();
+        Pushed::Queued
+    }
+
+    /// Drops all queued media (the call ended) and resets the drop state.
+    pub fn purge_media(&self) {
+        let mut s = self.lock();
+        s.audio.clear();
+        s.video.clear();
+        s.media_bytes = 0;
+        s.dropping_video = false;
+        s.last_keyframe_request = None;
+        drop(s);
+        self.ready.notify_all();
+    }
+
+    /// Stops accepting pushes; the writer sends the queued control lines, then
+    /// closes the socket.
+    pub fn close(&self) {
+        self.lock().closing = true;
+        self.ready.notify_all();
+    }
+
+    /// Disconnects now: drops everything queued and shuts the socket down,
+    /// which unblocks both the writer and the session thread. Never blocks.
+    pub fn abort(&self) {
+        let mut s = self.lock();
+        s.closing = true;
+        s.control.clear();
+        s.audio.clear();
+        s.video.clear();
+        s.control_bytes = 0;
+        s.media_bytes = 0;
+        drop(s);
+        self.ready.notify_all();
+        if let Some(socket) = &self.socket {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Whether the writer has finished.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> Stats {
+        self.lock().stats
+    }
+
+    /// Takes the next batch to write, waiting for one. `None` means: close the socket.
+    fn next_batch(&self, batch: &mut Vec<Vec<u8>>) -> bool {
+        const BATCH_BYTES: usize = 256 << 10;
+        let mut s = self.lock();
+        loop {
+            let mut bytes = 0;
+            while bytes < BATCH_BYTES {
+                let item = if let Some(line) = s.control.pop_front() {
+                    s.control_bytes -= line.len();
+                    line
+                } else if s.closing {
+                    break;
+                } else if let Some(t) = s.audio.pop_front().or_else(|| s.video.pop_front()) {
+                    s.media_bytes -= t.frame.bytes.len();
+                    t.frame.bytes
+                } else {
+                    break;
+                };
+                bytes += item.len();
+                batch.push(item);
+            }
+            if !batch.is_empty() {
+                drop(s);
+                // Room was made: wake a blocked naive-relay pusher, if any.
+                self.ready.notify_all();
+                return true;
+            }
+            if s.closing {
+                return false;
+            }
+            s = self.ready.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn mark_closed(&self) {
+        let mut s = self.lock();
+        s.closing = true;
+        s.closed = true;
+        s.control.clear();
+        s.audio.clear();
+        s.video.clear();
+        s.control_bytes = 0;
+        s.media_bytes = 0;
+        drop(s);
+        self.ready.notify_all();
+    }
+}
+
+/// Starts the thread that drains `outbox` into `stream` until the outbox is
+/// closed or a write fails; then it shuts the socket down, which also ends
+/// the client's session thread.
+///
+/// # Errors
+/// When the thread cannot be spawned.
+pub fn spawn_writer(
+    outbox: std::sync::Arc<Outbox>,
+    mut stream: TcpStream,
+    name: String,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name(name).stack_size(crate::THREAD_STACK).spawn(move || {
+        let mut batch = Vec::with_capacity(64);
+        let result = loop {
+            if !outbox.next_batch(&mut batch) {
+                break Ok(());
+            }
+            if let Err(e) = write_batch(&mut stream, &mut batch) {
+                break Err(e);
+            }
+        };
+        outbox.mark_closed();
+        match result {
+            // Everything queued is written: send the FIN, and let the session
+            // thread drain the input before the socket is closed.
+            Ok(()) => {
+                let _ = stream.shutdown(Shutdown::Write);
+            }
+            // The socket is broken: make sure the session thread notices too.
+            Err(e) => {
+                crate::log!(Debug, "write failed: {e}");
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        }
+    })
+}
+
+fn write_batch(stream: &mut TcpStream, batch: &mut Vec<Vec<u8>>) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = batch.iter().map(|b| io::IoSlice::new(b)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match stream.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    drop(slices);
+    batch.clear();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_queue: Duration::from_millis(50),
+            max_queue_bytes: 1000,
+            max_audio_queue: Duration::from_millis(200),
+            max_control_bytes: 100,
+            drop_policy: true,
+        }
+    }
+
+    fn frame(kind: MediaKind, key: bool, len: usize) -> MediaFrame {
+        MediaFrame { kind, key, bytes: vec![0; len] }
+    }
+
+    #[test]
+    fn control_overflow_closes() {
+        let o = Outbox::new(limits(), None);
+        assert!(o.push_control(vec![0; 60]));
+        assert!(!o.push_control(vec![0; 60]));
+        assert!(!o.push_control(vec![0; 1]), "closed outbox takes nothing");
+    }
+
+    #[test]
+    fn video_dropped_until_keyframe_when_bytes_exceed_cap() {
+        let o = Outbox::new(limits(), None);
+        assert_eq!(o.push_media(frame(MediaKind::Video, true, 600)), Pushed::Queued);
+        assert_eq!(o.push_media(frame(MediaKind::Video, false, 600)), Pushed::DroppedNeedKeyframe);
+        // The queued rest of the group of pictures is purged with it.
+        assert_eq!(o.stats().video_dropped, 2);
+        assert_eq!(o.push_media(frame(MediaKind::Video, false, 10)), Pushed::Dropped);
+        assert_eq!(o.push_media(frame(MediaKind::Video, true, 10)), Pushed::Queued);
+        assert_eq!(o.push_media(frame(MediaKind::Video, false, 10)), Pushed::Queued);
+    }
+
+    #[test]
+    fn video_dropped_when_queue_grows_old_but_audio_kept() {
+        let o = Outbox::new(limits(), None);
+        assert_eq!(o.push_media(frame(MediaKind::Audio, true, 10)), Pushed::Queued);
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(o.push_media(frame(MediaKind::Video, true, 10)), Pushed::DroppedNeedKeyframe);
+        assert_eq!(o.push_media(frame(MediaKind::Audio, true, 10)), Pushed::Queued);
+        assert_eq!(o.stats().audio_dropped, 0);
+    }
+
+    #[test]
+    fn audio_dropped_oldest_first_past_hard_cap() {
+        let o = Outbox::new(limits(), None);
+        o.push_media(frame(MediaKind::Audio, true, 10));
+        std::thread::sleep(Duration::from_millis(250));
+        o.push_media(frame(MediaKind::Audio, true, 10));
+        let s = o.stats();
+        assert_eq!((s.audio_queued, s.audio_dropped), (2, 1));
+    }
+
+    #[test]
+    fn control_goes_first_and_close_drains_control_only() {
+        let o = Outbox::new(limits(), None);
+        o.push_media(frame(MediaKind::Video, true, 3));
+        o.push_control(b"a\n".to_vec());
+        let mut batch = Vec::new();
+        assert!(o.next_batch(&mut batch));
+        assert_eq!(batch[0], b"a\n");
+        assert_eq!(batch.len(), 2);
+        batch.clear();
+        o.push_media(frame(MediaKind::Video, true, 3));
+        o.push_control(b"bye\n".to_vec());
+        o.close();
+        assert!(o.next_batch(&mut batch));
+        assert_eq!(batch, vec![b"bye\n".to_vec()]);
+        batch.clear();
+        assert!(!o.next_batch(&mut batch));
+    }
+}

@@ -1,0 +1,248 @@
+//! One client's session: `handle_client`, run on the client's own thread.
+//!
+//! The thread reads the socket, splits it into lines with the protocol crate,
+//! executes commands through the registry and hands media frames to
+//! [`handle_connection`](crate::relay::handle_connection). It never writes to
+//! a socket: everything it says goes through outboxes.
+//!
+//! Deadlines: between messages a client may stay silent for as long as it
+//! likes (TCP keepalive finds dead peers). Once a line or frame has started,
+//! it must complete within `--io-timeout`, or the connection is closed with
+//! `error timeout`. That ends slowloris-style connections.
+
+use std::io::{self, Read};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use komunikator_protocol::{Command, ErrorCode, Status, next_line};
+
+use crate::config::Config;
+use crate::registry::{Conn, Registry};
+
+const READ_CHUNK: usize = 8 << 10;
+/// How long a closing connection is drained, so the client reads our last
+/// error line instead of a TCP reset.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Why a session ended.
+#[derive(Debug)]
+pub enum End {
+    /// The client closed the connection.
+    Eof,
+    /// A started line or frame did not complete in time.
+    Timeout,
+    /// The client broke the framing; the error line has been queued.
+    Fatal(ErrorCode),
+    /// The socket failed (reset, shut down by the server, dead peer).
+    Io(io::Error),
+}
+
+/// The buffered reading side of a client socket, with the item deadline.
+pub struct Reader {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    item_started: Option<Instant>,
+    io_timeout: Duration,
+    read_timeout: Option<Duration>,
+}
+
+impl Reader {
+    fn new(stream: TcpStream, io_timeout: Duration) -> Reader {
+        Reader {
+            stream,
+            buf: vec![0; READ_CHUNK],
+            start: 0,
+            end: 0,
+            item_started: None,
+            io_timeout,
+            read_timeout: None,
+        }
+    }
+
+    /// The buffered, unconsumed bytes.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Marks `n` buffered bytes as used.
+    pub fn consume(&mut self, n: usize) {
+        self.start += n.min(self.end - self.start);
+    }
+
+    /// Marks the current item complete: the next one's deadline starts when it does.
+    pub fn item_done(&mut self) {
+        self.item_started = if self.start == self.end { None } else { Some(Instant::now()) };
+    }
+
+    /// Reads into `out` from the socket, waiting at most until the item deadline.
+    ///
+    /// # Errors
+    /// [`End::Eof`], [`End::Timeout`] or [`End::Io`].
+    pub fn read_into(&mut self, out: &mut [u8]) -> Result<usize, End> {
+        loop {
+            let started = *self.item_started.get_or_insert_with(Instant::now);
+            let left = self.io_timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(End::Timeout);
+            }
+            self.set_read_timeout(Some(left)).map_err(End::Io)?;
+            match self.stream.read(out) {
+                Ok(0) => return Err(End::Eof),
+                Ok(n) => return Ok(n),
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(End::Io(e)),
+            }
+        }
+    }
+
+    /// Reads more bytes into the buffer. Without a partial item, waits as long as needed.
+    fn fill(&mut self) -> Result<(), End> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        if self.start == self.end {
+            self.item_started = None;
+            self.set_read_timeout(None).map_err(End::Io)?;
+            let mut chunk = std::mem::take(&mut self.buf);
+            let result = loop {
+                match self.stream.read(&mut chunk[self.end..]) {
+                    Ok(0) => break Err(End::Eof),
+                    Ok(n) => break Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(End::Io(e)),
+                }
+            };
+            self.buf = chunk;
+            self.end += result?;
+            self.item_started = Some(Instant::now());
+            return Ok(());
+        }
+        let mut chunk = std::mem::take(&mut self.buf);
+        let end = self.end;
+        let result = self.read_into(&mut chunk[end..]);
+        self.buf = chunk;
+        self.end += result?;
+        Ok(())
+    }
+
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        // Round up to whole 100 ms steps so a busy stream does not make a
+        // system call per read.
+        let rounded = timeout.map(|t| Duration::from_millis(t.as_millis().div_ceil(100) as u64 * 100).max(t));
+        if rounded.map(|t| t.as_millis() / 100) != self.read_timeout.map(|t| t.as_millis() / 100) {
+            self.stream.set_read_timeout(rounded)?;
+            self.read_timeout = rounded;
+        }
+        Ok(())
+    }
+
+    /// Discards `n` bytes of payload, from the buffer and then the socket.
+    ///
+    /// # Errors
+    /// As [`Reader::read_into`].
+    pub fn skip(&mut self, mut n: usize) -> Result<(), End> {
+        let buffered = n.min(self.end - self.start);
+        self.consume(buffered);
+        n -= buffered;
+        let mut scratch = [0u8; 4096];
+        while n > 0 {
+            let want = n.min(scratch.len());
+            n -= self.read_into(&mut scratch[..want])?;
+        }
+        Ok(())
+    }
+
+    /// Reads and discards input for a short while, so the client can read
+    /// the last lines before the socket closes.
+    fn linger(&mut self) {
+        let deadline = Instant::now() + LINGER;
+        let mut scratch = [0u8; 4096];
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
+                return;
+            }
+            match self.stream.read(&mut scratch) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+/// Reads and executes everything client `conn` sends, until it leaves or
+/// breaks the protocol. The caller removes it from the registry afterwards.
+pub fn handle_client(stream: TcpStream, conn: &Arc<Conn>, registry: &Registry, config: &Config) -> End {
+    let mut reader = Reader::new(stream, config.io_timeout());
+    let end = loop {
+        if let Err(end) = step(&mut reader, conn, registry, config) {
+            break end;
+        }
+    };
+    match &end {
+        End::Fatal(code) => crate::log!(Info, "{}: closing after error {code}", conn.id),
+        End::Timeout => {
+            conn.send_error(ErrorCode::Timeout, "a line or frame did not complete in time");
+            crate::log!(Info, "{}: closing, a line or frame did not complete in time", conn.id);
+        }
+        End::Eof => crate::log!(Debug, "{}: closed by the client", conn.id),
+        End::Io(e) => crate::log!(Info, "{}: connection lost: {e}", conn.id),
+    }
+    if matches!(end, End::Fatal(_) | End::Timeout) {
+        conn.outbox.close();
+        reader.linger();
+    }
+    end
+}
+
+/// Handles one complete item, or reads more bytes.
+fn step(reader: &mut Reader, conn: &Arc<Conn>, registry: &Registry, config: &Config) -> Result<(), End> {
+    let (line, consumed) = match next_line(reader.buffered(), config.max_line) {
+        Ok(Status::Complete { item, consumed }) => (item, consumed),
+        Ok(Status::Partial) => return reader.fill(),
+        Err(e) => {
+            conn.send_error(e.code(), &e.to_string());
+            return Err(End::Fatal(e.code()));
+        }
+    };
+    let media = match Command::parse(line, config.max_frame) {
+        Ok(Command::Media(header)) => Some(header),
+        Ok(Command::Ping) => {
+            conn.send(&komunikator_protocol::ServerMsg::Pong);
+            None
+        }
+        Ok(command) => {
+            registry.execute(conn.id, &command);
+            None
+        }
+        Err(e) if e.code.is_fatal() => {
+            conn.send_error(e.code, e.reason);
+            return Err(End::Fatal(e.code));
+        }
+        Err(e) => {
+            conn.send_error(e.code, e.reason);
+            let skip = e.skip as usize;
+            reader.consume(consumed);
+            reader.skip(skip)?;
+            reader.item_done();
+            return Ok(());
+        }
+    };
+    reader.consume(consumed);
+    if let Some(header) = media {
+        crate::relay::handle_connection(reader, conn, header)?;
+    }
+    reader.item_done();
+    Ok(())
+}
