@@ -1,0 +1,234 @@
+//! Every command in every state, against the real server over TCP.
+
+mod support;
+
+use support::{Msg, Server, call_pair};
+
+#[test]
+fn hello_then_ping_and_name() {
+    let server = Server::start();
+    let mut a = server.client();
+    assert!(a.id.starts_with("127.0.0.1:"));
+    a.send("ping");
+    a.expect("pong");
+    a.send("name Ala");
+    a.expect("ok name Ala");
+    a.send("name Łukasz.2");
+    a.expect("ok name Łukasz.2");
+    a.send("name -");
+    a.expect_prefix("error bad-name");
+    a.send(&format!("name {}", "x".repeat(33)));
+    a.expect_prefix("error bad-name");
+    let mut b = server.client();
+    b.send("name łukasz.2");
+    b.expect_prefix("error name-taken");
+    b.send("name ala");
+    b.expect("ok name ala");
+}
+
+#[test]
+fn refresh_lists_everyone_else_with_state() {
+    let server = Server::start();
+    let mut a = server.named("ala");
+    a.send("refresh");
+    a.expect("clients 0");
+    let (c1, c2) = call_pair(&server, "c1", "c2");
+    let anon = server.client();
+    a.sync();
+    a.send("refresh");
+    a.expect("clients 3");
+    let mut rows: Vec<String> = (0..3).map(|_| a.recv_event().line().to_owned()).collect();
+    rows.sort();
+    let mut want =
+        vec![format!("{} busy c1", c1.id), format!("{} busy c2", c2.id), format!("{} free -", anon.id)];
+    want.sort();
+    assert_eq!(rows, want);
+}
+
+#[test]
+fn presence_follows_join_name_call_and_leave() {
+    let server = Server::start();
+    let mut watcher = server.client();
+    let mut a = server.client();
+    assert_eq!(watcher.recv().line(), format!("presence {} free -", a.id));
+    a.send("name ala");
+    a.expect("ok name ala");
+    assert_eq!(watcher.recv().line(), format!("presence {} free ala", a.id));
+    let mut b = server.named("bob");
+    watcher.recv();
+    watcher.recv();
+    a.send("connect bob");
+    a.expect(&format!("calling {}", b.id));
+    assert_eq!(watcher.recv().line(), format!("presence {} busy ala", a.id));
+    assert_eq!(watcher.recv().line(), format!("presence {} busy bob", b.id));
+    b.expect_prefix("ask ");
+    b.send("ask no");
+    a.expect("ask no");
+    assert_eq!(watcher.recv().line(), format!("presence {} free ala", a.id));
+    assert_eq!(watcher.recv().line(), format!("presence {} free bob", b.id));
+    let id = a.id.clone();
+    drop(a);
+    assert_eq!(watcher.recv().line(), format!("presence {id} gone ala"));
+}
+
+#[test]
+fn connect_by_id_ip_and_nick() {
+    let server = Server::start_with(&["--connect-burst", "100"]);
+    let mut a = server.named("ala");
+    let mut b = server.named("bob");
+    let b_id = b.id.clone();
+    a.send(&format!("connect {b_id}"));
+    a.expect(&format!("calling {b_id}"));
+    b.expect_prefix("ask ");
+    a.send("stop");
+    b.expect("stop cancelled");
+    a.send("connect BOB");
+    a.expect(&format!("calling {b_id}"));
+    b.expect(&format!("ask {} ala", a.id));
+    a.send("stop");
+    b.expect("stop cancelled");
+    // Everyone is on 127.0.0.1, so a bare IP is ambiguous.
+    a.send("connect 127.0.0.1");
+    a.expect_prefix("error ambiguous");
+    a.send("connect 10.9.9.9");
+    a.expect_prefix("error no-such-client");
+    a.send("connect nobody");
+    a.expect_prefix("error no-such-client");
+    a.send("connect 127.0.0.1:1");
+    a.expect_prefix("error no-such-client");
+    a.send(&format!("connect {}", a.id));
+    a.expect_prefix("error self");
+    a.send("connect ala");
+    a.expect_prefix("error self");
+}
+
+#[test]
+fn bare_ip_works_when_unique() {
+    // The callee connects from 127.0.0.2, the caller from 127.0.0.1.
+    let server = Server::start();
+    let Ok(mut b) = support::Client::connect_from("127.0.0.2".parse().unwrap(), server.addr) else {
+        eprintln!("skipped: cannot bind 127.0.0.2 here");
+        return;
+    };
+    let mut a = server.client();
+    a.send("connect 127.0.0.2");
+    a.expect(&format!("calling {}", b.id));
+    b.expect(&format!("ask {} -", a.id));
+}
+
+#[test]
+fn accept_starts_call_and_relays_both_ways() {
+    let server = Server::start();
+    let (mut a, mut b) = call_pair(&server, "ala", "bob");
+    a.send_media("video", true, b"frame-from-a");
+    b.send_media("audio", false, b"opus-from-b");
+    match b.recv_event() {
+        Msg::Media { header, payload } => {
+            assert_eq!(header, "video 1 k 12");
+            assert_eq!(payload, b"frame-from-a");
+        }
+        other => panic!("{other:?}"),
+    }
+    match a.recv_event() {
+        Msg::Media { header, payload } => {
+            assert_eq!(header, "audio 1 - 11");
+            assert_eq!(payload, b"opus-from-b");
+        }
+        other => panic!("{other:?}"),
+    }
+    a.send("msg cześć, jak leci?");
+    b.expect("msg cześć, jak leci?");
+    b.send("keyframe");
+    a.expect("keyframe");
+    a.send("stop");
+    b.expect("stop hangup");
+    a.send("ping");
+    a.expect("pong");
+}
+
+#[test]
+fn decline_and_callee_stop_while_ringing() {
+    let server = Server::start();
+    let mut a = server.named("ala");
+    let mut b = server.named("bob");
+    a.send("connect bob");
+    a.expect_prefix("calling");
+    b.expect_prefix("ask");
+    b.send("ask no");
+    a.expect("ask no");
+    a.send("connect bob");
+    a.expect_prefix("calling");
+    b.expect_prefix("ask");
+    b.send("stop");
+    a.expect("stop hangup");
+    // Both are free again.
+    b.send("connect ala");
+    b.expect_prefix("calling");
+}
+
+#[test]
+fn commands_outside_their_state_are_refused_without_effect() {
+    let server = Server::start();
+    let mut a = server.named("ala");
+    for (cmd, code) in [
+        ("ask yes", "not-asked"),
+        ("ask no", "not-asked"),
+        ("stop", "not-in-call"),
+        ("keyframe", "not-in-call"),
+        ("msg hello", "not-in-call"),
+    ] {
+        a.send(cmd);
+        a.expect_prefix(&format!("error {code}"));
+    }
+    a.send_media("video", true, b"abc");
+    a.expect_prefix("error not-in-call");
+    a.send("ping");
+    a.expect("pong");
+    // While ringing: the caller cannot answer, media and chat are refused.
+    let mut b = server.named("bob");
+    a.send("connect bob");
+    a.expect_prefix("calling");
+    b.expect_prefix("ask");
+    a.send("ask yes");
+    a.expect_prefix("error not-asked");
+    a.send("msg hi");
+    a.expect_prefix("error not-in-call");
+    b.send_media("audio", true, b"xyz");
+    b.expect_prefix("error not-in-call");
+    a.send("connect bob");
+    a.expect_prefix("error busy");
+    b.send("connect ala");
+    b.expect_prefix("error busy");
+}
+
+#[test]
+fn ask_yes_twice_and_after_no() {
+    let server = Server::start();
+    let (mut a, mut b) = call_pair(&server, "ala", "bob");
+    b.send("ask yes");
+    b.expect_prefix("error not-asked");
+    a.send("stop");
+    b.expect("stop hangup");
+    a.send("connect bob");
+    a.expect_prefix("calling");
+    b.expect_prefix("ask");
+    b.send("ask no");
+    a.expect("ask no");
+    b.send("ask yes");
+    b.expect_prefix("error not-asked");
+    assert!(a.sync_events().is_empty());
+}
+
+#[test]
+fn unanswered_call_times_out_for_both() {
+    let server = Server::start_with(&["--ring-timeout", "1"]);
+    let mut a = server.named("ala");
+    let mut b = server.named("bob");
+    a.send("connect bob");
+    a.expect_prefix("calling");
+    b.expect_prefix("ask");
+    a.expect("stop timeout");
+    b.expect("stop timeout");
+    b.send("ask yes");
+    b.expect_prefix("error not-asked");
+}

@@ -1,0 +1,350 @@
+//! Test support: the real `komunikator-server` binary on 127.0.0.1, port 0,
+//! and a line-oriented test client speaking the protocol over real TCP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use komunikator_protocol::{Decoded, Decoder, Status};
+
+/// How long a test waits for an expected message.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A running server process, killed on drop.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts the server with extra flags and waits for `listening on`.
+    pub fn start_with(args: &[&str]) -> Server {
+        let bind: &[&str] = if args.contains(&"--bind") { &[] } else { &["--bind", "127.0.0.1"] };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_komunikator-server"))
+            .args(bind)
+            .args(["--port", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start komunikator-server");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse::<SocketAddr>()
+            .expect("address");
+        let addr =
+            if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
+                sink.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        Server { child, addr, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// A client that has set its nick.
+    pub fn named(&self, nick: &str) -> Client {
+        let mut c = self.client();
+        c.send(&format!("name {nick}"));
+        c.expect(&format!("ok name {nick}"));
+        c
+    }
+
+    pub fn threads(&self) -> usize {
+        proc_status(self.pid(), "Threads:")
+    }
+
+    pub fn rss_kib(&self) -> usize {
+        proc_status(self.pid(), "VmRSS:")
+    }
+
+    pub fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map(|d| d.count()).unwrap_or(0)
+    }
+
+    /// Waits until the thread and descriptor counts are back to `baseline`.
+    pub fn settles_to(&self, baseline: (usize, usize)) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let now = (self.threads(), self.fds());
+            if now == baseline {
+                return;
+            }
+            assert!(Instant::now() < deadline, "threads/fds {now:?} did not return to {baseline:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn counts(&self) -> (usize, usize) {
+        (self.threads(), self.fds())
+    }
+
+    /// Sends a signal and waits for the exit status.
+    pub fn signal(mut self, signal: &str) -> std::process::ExitStatus {
+        Command::new("kill").args(["-s", signal, &self.pid().to_string()]).status().expect("kill");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not exit after {signal}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn proc_status(pid: u32, key: &str) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One thing received from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    Line(String),
+    Media { header: String, payload: Vec<u8> },
+}
+
+impl Msg {
+    pub fn line(&self) -> &str {
+        match self {
+            Msg::Line(l) => l,
+            Msg::Media { header, .. } => header,
+        }
+    }
+}
+
+/// A protocol client over a real socket.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+    /// This client's id, from `hello`.
+    pub id: String,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        Client::from_stream(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// Connects from a chosen loopback source address, such as 127.0.0.2.
+    pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> std::io::Result<Client> {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        socket.bind(&SocketAddr::new(source, 0).into())?;
+        socket.connect(&addr.into())?;
+        Ok(Client::from_stream(socket.into()))
+    }
+
+    fn from_stream(stream: TcpStream) -> Client {
+        stream.set_nodelay(true).unwrap();
+        let mut c = Client { stream, buf: Vec::new(), id: String::new() };
+        let hello = c.recv();
+        let id = hello
+            .line()
+            .strip_prefix("hello ")
+            .and_then(|r| r.strip_suffix(" komunikator/1"))
+            .unwrap_or_else(|| panic!("expected hello, got {hello:?}"))
+            .to_owned();
+        c.id = id;
+        c
+    }
+
+    pub fn send(&mut self, line: &str) {
+        self.send_bytes(format!("{line}\n").as_bytes());
+    }
+
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Sends a media frame with this payload.
+    pub fn send_media(&mut self, kind: &str, key: bool, payload: &[u8]) {
+        let mut out = format!("{kind} 1 {} {}\n", if key { "k" } else { "-" }, payload.len()).into_bytes();
+        out.extend_from_slice(payload);
+        self.send_bytes(&out);
+    }
+
+    /// The next message, or `None` if nothing arrives within `wait`.
+    pub fn try_recv(&mut self, wait: Duration) -> Option<Msg> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(msg) = self.decode() {
+                return Some(msg);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            if left.is_zero() {
+                return None;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                {
+                    return None;
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn decode(&mut self) -> Option<Msg> {
+        let dec = Decoder::new(1 << 16, 1 << 24);
+        let (msg, consumed) = match dec.decode_server(&self.buf) {
+            Ok(Status::Complete { item, consumed }) => {
+                let msg = match item {
+                    Decoded::Media { header, payload } => {
+                        let mut h = Vec::new();
+                        header.encode(&mut h);
+                        Msg::Media {
+                            header: String::from_utf8_lossy(&h).trim_end().to_owned(),
+                            payload: payload.to_vec(),
+                        }
+                    }
+                    _ => {
+                        let end = self.buf.iter().position(|&b| b == b'\n').unwrap();
+                        Msg::Line(String::from_utf8_lossy(&self.buf[..end]).into_owned())
+                    }
+                };
+                (msg, consumed)
+            }
+            Ok(Status::Partial) => return None,
+            Err(e) => panic!("server broke framing: {e}"),
+        };
+        self.buf.drain(..consumed);
+        Some(msg)
+    }
+
+    /// The next message; panics after [`WAIT`].
+    pub fn recv(&mut self) -> Msg {
+        self.try_recv(WAIT).expect("timed out waiting for a message")
+    }
+
+    /// The next message that is not `presence`.
+    pub fn recv_event(&mut self) -> Msg {
+        loop {
+            let msg = self.recv();
+            if !msg.line().starts_with("presence ") {
+                return msg;
+            }
+        }
+    }
+
+    /// Expects the next non-presence line to be exactly `line`.
+    pub fn expect(&mut self, line: &str) {
+        let got = self.recv_event();
+        assert_eq!(got.line(), line, "client {}", self.id);
+    }
+
+    /// Expects the next non-presence line to start with `prefix`; returns it.
+    pub fn expect_prefix(&mut self, prefix: &str) -> String {
+        let got = self.recv_event();
+        assert!(got.line().starts_with(prefix), "client {}: expected {prefix:?}, got {got:?}", self.id);
+        got.line().to_owned()
+    }
+
+    /// Sends `ping` and returns everything received before the `pong`.
+    pub fn sync(&mut self) -> Vec<Msg> {
+        self.send("ping");
+        let mut got = Vec::new();
+        loop {
+            let msg = self.recv();
+            if msg.line() == "pong" {
+                return got;
+            }
+            got.push(msg);
+        }
+    }
+
+    /// Like [`Client::sync`], without presence lines.
+    pub fn sync_events(&mut self) -> Vec<Msg> {
+        self.sync().into_iter().filter(|m| !m.line().starts_with("presence ")).collect()
+    }
+
+    /// Waits for the server to close the connection; returns what came before.
+    pub fn expect_closed(&mut self) -> Vec<Msg> {
+        let deadline = Instant::now() + WAIT;
+        let mut got = Vec::new();
+        loop {
+            assert!(Instant::now() < deadline, "connection was not closed; got {got:?}");
+            if let Some(msg) = self.decode() {
+                got.push(msg);
+                continue;
+            }
+            self.stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return got,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return got,
+            }
+        }
+    }
+
+    /// Closes with a TCP reset, as a killed process with unread data would.
+    pub fn reset(self) {
+        socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO)).unwrap();
+        drop(self);
+    }
+}
+
+/// Two named clients in a call: (caller, callee).
+pub fn call_pair(server: &Server, a: &str, b: &str) -> (Client, Client) {
+    let mut caller = server.named(a);
+    let mut callee = server.named(b);
+    caller.send(&format!("connect {b}"));
+    caller.expect(&format!("calling {}", callee.id));
+    callee.expect(&format!("ask {} {a}", caller.id));
+    callee.send("ask yes");
+    caller.expect("ask yes");
+    caller.expect(&format!("start {}", callee.id));
+    callee.expect(&format!("start {}", caller.id));
+    (caller, callee)
+}
