@@ -58,11 +58,12 @@ impl Server {
         Arc::clone(&self.shared)
     }
 
-    /// Accepts clients forever.
+    /// Starts the housekeeping thread, calls `ready` once the server is fully
+    /// up, then accepts clients forever.
     ///
     /// # Errors
     /// When the housekeeping thread cannot be started.
-    pub fn run(self) -> io::Result<()> {
+    pub fn run(self, ready: impl FnOnce()) -> io::Result<()> {
         let housekeeping = Arc::clone(&self.shared);
         std::thread::Builder::new().name("housekeeping".into()).stack_size(crate::THREAD_STACK).spawn(
             move || loop {
@@ -70,6 +71,7 @@ impl Server {
                 housekeeping.registry.expire_rings(Instant::now());
             },
         )?;
+        ready();
         for stream in self.listener.incoming() {
             match stream {
                 Ok(stream) => accept(&self.shared, stream),

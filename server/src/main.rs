@@ -31,12 +31,13 @@ fn main() -> ExitCode {
         eprintln!("error: cannot install signal handlers: {e}");
         return ExitCode::from(1);
     }
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "listening on {local}");
-    let _ = stdout.flush();
-    drop(stdout);
-    komunikator_server::log!(Info, "listening on {local}");
-    match server.run() {
+    let ready = || {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "listening on {local}");
+        let _ = stdout.flush();
+        komunikator_server::log!(Info, "listening on {local}");
+    };
+    match server.run(ready) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -20,6 +20,16 @@ pub struct Server {
     log: Arc<Mutex<String>>,
 }
 
+fn nick_of(c: &mut Client) -> String {
+    if c.nick.is_empty() {
+        c.nick = format!("n{}", c.id.rsplit(':').next().unwrap_or("x"));
+        let nick = c.nick.clone();
+        c.send(&format!("name {nick}"));
+        c.expect(&format!("ok name {nick}"));
+    }
+    c.nick.clone()
+}
+
 impl Server {
     pub fn start() -> Server {
         Server::start_with(&[])
@@ -78,6 +88,7 @@ impl Server {
         let mut c = self.client();
         c.send(&format!("name {nick}"));
         c.expect(&format!("ok name {nick}"));
+        c.nick = nick.to_owned();
         c
     }
 
@@ -163,6 +174,8 @@ pub struct Client {
     buf: Vec<u8>,
     /// This client's id, from `hello`.
     pub id: String,
+    /// The nick it set, if any.
+    pub nick: String,
 }
 
 impl Client {
@@ -178,9 +191,19 @@ impl Client {
         Ok(Client::from_stream(socket.into()))
     }
 
+    /// Connects with a small receive buffer, as a client behind a slow link
+    /// has little data in flight; on loopback the kernel would otherwise
+    /// buffer megabytes.
+    pub fn connect_small_rcvbuf(addr: SocketAddr, bytes: usize) -> Client {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(bytes).unwrap();
+        socket.connect(&addr.into()).expect("connect");
+        Client::from_stream(socket.into())
+    }
+
     fn from_stream(stream: TcpStream) -> Client {
         stream.set_nodelay(true).unwrap();
-        let mut c = Client { stream, buf: Vec::new(), id: String::new() };
+        let mut c = Client { stream, buf: Vec::new(), id: String::new(), nick: String::new() };
         let hello = c.recv();
         let id = hello
             .line()
@@ -214,10 +237,8 @@ impl Client {
             if let Some(msg) = self.decode() {
                 return Some(msg);
             }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            if left.is_zero() {
-                return None;
-            }
+            // Zero waits still look at what the socket already holds.
+            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
             self.stream.set_read_timeout(Some(left)).unwrap();
             let mut chunk = [0u8; 65536];
             match self.stream.read(&mut chunk) {
@@ -337,8 +358,14 @@ impl Client {
 
 /// Two named clients in a call: (caller, callee).
 pub fn call_pair(server: &Server, a: &str, b: &str) -> (Client, Client) {
-    let mut caller = server.named(a);
-    let mut callee = server.named(b);
+    let caller = server.named(a);
+    let callee = server.named(b);
+    call_between(caller, callee)
+}
+
+/// Names `callee` and puts the two in a call.
+pub fn call_between(mut caller: Client, mut callee: Client) -> (Client, Client) {
+    let (a, b) = (nick_of(&mut caller), nick_of(&mut callee));
     caller.send(&format!("connect {b}"));
     caller.expect(&format!("calling {}", callee.id));
     callee.expect(&format!("ask {} {a}", caller.id));
