@@ -21,6 +21,8 @@
 mod command;
 mod decoder;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod line;
 mod server_msg;
 mod types;

@@ -232,3 +232,43 @@ fn unanswered_call_times_out_for_both() {
     b.send("ask yes");
     b.expect_prefix("error not-asked");
 }
+
+/// The by-hand session of docs/PROTOCOL.md, byte for byte (ids differ).
+#[test]
+fn protocol_doc_session() {
+    let server = Server::start();
+    let mut a = server.client();
+    a.send("name ala");
+    a.expect("ok name ala");
+    let mut b = server.client();
+    assert_eq!(a.recv().line(), format!("presence {} free -", b.id));
+    b.send("name bob");
+    b.expect("ok name bob");
+    assert_eq!(a.recv().line(), format!("presence {} free bob", b.id));
+    a.send("refresh");
+    a.expect("clients 1");
+    a.expect(&format!("{} free bob", b.id));
+    a.send("connect bob");
+    assert_eq!(a.recv().line(), format!("calling {}", b.id));
+    assert_eq!(a.recv().line(), format!("presence {} busy bob", b.id));
+    assert_eq!(b.recv().line(), format!("ask {} ala", a.id));
+    assert_eq!(b.recv().line(), format!("presence {} busy ala", a.id));
+    b.send("ask yes");
+    assert_eq!(a.recv().line(), "ask yes");
+    assert_eq!(a.recv().line(), format!("start {}", b.id));
+    assert_eq!(b.recv().line(), format!("start {}", a.id));
+    a.send("msg cześć!");
+    assert_eq!(b.recv().line(), "msg cześć!");
+    a.send("video 1000 k 6");
+    a.send("hello");
+    assert_eq!(b.recv(), Msg::Media { header: "video 1000 k 6".into(), payload: b"hello\n".to_vec() });
+    b.send("msg hej");
+    assert_eq!(a.recv().line(), "msg hej");
+    b.send("audio 2000 - 4");
+    b.send("abc");
+    assert_eq!(a.recv(), Msg::Media { header: "audio 2000 - 4".into(), payload: b"abc\n".to_vec() });
+    a.send("stop");
+    assert_eq!(a.recv().line(), format!("presence {} free bob", b.id));
+    assert_eq!(b.recv().line(), "stop hangup");
+    assert_eq!(b.recv().line(), format!("presence {} free ala", a.id));
+}
