@@ -1,0 +1,265 @@
+//! Headless mode: connect, optionally call or answer, run the call, hang up,
+//! and summarise it as one JSON line. Runs on the main thread; a small
+//! `events` thread forwards engine events, and timers and signals join them
+//! in one channel, so the loop below is the only decision maker.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::call::{CallState, EndReason};
+use crate::engine::{Engine, Event};
+use crate::media::{AudioIn, MediaSetup, StatsSnapshot, VideoIn};
+
+/// What to do once connected.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Call this target.
+    pub call: Option<String>,
+    /// Answer the first incoming call.
+    pub answer: bool,
+    /// Hang up after this long in the call (or, with no call, quit after it).
+    pub duration: Option<Duration>,
+    /// A nick was asked for: wait until the server accepts it before calling.
+    pub wait_for_name: bool,
+}
+
+/// The final JSON line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Our id as the server saw it.
+    pub id: Option<String>,
+    /// Why the run ended: a [`EndReason::as_str`] or `no-call`, `name-rejected`, `connection-lost`.
+    pub end_reason: String,
+    /// How long the call was active, in seconds.
+    pub call_seconds: f64,
+    /// The H.264 encoder used.
+    pub video_encoder: &'static str,
+    /// The H.264 decoder used.
+    pub video_decoder: &'static str,
+    /// What video was sent: `camera:/dev/videoN`, `test:PATTERN` or `none`.
+    pub video_source: String,
+    /// What audio was sent: `mic`, `tone:HZ`, `silence` or `none`.
+    pub audio_source: String,
+    /// The call's statistics.
+    #[serde(flatten)]
+    pub stats: StatsSnapshot,
+    /// Notices: codec choice, device fallbacks, media problems.
+    pub notices: Vec<String>,
+}
+
+/// Exit code: the call ran and ended normally, or no call was asked for.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the connection failed or was lost.
+pub const EXIT_CONNECTION: u8 = 1;
+/// Exit code: the call was refused, declined, or never started.
+pub const EXIT_CALL_FAILED: u8 = 2;
+
+enum Wake {
+    Event(Event),
+    Deadline,
+    Signal,
+    EventsClosed,
+}
+
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    SIGNALLED.store(true, Ordering::SeqCst);
+}
+
+/// Makes SIGINT and SIGTERM hang up cleanly instead of killing the process.
+fn catch_signals() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
+/// Runs the plan and returns the summary and the exit code.
+pub fn run(engine: Engine, plan: &Plan) -> (Summary, u8) {
+    catch_signals();
+    let (tx, rx) = mpsc::channel();
+    let events = engine.events();
+    let fwd = tx.clone();
+    std::thread::spawn(move || {
+        while let Ok(ev) = events.recv_blocking() {
+            if fwd.send(Wake::Event(ev)).is_err() {
+                return;
+            }
+        }
+        let _ = fwd.send(Wake::EventsClosed);
+    });
+    let mut run = Run::new(&engine, plan);
+    if plan.call.is_none() && !plan.answer {
+        run.deadline = plan.duration.map(|d| Instant::now() + d);
+    }
+    while run.outcome.is_none() {
+        let wait = run.deadline.map_or(Duration::from_millis(100), |d| {
+            d.saturating_duration_since(Instant::now()).min(Duration::from_millis(100))
+        });
+        let wake = match rx.recv_timeout(wait) {
+            Ok(w) => w,
+            Err(mpsc::RecvTimeoutError::Timeout) if SIGNALLED.swap(false, Ordering::SeqCst) => Wake::Signal,
+            Err(mpsc::RecvTimeoutError::Timeout) if run.deadline.is_some_and(|d| Instant::now() >= d) => {
+                run.deadline = None;
+                Wake::Deadline
+            }
+            Err(_) => continue,
+        };
+        run.on_wake(wake);
+    }
+    let (reason, code) = run.outcome.take().unwrap_or(("no-call".into(), EXIT_OK));
+    let summary = run.summary(reason);
+    drop(run);
+    engine.shutdown();
+    (summary, code)
+}
+
+struct Run<'a> {
+    engine: &'a Engine,
+    plan: &'a Plan,
+    id: Option<String>,
+    started: Option<Instant>,
+    call_seconds: f64,
+    deadline: Option<Instant>,
+    answered: bool,
+    dialed: bool,
+    stats: Option<StatsSnapshot>,
+    notices: Vec<String>,
+    outcome: Option<(String, u8)>,
+}
+
+impl<'a> Run<'a> {
+    fn new(engine: &'a Engine, plan: &'a Plan) -> Run<'a> {
+        Run {
+            engine,
+            plan,
+            id: None,
+            started: None,
+            call_seconds: 0.0,
+            deadline: None,
+            answered: false,
+            dialed: false,
+            stats: None,
+            notices: engine.media().notices.clone(),
+            outcome: None,
+        }
+    }
+
+    fn on_wake(&mut self, wake: Wake) {
+        match wake {
+            Wake::Event(ev) => self.on_event(ev),
+            Wake::Deadline | Wake::Signal if self.started.is_some() || self.dialed => self.engine.hangup(),
+            Wake::Deadline | Wake::Signal => self.outcome = Some(("no-call".into(), EXIT_OK)),
+            Wake::EventsClosed => self.outcome = Some(("connection-lost".into(), EXIT_CONNECTION)),
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Connected { id } => {
+                self.id = Some(id.to_string());
+                log(&format!("connected as {id}"));
+                if !self.plan.wait_for_name {
+                    self.ready();
+                }
+            }
+            Event::NameAccepted(nick) => {
+                log(&format!("name accepted: {nick}"));
+                self.ready();
+            }
+            Event::NameRejected(code) => {
+                log(&format!("name rejected: {code}"));
+                self.outcome = Some(("name-rejected".into(), EXIT_CONNECTION));
+            }
+            Event::Incoming { caller, nick } => {
+                log(&format!("incoming call from {caller} ({})", nick.as_deref().unwrap_or("-")));
+                let accept = self.plan.answer && !self.answered;
+                self.answered |= accept;
+                self.engine.answer(accept);
+            }
+            Event::CallChanged(CallState::Active { peer, .. }) => {
+                log(&format!("call started with {peer}"));
+                self.started = Some(Instant::now());
+                self.deadline = self.plan.duration.map(|d| Instant::now() + d);
+            }
+            Event::CallChanged(state) => log(&format!("call state: {state:?}")),
+            Event::CallEnded { reason, stats } => self.on_end(reason, stats),
+            Event::Disconnected(why) => {
+                log(&format!("disconnected: {why}"));
+                if self.outcome.is_none() {
+                    self.outcome = Some(("connection-lost".into(), EXIT_CONNECTION));
+                }
+            }
+            Event::Notice(text) | Event::MediaProblem(text) => {
+                log(&text);
+                self.notices.push(text);
+            }
+            Event::ServerError { code, text } => {
+                log(&format!("server error: {code} {}", text.unwrap_or_default()))
+            }
+            Event::Message(text) => log(&format!("message: {text}")),
+            Event::Clients(_) | Event::Presence { .. } => {}
+        }
+    }
+
+    fn ready(&mut self) {
+        log("ready");
+        if let (Some(target), false) = (&self.plan.call, self.dialed) {
+            self.dialed = true;
+            self.engine.call(target);
+        }
+    }
+
+    fn on_end(&mut self, reason: EndReason, stats: StatsSnapshot) {
+        log(&format!("call ended: {}", reason.as_str()));
+        let was_active = self.started.is_some();
+        if let Some(t) = self.started.take() {
+            self.call_seconds = t.elapsed().as_secs_f64();
+        }
+        self.stats = Some(stats);
+        let code = match reason {
+            EndReason::ConnectionLost => EXIT_CONNECTION,
+            _ if was_active => EXIT_OK,
+            EndReason::LocalDecline | EndReason::Cancelled | EndReason::Timeout if !self.dialed => EXIT_OK,
+            _ => EXIT_CALL_FAILED,
+        };
+        // An answering client that declined a second caller keeps waiting.
+        if reason == EndReason::LocalDecline && self.answered {
+            return;
+        }
+        self.outcome = Some((reason.as_str().into(), code));
+    }
+
+    fn summary(&self, end_reason: String) -> Summary {
+        let setup: &MediaSetup = self.engine.media();
+        Summary {
+            id: self.id.clone(),
+            end_reason,
+            call_seconds: self.call_seconds,
+            video_encoder: setup.encoder_name(),
+            video_decoder: setup.decoder_name(),
+            video_source: match &setup.video_in {
+                VideoIn::Camera(path) => format!("camera:{path}"),
+                VideoIn::Test(pattern) => format!("test:{pattern}"),
+                VideoIn::None => "none".into(),
+            },
+            audio_source: match setup.audio_in {
+                AudioIn::Mic => "mic".into(),
+                AudioIn::Tone(hz) => format!("tone:{hz}"),
+                AudioIn::Silence => "silence".into(),
+                AudioIn::None => "none".into(),
+            },
+            stats: self.stats.clone().unwrap_or_else(|| self.engine.stats()),
+            notices: self.notices.clone(),
+        }
+    }
+}
+
+fn log(text: &str) {
+    eprintln!("komunikator: {text}");
+}

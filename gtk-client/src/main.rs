@@ -1,0 +1,86 @@
+//! `komunikator`: the client binary. For now it runs headless (`--headless`)
+//! or prints its pipelines (`--print-pipelines`); the window comes later and
+//! drives the same [`komunikator::Engine`].
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use komunikator::cli::{self, Args};
+use komunikator::config;
+use komunikator::engine::{Engine, EngineOptions};
+use komunikator::headless::{self, EXIT_CONNECTION};
+use komunikator::media::MediaSetup;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("komunikator: {e:#}");
+            ExitCode::from(EXIT_CONNECTION)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<u8> {
+    let args = cli::parse(std::env::args().skip(1))?;
+    if args.help {
+        print!("{}", cli::USAGE);
+        return Ok(0);
+    }
+    let file = config::load(args.config.as_deref()).context("reading conf.txt")?;
+    let camera_index = file.as_ref().map_or(0, |(_, c)| c.camera_index);
+    let media = args.media_options(camera_index);
+    if args.print_pipelines {
+        return print_pipelines(MediaSetup::resolve(media)?);
+    }
+    let server = server_address(&args, file.as_ref().map(|(p, c)| (p.as_path(), c)))?;
+    if !args.headless {
+        bail!("the window is not built yet: run with --headless (see --help)");
+    }
+    let plan = headless::Plan {
+        call: args.call.clone(),
+        answer: args.answer,
+        duration: args.duration,
+        wait_for_name: args.name.is_some(),
+    };
+    let engine = Engine::start(EngineOptions { server: server.clone(), nick: args.name.clone(), media })
+        .with_context(|| format!("starting a connection to {server}"))?;
+    let (summary, code) = headless::run(engine, &plan);
+    println!("{}", serde_json::to_string(&summary).context("writing the summary")?);
+    Ok(code)
+}
+
+/// `--server`, or the address in conf.txt.
+fn server_address(
+    args: &Args,
+    file: Option<(&std::path::Path, &config::FileConfig)>,
+) -> anyhow::Result<String> {
+    if let Some(server) = &args.server {
+        return Ok(server.clone());
+    }
+    match file {
+        Some((_, c)) if c.server_host.contains(':') => Ok(format!("[{}]:{}", c.server_host, c.port)),
+        Some((_, c)) => Ok(format!("{}:{}", c.server_host, c.port)),
+        None => bail!(
+            "no server: give --server HOST:PORT or write conf.txt (server IP, port, camera index; \
+             searched --config, $XDG_CONFIG_HOME/komunikator/conf.txt, ./conf.txt)"
+        ),
+    }
+}
+
+fn print_pipelines(setup: MediaSetup) -> anyhow::Result<u8> {
+    for notice in &setup.notices {
+        eprintln!("komunikator: {notice}");
+    }
+    let set = setup.pipelines()?;
+    let none = "(not run: no source or no codec)".to_owned();
+    println!("# send-video");
+    println!("{}", set.send_video.as_ref().unwrap_or(&none));
+    println!("# send-audio");
+    println!("{}", set.send_audio.as_ref().unwrap_or(&none));
+    println!("# receive-video");
+    println!("{}", set.receive_video.as_ref().unwrap_or(&none));
+    println!("# receive-audio");
+    println!("{}", set.receive_audio);
+    Ok(0)
+}

@@ -1,0 +1,98 @@
+//! Finding the camera, microphone and speakers, with the fallbacks for a
+//! missing device. Runs on the thread that resolves the [`MediaSetup`](super::MediaSetup).
+
+use gst::prelude::*;
+
+use super::{AudioIn, AudioOut, AudioOutputKind, AudioSourceKind, MediaOptions, VideoIn, VideoSourceKind};
+
+/// The camera, or the test pattern when it is missing.
+pub(super) fn video_input(options: &MediaOptions, notices: &mut Vec<String>) -> VideoIn {
+    match options.video_source {
+        VideoSourceKind::None => VideoIn::None,
+        VideoSourceKind::Test => VideoIn::Test(options.test_pattern.clone()),
+        VideoSourceKind::Camera => {
+            let path = format!("/dev/video{}", options.camera_index);
+            if std::path::Path::new(&path).exists() {
+                notices.push(format!("camera: {path}"));
+                VideoIn::Camera(path)
+            } else {
+                notices.push(format!(
+                    "camera {path} not found (camera index {} in conf.txt): sending a test pattern instead",
+                    options.camera_index
+                ));
+                VideoIn::Test(options.test_pattern.clone())
+            }
+        }
+    }
+}
+
+/// The microphone, or silence when there is none.
+pub(super) fn audio_input(options: &MediaOptions, notices: &mut Vec<String>) -> AudioIn {
+    match options.audio_source {
+        AudioSourceKind::None => AudioIn::None,
+        AudioSourceKind::Test => AudioIn::Tone(options.tone_hz),
+        AudioSourceKind::Mic if has_device("Audio/Source") => {
+            notices.push("microphone: the default input".into());
+            AudioIn::Mic
+        }
+        AudioSourceKind::Mic => {
+            notices.push("no microphone found: sending silence instead".into());
+            AudioIn::Silence
+        }
+    }
+}
+
+/// The speakers, or a null sink when there are none.
+pub(super) fn audio_output(options: &MediaOptions, notices: &mut Vec<String>) -> AudioOut {
+    match options.audio_output {
+        AudioOutputKind::None => AudioOut::Null,
+        AudioOutputKind::Speakers if has_device("Audio/Sink") => AudioOut::Speakers,
+        AudioOutputKind::Speakers => {
+            notices.push("no speakers found: received audio is decoded but not played".into());
+            AudioOut::Null
+        }
+    }
+}
+
+/// Whether GStreamer's device monitor lists at least one device of `class`.
+fn has_device(class: &str) -> bool {
+    let monitor = gst::DeviceMonitor::new();
+    if monitor.add_filter(Some(class), None).is_none() {
+        return false;
+    }
+    if monitor.start().is_err() {
+        return false;
+    }
+    let found = !monitor.devices().is_empty();
+    monitor.stop();
+    found
+}
+
+/// The source fragment for a video input.
+pub(super) fn video_source_launch(input: &VideoIn) -> Option<String> {
+    match input {
+        VideoIn::Camera(path) => Some(format!("v4l2src device={path}")),
+        VideoIn::Test(pattern) => Some(format!("videotestsrc is-live=true pattern={pattern}")),
+        VideoIn::None => None,
+    }
+}
+
+/// The source fragment for an audio input. 960 samples are one 20 ms Opus frame.
+pub(super) fn audio_source_launch(input: AudioIn) -> Option<String> {
+    match input {
+        AudioIn::Mic => Some("autoaudiosrc".into()),
+        AudioIn::Tone(hz) => {
+            Some(format!("audiotestsrc is-live=true wave=sine freq={hz} volume=0.4 samplesperbuffer=960"))
+        }
+        AudioIn::Silence => Some("audiotestsrc is-live=true wave=silence samplesperbuffer=960".into()),
+        AudioIn::None => None,
+    }
+}
+
+/// The sink fragment for received audio.
+pub(super) fn audio_sink_launch(out: AudioOut) -> &'static str {
+    match out {
+        AudioOut::Speakers => "autoaudiosink sync=false",
+        AudioOut::Null => super::pipelines::NULL_SINK,
+    }
+}

@@ -1,0 +1,253 @@
+//! The receiving pipelines and [`FrameRoute`], through which the network
+//! `receive` thread pushes frames into their appsrcs.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex};
+
+use gst::prelude::*;
+use komunikator_protocol::{MediaHeader, MediaKind};
+
+use super::send::{now_us, picture_grid};
+use super::stats::Stats;
+use super::{MediaError, MediaEvent, Notify, SinkFactory, attach_external_sink, parse_pipeline, watch_bus};
+use crate::net::FrameSink;
+
+/// No timestamp has been seen yet.
+const UNSET: u64 = u64::MAX;
+
+/// One Opus packet lasts 20 ms; a jump of more than 1.5 packets is a gap.
+const AUDIO_GAP_US: u64 = 30_000;
+
+/// Every how many decoded pictures the luma grid is taken.
+const GRID_EVERY: u64 = 15;
+
+/// Latencies above this are clock trouble, not measurements.
+const MAX_SANE_LATENCY_US: u64 = 10_000_000;
+
+/// The appsrcs of the call in progress, if any. Shared by the control thread
+/// (which attaches and detaches) and the receive thread (which pushes).
+#[derive(Default)]
+pub struct FrameRoute {
+    targets: Mutex<Option<Targets>>,
+}
+
+/// Where frames of the current call go.
+pub(super) struct Targets {
+    pub(super) video: Option<gst_app::AppSrc>,
+    pub(super) audio: Option<gst_app::AppSrc>,
+    /// The sender's first video pts (µs); receive pipelines run from it.
+    pub(super) video_base: Arc<AtomicU64>,
+    pub(super) audio_base: Arc<AtomicU64>,
+    pub(super) last_audio_pts: Option<u64>,
+    pub(super) stats: Arc<Stats>,
+}
+
+impl FrameRoute {
+    /// Starts delivering frames to a call's pipelines.
+    pub(super) fn attach(&self, targets: Targets) {
+        if let Ok(mut t) = self.targets.lock() {
+            *t = Some(targets);
+        }
+    }
+
+    /// Stops delivering frames; later frames are dropped.
+    pub(super) fn detach(&self) {
+        if let Ok(mut t) = self.targets.lock() {
+            *t = None;
+        }
+    }
+}
+
+impl FrameSink for FrameRoute {
+    fn frame(&self, header: &MediaHeader, payload: &[u8]) {
+        let Ok(mut guard) = self.targets.lock() else { return };
+        let Some(t) = guard.as_mut() else { return };
+        match header.kind {
+            MediaKind::Video => {
+                t.stats.video_frames_received.fetch_add(1, Relaxed);
+                if let Some(src) = &t.video {
+                    push(src, &t.video_base, header, payload);
+                }
+            }
+            MediaKind::Audio => {
+                t.stats.audio_packets_received.fetch_add(1, Relaxed);
+                if let Some(last) = t.last_audio_pts {
+                    if header.pts > last + AUDIO_GAP_US {
+                        t.stats.audio_gaps.fetch_add(1, Relaxed);
+                    }
+                }
+                t.last_audio_pts = Some(header.pts);
+                if let Some(src) = &t.audio {
+                    push(src, &t.audio_base, header, payload);
+                }
+            }
+        }
+    }
+}
+
+/// Pushes one frame; its pts is the sender's, relative to the first one seen.
+fn push(src: &gst_app::AppSrc, base: &AtomicU64, header: &MediaHeader, payload: &[u8]) {
+    let first = match base.compare_exchange(UNSET, header.pts, Relaxed, Relaxed) {
+        Ok(_) => header.pts,
+        Err(seen) => seen,
+    };
+    let mut buffer = gst::Buffer::from_mut_slice(payload.to_vec());
+    if let Some(b) = buffer.get_mut() {
+        b.set_pts(gst::ClockTime::from_useconds(header.pts.saturating_sub(first)));
+        if !header.key {
+            b.set_flags(gst::BufferFlags::DELTA_UNIT);
+        }
+    }
+    // Fails only while the pipeline is shutting down.
+    let _ = src.push_buffer(buffer);
+}
+
+/// A running receiving pipeline.
+pub(super) struct Receiving {
+    pipeline: gst::Pipeline,
+    pub(super) appsrc: gst_app::AppSrc,
+    external: Option<gst::Element>,
+}
+
+impl Receiving {
+    /// Builds and starts the receive-video pipeline.
+    pub(super) fn start_video(
+        launch: &str,
+        stats: Arc<Stats>,
+        base: Arc<AtomicU64>,
+        notify: Notify,
+        sink: Option<&SinkFactory>,
+    ) -> Result<Receiving, MediaError> {
+        const NAME: &str = "receive-video";
+        let pipeline = parse_pipeline(NAME, launch)?;
+        watch_bus(&pipeline, NAME, notify.clone());
+        let external = match sink {
+            Some(factory) => attach_external_sink(&pipeline, NAME, factory)?,
+            None => None,
+        };
+        let appsrc = appsrc(&pipeline, NAME)?;
+        probe_keyframe_requests(&appsrc, notify);
+        probe_decoded_video(&pipeline, stats, base);
+        Receiving::play(pipeline, appsrc, external, NAME)
+    }
+
+    /// Builds and starts the receive-audio pipeline.
+    pub(super) fn start_audio(
+        launch: &str,
+        stats: Arc<Stats>,
+        notify: Notify,
+    ) -> Result<Receiving, MediaError> {
+        const NAME: &str = "receive-audio";
+        let pipeline = parse_pipeline(NAME, launch)?;
+        watch_bus(&pipeline, NAME, notify);
+        let appsrc = appsrc(&pipeline, NAME)?;
+        probe_decoded_audio(&pipeline, stats);
+        Receiving::play(pipeline, appsrc, None, NAME)
+    }
+
+    fn play(
+        pipeline: gst::Pipeline,
+        appsrc: gst_app::AppSrc,
+        external: Option<gst::Element>,
+        name: &'static str,
+    ) -> Result<Receiving, MediaError> {
+        match pipeline.set_state(gst::State::Playing) {
+            Ok(_) => Ok(Receiving { pipeline, appsrc, external }),
+            Err(e) => {
+                let _ = pipeline.set_state(gst::State::Null);
+                Err(MediaError::Start { pipeline: name, message: e.to_string() })
+            }
+        }
+    }
+
+    /// Stops the pipeline and frees a GUI's sink for the next call.
+    pub(super) fn stop(mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+        if let Some(e) = self.external.take() {
+            let _ = self.pipeline.remove(&e);
+        }
+    }
+}
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn appsrc(pipeline: &gst::Pipeline, name: &'static str) -> Result<gst_app::AppSrc, MediaError> {
+    pipeline
+        .by_name("src")
+        .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+        .ok_or(MediaError::Parse { pipeline: name, message: "no appsrc named src".into() })
+}
+
+/// Turns the decoder's upstream force-key-unit request into a `keyframe` for the peer.
+fn probe_keyframe_requests(appsrc: &gst_app::AppSrc, notify: Notify) {
+    let Some(pad) = appsrc.static_pad("src") else { return };
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        if let Some(event) = info.event() {
+            if gst_video::UpstreamForceKeyUnitEvent::parse(event).is_ok() {
+                notify(MediaEvent::KeyframeWanted);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Counts decoded pictures, measures latency and samples the luma grid.
+fn probe_decoded_video(pipeline: &gst::Pipeline, stats: Arc<Stats>, base: Arc<AtomicU64>) {
+    let Some(pad) = pipeline.by_name("decoder").and_then(|d| d.static_pad("src")) else { return };
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(buffer) = info.buffer() else { return gst::PadProbeReturn::Ok };
+        let n = stats.video_frames_decoded.fetch_add(1, Relaxed);
+        let first = base.load(Relaxed);
+        if let (Some(pts), true) = (buffer.pts(), first != UNSET) {
+            let captured = first + pts.useconds();
+            let latency = now_us().saturating_sub(captured);
+            if latency < MAX_SANE_LATENCY_US {
+                stats.record_latency_us(latency);
+            }
+        }
+        if n % GRID_EVERY == 0 {
+            if let Some(grid) = picture_grid(pad, buffer) {
+                stats.record_received_grid(grid);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Counts decoded audio and feeds the tone analyser.
+fn probe_decoded_audio(pipeline: &gst::Pipeline, stats: Arc<Stats>) {
+    let Some(pad) = pipeline.by_name("decoder").and_then(|d| d.static_pad("src")) else { return };
+    let channels = Arc::new(AtomicUsize::new(0));
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(buffer) = info.buffer() else { return gst::PadProbeReturn::Ok };
+        stats.audio_packets_decoded.fetch_add(1, Relaxed);
+        let mut ch = channels.load(Relaxed);
+        if ch == 0 {
+            ch = s16_channels(pad).unwrap_or(0);
+            channels.store(ch, Relaxed);
+        }
+        if ch > 0 {
+            if let Ok(map) = buffer.map_readable() {
+                let frames = map.chunks_exact(2 * ch);
+                stats.audio_samples_decoded.fetch_add(frames.len() as u64, Relaxed);
+                stats.record_audio(frames.map(|f| i16::from_le_bytes([f[0], f[1]])));
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// The channel count when the pad carries interleaved S16LE.
+fn s16_channels(pad: &gst::Pad) -> Option<usize> {
+    let caps = pad.current_caps()?;
+    let s = caps.structure(0)?;
+    if s.get::<&str>("format").ok()? != "S16LE" {
+        return None;
+    }
+    usize::try_from(s.get::<i32>("channels").ok()?).ok().filter(|c| *c > 0)
+}
