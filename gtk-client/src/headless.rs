@@ -145,7 +145,7 @@ impl<'a> Run<'a> {
             answered: false,
             dialed: false,
             stats: None,
-            notices: engine.media().notices.clone(),
+            notices: Vec::new(),
             outcome: None,
         }
     }

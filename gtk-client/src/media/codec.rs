@@ -23,7 +23,9 @@ pub struct Candidate {
     pub hardware: bool,
 }
 
-/// H.264 encoders, best first.
+/// H.264 encoders, best first. Each fragment pins an 8-bit 4:2:0 input format:
+/// left alone, x264enc negotiates Y444_10LE (High 4:4:4 10-bit), which is slow
+/// and which hardware decoders cannot play.
 pub const ENCODERS: &[Candidate] = &[
     Candidate {
         factory: "v4l2h264enc",
@@ -32,7 +34,7 @@ pub const ENCODERS: &[Candidate] = &[
     },
     Candidate {
         factory: "nvh264enc",
-        launch: "nvh264enc zerolatency=true bframes=0 gop-size=60 bitrate={kbps}",
+        launch: "video/x-raw,format=NV12 ! nvh264enc zerolatency=true bframes=0 gop-size=60 bitrate={kbps}",
         hardware: true,
     },
     Candidate {
@@ -47,22 +49,22 @@ pub const ENCODERS: &[Candidate] = &[
     },
     Candidate {
         factory: "vaapih264enc",
-        launch: "vaapih264enc rate-control=cbr bitrate={kbps} keyframe-period=60 max-bframes=0",
+        launch: "video/x-raw,format=NV12 ! vaapih264enc rate-control=cbr bitrate={kbps} keyframe-period=60 max-bframes=0",
         hardware: true,
     },
     Candidate {
         factory: "qsvh264enc",
-        launch: "qsvh264enc b-frames=0 gop-size=60 bitrate={kbps}",
+        launch: "video/x-raw,format=NV12 ! qsvh264enc b-frames=0 gop-size=60 bitrate={kbps}",
         hardware: true,
     },
     Candidate {
         factory: "x264enc",
-        launch: "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bframes=0 bitrate={kbps}",
+        launch: "video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bframes=0 bitrate={kbps}",
         hardware: false,
     },
     Candidate {
         factory: "openh264enc",
-        launch: "openh264enc usage-type=camera rate-control=bitrate gop-size=60 complexity=low bitrate={bps}",
+        launch: "video/x-raw,format=I420 ! openh264enc usage-type=camera rate-control=bitrate gop-size=60 complexity=low bitrate={bps}",
         hardware: false,
     },
 ];

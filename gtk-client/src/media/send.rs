@@ -111,7 +111,8 @@ fn pump(kind: MediaKind, sink: &gst_app::AppSink, pipeline: &gst::Pipeline, writ
     while let Ok(sample) = sink.pull_sample() {
         let Some(buffer) = sample.buffer_owned() else { continue };
         // opusenc pushes its header packets first; our receivers need none.
-        if buffer.flags().contains(gst::BufferFlags::HEADER) {
+        // (h264parse marks keyframes carrying SPS/PPS as HEADER too: keep those.)
+        if kind == MediaKind::Audio && buffer.flags().contains(gst::BufferFlags::HEADER) {
             continue;
         }
         let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
@@ -173,7 +174,7 @@ pub(super) fn picture_grid(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<su
     use gst_video::prelude::*;
     let caps = pad.current_caps()?;
     let info = gst_video::VideoInfo::from_caps(&caps).ok()?;
-    if !info.format_info().is_yuv() || info.format_info().depth()[0] != 8 {
+    if !info.format_info().is_yuv() || info.format_info().depth().first() != Some(&8) {
         return None;
     }
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).ok()?;
