@@ -1,0 +1,217 @@
+//! Connections the bench opens: clients of the server paired into calls, and
+//! direct loopback pairs (the baseline, same framing, no server).
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::wire::{Event, Parser};
+
+/// One end of a call: a socket and the parser of what it receives.
+pub struct Endpoint {
+    /// The socket (blocking until an engine takes it over).
+    pub stream: TcpStream,
+    /// Parser state, carried over from the setup into the engine.
+    pub parser: Parser,
+    /// The id the server gave this client (empty for direct pairs).
+    pub id: String,
+    /// Lines read during the setup and not yet looked at.
+    pending: VecDeque<String>,
+}
+
+impl Endpoint {
+    fn new(stream: TcpStream) -> Endpoint {
+        Endpoint { stream, parser: Parser::default(), id: String::new(), pending: VecDeque::new() }
+    }
+
+    /// Sends one control line.
+    ///
+    /// # Errors
+    /// When the socket fails.
+    pub fn send_line(&mut self, line: &str) -> anyhow::Result<()> {
+        self.stream.write_all(format!("{line}\n").as_bytes()).context("sending a line")
+    }
+
+    /// Reads until a line starting with `prefix` arrives; other lines are skipped.
+    ///
+    /// # Errors
+    /// On timeout (10 s), EOF or an `error` line.
+    pub fn wait_line(&mut self, prefix: &str) -> anyhow::Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 16384];
+        self.stream.set_read_timeout(Some(Duration::from_millis(200)))?;
+        loop {
+            while let Some(line) = self.pending.pop_front() {
+                if line.starts_with(prefix) {
+                    return Ok(line);
+                }
+                if line.starts_with("error") {
+                    bail!("waiting for {prefix:?}: got {line:?}");
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("timed out waiting for {prefix:?}");
+            }
+            let n = match self.stream.read(&mut buf) {
+                Ok(0) => bail!("connection closed while waiting for {prefix:?}"),
+                Ok(n) => n,
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+                Err(e) => return Err(e).context("reading"),
+            };
+            let pending = &mut self.pending;
+            self.parser.feed(&buf[..n], |e| {
+                if let Event::Line(l) = e {
+                    pending.push_back(l);
+                }
+            })?;
+        }
+    }
+}
+
+/// Opens a client of the server and reads its `hello`.
+///
+/// # Errors
+/// When the server refuses or does not greet.
+pub fn client(addr: SocketAddr, rcvbuf: Option<usize>) -> anyhow::Result<Endpoint> {
+    let stream = connect(addr, rcvbuf)?;
+    let mut ep = Endpoint::new(stream);
+    let hello = ep.wait_line("hello ")?;
+    ep.id = hello.split(' ').nth(1).unwrap_or_default().to_owned();
+    Ok(ep)
+}
+
+fn connect(addr: SocketAddr, rcvbuf: Option<usize>) -> anyhow::Result<TcpStream> {
+    let stream = match rcvbuf {
+        None => TcpStream::connect(addr).context("connecting")?,
+        Some(size) => {
+            // The receive buffer must be set before connecting to limit the window.
+            // SAFETY: plain socket system calls on a descriptor we own.
+            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+            anyhow::ensure!(fd >= 0, "socket: {}", io::Error::last_os_error());
+            // SAFETY: fd is a fresh socket we own.
+            let stream = unsafe { <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            set_int(&stream, libc::SOL_SOCKET, libc::SO_RCVBUF, size as i32)?;
+            let SocketAddr::V4(v4) = addr else { bail!("IPv4 only") };
+            let sa = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from(*v4.ip()).to_be() },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sa is a valid sockaddr_in for the call's duration.
+            let rc = unsafe {
+                libc::connect(
+                    fd,
+                    (&sa as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            };
+            anyhow::ensure!(rc == 0, "connect: {}", io::Error::last_os_error());
+            stream
+        }
+    };
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Sets an integer socket option.
+///
+/// # Errors
+/// When the kernel refuses it.
+pub fn set_int(stream: &TcpStream, level: i32, name: i32, value: i32) -> anyhow::Result<()> {
+    // SAFETY: value lives for the call; the length matches.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            level,
+            name,
+            (&value as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    anyhow::ensure!(rc == 0, "setsockopt: {}", io::Error::last_os_error());
+    Ok(())
+}
+
+/// Opens `n` calls through the server: two clients each, named, connected,
+/// accepted and started. `rcvbuf` applies to the callee (the B side).
+///
+/// # Errors
+/// When any step of any call fails.
+pub fn calls(addr: SocketAddr, n: usize, rcvbuf: Option<usize>) -> anyhow::Result<Vec<(Endpoint, Endpoint)>> {
+    let mut pairs = Vec::with_capacity(n);
+    for i in 0..n {
+        let a = client(addr, None).with_context(|| format!("call {i}: caller"))?;
+        let b = client(addr, rcvbuf).with_context(|| format!("call {i}: callee"))?;
+        pairs.push((a, b));
+    }
+    for (i, (a, b)) in pairs.iter_mut().enumerate() {
+        a.send_line(&format!("name a{i}"))?;
+        a.wait_line("ok name")?;
+        b.send_line(&format!("name b{i}"))?;
+        b.wait_line("ok name")?;
+        a.send_line(&format!("connect {}", b.id))?;
+        b.wait_line("ask ")?;
+        b.send_line("ask yes")?;
+        a.wait_line("start ")?;
+        b.wait_line("start ")?;
+    }
+    Ok(pairs)
+}
+
+/// Opens `n` direct loopback connections: the baseline without a server.
+///
+/// # Errors
+/// When the sockets cannot be made.
+pub fn direct_pairs(n: usize, rcvbuf: Option<usize>) -> anyhow::Result<Vec<(Endpoint, Endpoint)>> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let mut pairs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let a = TcpStream::connect(addr)?;
+        let (b, _) = listener.accept()?;
+        a.set_nodelay(true)?;
+        b.set_nodelay(true)?;
+        if let Some(size) = rcvbuf {
+            // Accepted sockets take the option too; the window shrinks as the buffer does.
+            set_int(&b, libc::SOL_SOCKET, libc::SO_RCVBUF, size as i32)?;
+        }
+        pairs.push((Endpoint::new(a), Endpoint::new(b)));
+    }
+    Ok(pairs)
+}
+
+/// Writes all of `buf` to a socket that may be non-blocking, waiting for room
+/// with poll. Gives up (Ok) when `stop` is set.
+///
+/// # Errors
+/// When the socket fails.
+pub fn write_all(stream: &mut TcpStream, mut buf: &[u8], stop: &AtomicBool) -> io::Result<()> {
+    while !buf.is_empty() {
+        match stream.write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                poll_one(stream.as_raw_fd(), libc::POLLOUT, 100);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Waits up to `ms` for `events` on `fd`.
+pub fn poll_one(fd: i32, events: i16, ms: i32) {
+    let mut p = libc::pollfd { fd, events, revents: 0 };
+    // SAFETY: one valid pollfd for the call's duration.
+    unsafe { libc::poll(&mut p, 1, ms) };
+}

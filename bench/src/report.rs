@@ -1,0 +1,447 @@
+//! Renders the results as BENCHMARKS.md.
+
+use std::fmt::Write;
+
+use crate::Args;
+use crate::realcall::RealCall;
+use crate::runs::{Lat, Results};
+use crate::slow::Slow;
+use crate::svg::fmt_us;
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned()))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024 / 1024);
+    format!("{cores} cores ({cpu}), {mem} GiB RAM, Linux {}", kernel.trim())
+}
+
+fn date() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn yes(ok: bool) -> &'static str {
+    if ok { "yes" } else { "**no**" }
+}
+
+fn ms(us: f64) -> String {
+    format!("{:.1} ms", us / 1000.0)
+}
+
+/// The whole report.
+pub fn render(args: &Args, r: &Results) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Komunikator benchmarks\n");
+    if args.smoke {
+        let _ = writeln!(
+            s,
+            "> **Smoke run**: a few seconds per instrument. These figures only show that the instruments work.\n"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "Generated {} by `{}` in {:.0} s on {}. The machine is shared, so absolute figures drift \
+         from run to run; every figure below sits next to a baseline measured in the same run \
+         (the same framing over a direct loopback TCP connection, with no server in between), \
+         and the comparison is the figure that matters.\n",
+        date(),
+        if args.invoked_as.is_empty() { "komunikator-bench" } else { &args.invoked_as },
+        r.elapsed.as_secs_f64(),
+        machine()
+    );
+    summary(&mut s, r);
+    throughput(&mut s, r);
+    latency(&mut s, r);
+    calls(&mut s, args, r);
+    idle(&mut s, r);
+    slow(&mut s, r);
+    real_call(&mut s, r);
+    binary(&mut s, r);
+    method(&mut s, args, r);
+    s
+}
+
+fn summary(s: &mut String, r: &Results) {
+    let _ = writeln!(s, "## Figures against the targets\n");
+    let _ = writeln!(s, "| Figure | Target | Measured | Met |\n|---|---|---|---|");
+    if let Some((d, rel)) = r.throughput {
+        let ratio = rel.bytes_per_s / d.bytes_per_s;
+        let _ = writeln!(
+            s,
+            "| Relay throughput, one call, 1 MiB frames | >= 0.8 of direct | {ratio:.2} of direct | {} |",
+            yes(ratio >= 0.8)
+        );
+    }
+    if let Some(row) = r.latency.iter().find(|l| l.size == 100) {
+        let added = row.relay.all.p99 - row.direct.all.p99;
+        let _ = writeln!(
+            s,
+            "| Added p99 latency, 100 B frames, light load | < 200 µs | {added:.0} µs | {} |",
+            yes(added < 200.0)
+        );
+    }
+    if let Some(row) = r.calls.iter().find(|c| c.calls == 250) {
+        let ok = row.relay.all.p99 < 5000.0 && row.relay.lost == 0;
+        let _ = writeln!(
+            s,
+            "| 250 calls: p99 latency, frames dropped | p99 < 5 ms, 0 dropped | p99 {} (direct {}), {} dropped | {} |",
+            ms(row.relay.all.p99),
+            ms(row.direct.all.p99),
+            row.relay.lost,
+            yes(ok)
+        );
+    }
+    if let Some(idle) = &r.idle {
+        for l in &idle.levels {
+            let per = (l.sample.rss_kib.saturating_sub(idle.empty.rss_kib)) as f64 / l.clients as f64;
+            let _ = writeln!(
+                s,
+                "| Server RSS per idle client at {} clients | < 64 KiB | {per:.1} KiB | {} |",
+                l.clients,
+                yes(per < 64.0)
+            );
+        }
+    }
+    if let Some((policy, _)) = &r.slow {
+        let mut a = policy.audio_slow.clone();
+        let p95 = a.pct_us(95.0);
+        let _ = writeln!(
+            s,
+            "| Slow receiver: audio age p95, drop policy on | < 150 ms | {} | {} |",
+            ms(p95),
+            yes(p95 < 150_000.0)
+        );
+        let _ = writeln!(
+            s,
+            "| Slow receiver: recovery after speed-up | < 2 s | {:.2} s | {} |",
+            policy.recovery_s,
+            yes(policy.recovery_s < 2.0)
+        );
+    }
+    let call = match &r.real_call {
+        RealCall::Measured { .. } => "see below",
+        _ => "not measured (see below)",
+    };
+    let _ = writeln!(s, "| Real call: added p95 latency over a bare pipeline | < 30 ms | {call} | — |");
+    if let Some(z) = r.size {
+        let _ = writeln!(
+            s,
+            "| Server binary, stripped / idle RSS | (report) | {:.2} MB / {:.1} MB | — |",
+            z.stripped as f64 / 1e6,
+            z.idle_rss as f64 / 1024.0
+        );
+    }
+    let _ = writeln!(s);
+    if !r.broken.is_empty() {
+        let _ = writeln!(s, "**Instruments that failed in this run:**\n");
+        for b in &r.broken {
+            let _ = writeln!(s, "- {b}");
+        }
+        let _ = writeln!(s);
+    }
+}
+
+fn throughput(s: &mut String, r: &Results) {
+    let Some((d, rel)) = r.throughput else { return };
+    let _ = writeln!(s, "## 1. Relay throughput: one call, large frames\n");
+    let _ = writeln!(
+        s,
+        "One sender writes {} KiB video frames as fast as the path takes them; the receiver parses \
+         the framing and counts payload bytes.\n",
+        r.throughput_frame >> 10
+    );
+    let _ = writeln!(
+        s,
+        "| Path | Payload throughput | Ratio of direct | Server CPU (% of one core) | Bench CPU |\n|---|---|---|---|---|"
+    );
+    let _ = writeln!(
+        s,
+        "| Direct loopback TCP | {:.2} GB/s | 1 | — | {:.0} % |",
+        d.bytes_per_s / 1e9,
+        d.bench_cpu
+    );
+    let _ = writeln!(
+        s,
+        "| Through komunikator-server | {:.2} GB/s | **{:.2}** | {:.0} % | {:.0} % |\n",
+        rel.bytes_per_s / 1e9,
+        rel.bytes_per_s / d.bytes_per_s,
+        rel.server_cpu.unwrap_or(0.0),
+        rel.bench_cpu
+    );
+}
+
+fn lat_cells(l: &Lat) -> String {
+    format!("{} | {}", fmt_us(l.p50), fmt_us(l.p99))
+}
+
+fn latency(s: &mut String, r: &Results) {
+    if r.latency.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## 2. Added latency at light load\n");
+    let _ = writeln!(
+        s,
+        "One call, one direction, {} frames/s; the payload carries the send time, the receiver \
+         subtracts it from the arrival time. Added = relay minus direct.\n",
+        r.latency[0].rate
+    );
+    let _ = writeln!(
+        s,
+        "| Frame | Samples | Direct p50 | Direct p99 | Relay p50 | Relay p99 | **Added p50** | **Added p99** |\n|---|---|---|---|---|---|---|---|"
+    );
+    for row in &r.latency {
+        let _ = writeln!(
+            s,
+            "| {} B | {} | {} | {} | **{}** | **{}** |",
+            row.size,
+            row.relay.all.n,
+            lat_cells(&row.direct.all),
+            lat_cells(&row.relay.all),
+            fmt_us(row.relay.all.p50 - row.direct.all.p50),
+            fmt_us(row.relay.all.p99 - row.direct.all.p99)
+        );
+    }
+    let _ = writeln!(s);
+}
+
+fn calls(s: &mut String, args: &Args, r: &Results) {
+    if r.calls.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## 3. Many calls\n");
+    let _ = writeln!(
+        s,
+        "Each call sends, in each direction, 30 video frames/s of 5-20 KB (uniform, a keyframe every 60) \
+         and 50 audio packets/s of 100 B: a 640x480 H.264 + Opus call. The baseline is the same number \
+         of direct loopback connections carrying the same traffic through the same generator \
+         (2 sender threads, 2 epoll receiver threads). Latency is over all frames in a 10 s window after \
+         a 2 s warm-up. Server CPU is from `/proc/PID/stat` (utime+stime) over the window, in % of one \
+         core (this machine has {} cores, shared with the generator). Dropped = frames sent minus frames \
+         received.\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let _ = writeln!(s, "![latency vs calls]({})\n", args.svg_link);
+    let _ = writeln!(
+        s,
+        "| Calls | Direct p50 | Direct p99 | Relay p50 | Relay p99 | **Added p99** | Relay audio p99 | Relay video p99 | Dropped / sent | Server CPU | Server RSS (over empty) | Server threads | Bench CPU (relay / direct) | Generator late p99 |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for c in &r.calls {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | **{}** | {} | {} | {} / {} | {:.0} % | {:.1} MB (+{:.1} MB) | {} | {:.0} % / {:.0} % | {} |",
+            c.calls,
+            lat_cells(&c.direct.all),
+            lat_cells(&c.relay.all),
+            fmt_us(c.relay.all.p99 - c.direct.all.p99),
+            fmt_us(c.relay.audio.p99),
+            fmt_us(c.relay.video.p99),
+            c.relay.lost,
+            c.relay.sent,
+            c.relay.server_cpu,
+            c.relay.server_rss as f64 / 1024.0,
+            c.relay.server_rss.saturating_sub(c.server_rss_empty) as f64 / 1024.0,
+            c.relay.server_threads,
+            c.relay.bench_cpu,
+            c.direct.bench_cpu,
+            fmt_us(c.relay.late_p99)
+        );
+    }
+    let _ = writeln!(s);
+}
+
+fn idle(s: &mut String, r: &Results) {
+    let Some(idle) = &r.idle else { return };
+    let _ = writeln!(s, "## 4. Idle clients\n");
+    let _ = writeln!(
+        s,
+        "Clients connect, read their `hello` and every `presence` line, and stay silent. Baseline: \
+         the same server with no client ({:.1} MB RSS, {} threads).\n",
+        idle.empty.rss_kib as f64 / 1024.0,
+        idle.empty.threads
+    );
+    let _ = writeln!(
+        s,
+        "| Clients | Server RSS | Over empty | **Per client** | Threads | Threads per client |\n|---|---|---|---|---|---|"
+    );
+    for l in &idle.levels {
+        let over = l.sample.rss_kib.saturating_sub(idle.empty.rss_kib);
+        let _ = writeln!(
+            s,
+            "| {} | {:.1} MB | {:.1} MB | **{:.1} KiB** | {} | {:.2} |",
+            l.clients,
+            l.sample.rss_kib as f64 / 1024.0,
+            over as f64 / 1024.0,
+            over as f64 / l.clients as f64,
+            l.sample.threads,
+            l.sample.threads.saturating_sub(idle.empty.threads) as f64 / l.clients as f64
+        );
+    }
+    let _ = writeln!(s);
+}
+
+fn slow_row(s: &mut String, name: &str, x: &Slow) {
+    let (mut a, mut v) = (x.audio_slow.clone(), x.video_slow.clone());
+    let _ = writeln!(
+        s,
+        "| {name} | {} | {} | {} | {} | {} | {} | {} / {} ({} dropped) | {} / {} | {} | {:.3} s |",
+        ms(a.pct_us(50.0)),
+        ms(a.pct_us(95.0)),
+        ms(a.max_us()),
+        ms(v.pct_us(50.0)),
+        ms(v.pct_us(95.0)),
+        ms(v.max_us()),
+        x.video.1,
+        x.video.0,
+        x.video.0.saturating_sub(x.video.1),
+        x.audio.1,
+        x.audio.0,
+        x.keyframe_requests,
+        x.recovery_s
+    );
+}
+
+fn slow(s: &mut String, r: &Results) {
+    let Some((policy, naive)) = &r.slow else { return };
+    let _ = writeln!(s, "## 5. Slow receiver\n");
+    let _ = writeln!(
+        s,
+        "One call. The receiver (SO_RCVBUF {} B) drains its socket at 1 Mbit/s for {:.0} s while its peer \
+         sends 2.5 Mbit/s of video (30 frames/s, 10 KB, a 30 KB keyframe every 2 s or when the server \
+         asks) plus 50 audio packets/s of 100 B; then the receiver reads at full speed. Frames are stamped \
+         with their capture time, so a sender blocked by the relay shows up as age. Age = arrival time \
+         minus capture time. Recovery = time from the speed-up until no delivered frame is older than \
+         50 ms. Baseline: the same run with the drop policy disabled (`--no-drop-policy`, a naive relay).\n",
+        crate::slow::RCVBUF,
+        policy.slow_s
+    );
+    let _ = writeln!(
+        s,
+        "| Server | Audio age p50 | Audio age p95 | Audio age max | Video age p50 | Video age p95 | Video age max | Video delivered / sent | Audio delivered / sent | Keyframe requests | Recovery |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    slow_row(s, "drop policy on (default)", policy);
+    slow_row(s, "`--no-drop-policy`", naive);
+    let _ = writeln!(
+        s,
+        "\nOver time (by delivery second; ages in ms; the speed-up happens at {:.0} s):\n",
+        policy.slow_s
+    );
+    let _ = writeln!(
+        s,
+        "| Second | Policy: audio p50 / p95 / max | Policy: video p50 / max (frames) | Naive: audio p50 / p95 / max | Naive: video p50 / max (frames) |\n|---|---|---|---|---|"
+    );
+    let rows = policy.seconds.len().max(naive.seconds.len());
+    for i in 0..rows {
+        let cell = |x: &Slow| -> (String, String) {
+            let Some(sec) = x.seconds.get(i) else { return ("—".into(), "—".into()) };
+            let (mut a, mut v) = (sec.audio.clone(), sec.video.clone());
+            let audio = if a.is_empty() {
+                "—".into()
+            } else {
+                format!("{:.0} / {:.0} / {:.0}", a.pct_us(50.0) / 1e3, a.pct_us(95.0) / 1e3, a.max_us() / 1e3)
+            };
+            let video = if v.is_empty() {
+                "— (0)".into()
+            } else {
+                format!("{:.0} / {:.0} ({})", v.pct_us(50.0) / 1e3, v.max_us() / 1e3, v.len())
+            };
+            (audio, video)
+        };
+        let (pa, pv) = cell(policy);
+        let (na, nv) = cell(naive);
+        let _ = writeln!(s, "| {i} | {pa} | {pv} | {na} | {nv} |");
+    }
+    let _ = writeln!(s);
+}
+
+fn real_call(s: &mut String, r: &Results) {
+    let _ = writeln!(s, "## 6. A real call (two headless GStreamer clients)\n");
+    match &r.real_call {
+        RealCall::NotRun => {
+            let _ = writeln!(s, "**Not measured**: not requested in this run (`--only`).\n");
+        }
+        RealCall::NotMeasured(why) => {
+            let _ = writeln!(
+                s,
+                "**Not measured.** {why}. The benchmark runs two `komunikator --headless` clients on test \
+                 sources (640x480@30) through the server and compares their capture-to-decode latency \
+                 with the same encoder and decoder in one bare pipeline; `scripts/bench` includes it \
+                 as soon as the client binary supports `--headless`.\n"
+            );
+        }
+        RealCall::Measured { summaries, commands } => {
+            let _ = writeln!(s, "Commands:\n");
+            for c in commands {
+                let _ = writeln!(s, "    {c}");
+            }
+            let _ = writeln!(s, "\nFinal JSON line of each client:\n");
+            for j in summaries {
+                let _ = writeln!(s, "    {j}");
+            }
+            let _ = writeln!(s);
+        }
+    }
+}
+
+fn binary(s: &mut String, r: &Results) {
+    let Some(z) = r.size else { return };
+    let _ = writeln!(s, "## 7. The server binary\n");
+    let _ = writeln!(s, "| Release binary | Stripped | Idle RSS | Idle threads |\n|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "| {:.2} MB | **{:.2} MB** | **{:.1} MB** | {} |\n",
+        z.built as f64 / 1e6,
+        z.stripped as f64 / 1e6,
+        z.idle_rss as f64 / 1024.0,
+        z.idle_threads
+    );
+    let _ = writeln!(
+        s,
+        "For scale (from docs measured elsewhere on this kind of machine, not in this run): mumble-server \
+         1.3.4 idles at 30 MB RSS with a 2.5 MB binary; coturn 4.6.1 at 14.7 MB with 0.5 MB plus libraries.\n"
+    );
+}
+
+fn method(s: &mut String, args: &Args, r: &Results) {
+    let _ = writeln!(s, "## How these figures were made\n");
+    let _ = writeln!(
+        s,
+        "Regenerate everything (builds release binaries, runs every benchmark, rewrites this file and \
+         `{}`):\n\n    scripts/bench\n\nA few-second check that every instrument works (`scripts/bench --smoke`, \
+         writes into `target/bench-smoke/`).\n",
+        args.svg_link
+    );
+    let _ = writeln!(
+        s,
+        "The load generator is `bench/` (`komunikator-bench`). Every payload starts with 8 bytes of \
+         CLOCK_MONOTONIC nanoseconds taken right before the sender's write (in the slow-receiver run: the \
+         frame's capture time); the receiver parses the stream with a streaming parser that copies nothing \
+         but header lines and those 8 bytes. Direct baselines use the same generator, the same framing \
+         and the same parser over a plain loopback TCP connection. Generator health is reported as its \
+         own CPU and as how late its senders ran against their schedule.\n"
+    );
+    let _ = writeln!(s, "Server command lines started in this run:\n");
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &r.commands {
+        if seen.insert(c.as_str()) {
+            let _ = writeln!(s, "    {c}");
+        }
+    }
+    let _ = writeln!(s);
+}
