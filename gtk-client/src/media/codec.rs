@@ -269,8 +269,8 @@ mod tests {
 
     #[test]
     fn hardware_first_when_it_works() {
-        let all = ["v4l2h264enc", "vah264enc", "x264enc", "openh264enc"];
-        let c = choose("encoder", ENCODERS, None, fake(&["v4l2h264enc", "x264enc"], &all)).unwrap();
+        const ALL: &[&str] = &["v4l2h264enc", "vah264enc", "x264enc", "openh264enc"];
+        let c = choose("encoder", ENCODERS, None, fake(&["v4l2h264enc", "x264enc"], ALL)).unwrap();
         assert_eq!(c.candidate.factory, "v4l2h264enc");
         assert_eq!(c.tried.len(), 1);
     }

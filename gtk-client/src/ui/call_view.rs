@@ -1,0 +1,244 @@
+//! The in-call page: the peer's picture large, our own small in a corner,
+//! the peer's name, the call timer, the quality indicator, the controls
+//! (mute, camera, chat, hang up) and the chat panel. Main thread. Buttons
+//! fire window actions (`win.mute`, `win.camera-off`, `win.hang-up`); the
+//! window feeds this page the state, the timer and the statistics.
+
+use std::time::Duration;
+
+use adw::prelude::*;
+use gtk::gdk;
+
+use super::chat::Chat;
+use super::i18n::{i18n, i18n_f};
+use super::quality::{Level, Reading};
+
+const CSS: &str = "
+.komunikator-video { background-color: black; }
+.komunikator-selfview { background-color: #222; border-radius: 12px; }
+.komunikator-osd-label { color: white; text-shadow: 0 1px 2px rgba(0,0,0,0.8); }
+";
+
+/// The in-call page.
+pub struct CallView {
+    /// The page's root widget.
+    pub root: gtk::Box,
+    /// The peer's picture (the area the GUI test photographs).
+    pub remote: gtk::Picture,
+    local: gtk::Picture,
+    local_frame: gtk::Frame,
+    peer: gtk::Label,
+    timer: gtk::Label,
+    status: gtk::Label,
+    quality_icon: gtk::Image,
+    quality: gtk::Label,
+    /// The chat panel.
+    pub chat: Chat,
+    chat_revealer: gtk::Revealer,
+}
+
+impl CallView {
+    /// Builds the page around the two paintables; `send` sends a chat line.
+    pub fn new(
+        remote: Option<&gdk::Paintable>,
+        local: Option<&gdk::Paintable>,
+        send: impl Fn(&str) + 'static,
+    ) -> CallView {
+        load_css();
+        let remote = gtk::Picture::builder().hexpand(true).vexpand(true).can_shrink(true).build();
+        remote.set_paintable(remote);
+        remote.set_content_fit(gtk::ContentFit::Contain);
+        remote.add_css_class("komunikator-video");
+        let local_pic = gtk::Picture::builder().can_shrink(true).build();
+        local_pic.set_paintable(local);
+        let local_frame = gtk::Frame::builder()
+            .child(&local_pic)
+            .width_request(192)
+            .height_request(144)
+            .halign(gtk::Align::End)
+            .valign(gtk::Align::End)
+            .margin_end(18)
+            .margin_bottom(84)
+            .build();
+        local_frame.add_css_class("komunikator-selfview");
+        let (top, peer, timer, quality_icon, quality) = top_bar();
+        let status = osd_label("");
+        status.add_css_class("title-2");
+        status.set_halign(gtk::Align::Center);
+        status.set_valign(gtk::Align::Center);
+        let chat = Chat::new(send);
+        let chat_revealer = gtk::Revealer::builder()
+            .transition_type(gtk::RevealerTransitionType::SlideLeft)
+            .child(&chat.root)
+            .build();
+        let overlay = gtk::Overlay::builder().child(&remote).hexpand(true).build();
+        overlay.add_css_class("komunikator-video");
+        for w in [top.upcast_ref::<gtk::Widget>(), status.upcast_ref(), local_frame.upcast_ref()] {
+            overlay.add_overlay(w);
+        }
+        overlay.add_overlay(&controls(&chat_revealer));
+        let root = gtk::Box::new(gtk::Orientation::Horizontal, 0);
+        root.append(&overlay);
+        root.append(&chat_revealer);
+        CallView {
+            root,
+            remote,
+            local: local_pic,
+            local_frame,
+            peer,
+            timer,
+            status,
+            quality_icon,
+            quality,
+            chat,
+            chat_revealer,
+        }
+    }
+
+    /// Shows the call with `who`: `elapsed` is `None` while it is being set up.
+    pub fn show(&self, who: &str, elapsed: Option<Duration>) {
+        self.peer.set_label(who);
+        self.status.set_visible(elapsed.is_none());
+        self.status.set_label(&i18n_f("Connecting to {}…", &[who]));
+        self.timer.set_label(&elapsed.map(format_elapsed).unwrap_or_default());
+        self.local_frame.set_visible(self.local.paintable().is_some());
+    }
+
+    /// Updates the quality indicator.
+    pub fn show_quality(&self, reading: Option<Reading>) {
+        let level = reading.map_or(Level::Waiting, |r| r.level);
+        for l in [Level::Waiting, Level::Good, Level::Fair, Level::Poor] {
+            self.quality_icon.remove_css_class(l.css_class());
+        }
+        self.quality_icon.add_css_class(level.css_class());
+        self.quality_icon.set_icon_name(Some(level.icon_name()));
+        let words = match level {
+            Level::Waiting => i18n("Waiting for the picture"),
+            Level::Good => i18n("Good connection"),
+            Level::Fair => i18n("Unsteady connection"),
+            Level::Poor => i18n("Poor connection"),
+        };
+        let detail = reading.map(|r| {
+            let latency = r.latency_ms.map_or_else(|| "–".to_owned(), |l| format!("{l:.0}"));
+            i18n_f("{} fps, {} ms delay, {} audio gaps", &[
+                &format!("{:.0}", r.fps),
+                &latency,
+                &r.audio_gaps.to_string(),
+            ])
+        });
+        self.quality.set_label(&words);
+        self.quality_icon.set_tooltip_text(detail.as_deref());
+        self.quality.set_tooltip_text(detail.as_deref());
+    }
+
+    /// Opens the chat panel (a message arrived).
+    pub fn reveal_chat(&self) {
+        self.chat_revealer.set_reveal_child(true);
+    }
+
+    /// Closes the chat panel and forgets it (a new call starts).
+    pub fn reset(&self) {
+        self.chat.clear();
+        self.chat_revealer.set_reveal_child(false);
+        self.show_quality(None);
+    }
+}
+
+fn load_css() {
+    let provider = gtk::CssProvider::new();
+    provider.load_from_data(CSS);
+    if let Some(display) = gdk::Display::default() {
+        gtk::style_context_add_provider_for_display(
+            &display,
+            &provider,
+            gtk::STYLE_PROVIDER_PRIORITY_APPLICATION,
+        );
+    }
+}
+
+fn osd_label(text: &str) -> gtk::Label {
+    let l = gtk::Label::new(Some(text));
+    l.add_css_class("komunikator-osd-label");
+    l
+}
+
+type TopBar = (gtk::Box, gtk::Label, gtk::Label, gtk::Image, gtk::Label);
+
+fn top_bar() -> TopBar {
+    let peer = osd_label("");
+    peer.add_css_class("title-3");
+    let timer = osd_label("");
+    timer.add_css_class("numeric");
+    let quality_icon = gtk::Image::from_icon_name(Level::Waiting.icon_name());
+    let quality = osd_label("");
+    quality.add_css_class("caption");
+    let top = gtk::Box::builder()
+        .spacing(12)
+        .valign(gtk::Align::Start)
+        .margin_top(12)
+        .margin_start(18)
+        .margin_end(18)
+        .build();
+    top.append(&peer);
+    top.append(&timer);
+    let spacer = gtk::Box::builder().hexpand(true).build();
+    top.append(&spacer);
+    top.append(&quality_icon);
+    top.append(&quality);
+    (top, peer, timer, quality_icon, quality)
+}
+
+fn controls(chat: &gtk::Revealer) -> gtk::Box {
+    let bar = gtk::Box::builder()
+        .spacing(18)
+        .halign(gtk::Align::Center)
+        .valign(gtk::Align::End)
+        .margin_bottom(18)
+        .build();
+    let toggle = |icon: &str, action: &str, tip: String| {
+        let b = gtk::ToggleButton::builder().icon_name(icon).action_name(action).tooltip_text(tip).build();
+        b.add_css_class("circular");
+        b.add_css_class("osd");
+        b.set_size_request(48, 48);
+        b
+    };
+    bar.append(&toggle("microphone-disabled-symbolic", "win.mute", i18n("Mute the microphone (M)")));
+    bar.append(&toggle("camera-disabled-symbolic", "win.camera-off", i18n("Turn the camera off (V)")));
+    let chat_button = gtk::ToggleButton::builder()
+        .icon_name("chat-symbolic")
+        .tooltip_text(i18n("Show the chat"))
+        .build();
+    chat_button.add_css_class("circular");
+    chat_button.add_css_class("osd");
+    chat_button.set_size_request(48, 48);
+    chat_button.bind_property("active", chat, "reveal-child").bidirectional().sync_create().build();
+    bar.append(&chat_button);
+    let hang_up = gtk::Button::builder()
+        .icon_name("call-stop-symbolic")
+        .action_name("win.hang-up")
+        .tooltip_text(i18n("Hang up (Escape)"))
+        .build();
+    hang_up.add_css_class("circular");
+    hang_up.add_css_class("destructive-action");
+    hang_up.set_size_request(48, 48);
+    bar.append(&hang_up);
+    bar
+}
+
+/// `M:SS`, or `H:MM:SS` from an hour on.
+pub fn format_elapsed(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 { format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60) } else { format!("{}:{:02}", s / 60, s % 60) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_format() {
+        assert_eq!(format_elapsed(Duration::from_secs(0)), "0:00");
+        assert_eq!(format_elapsed(Duration::from_secs(75)), "1:15");
+        assert_eq!(format_elapsed(Duration::from_secs(3723)), "1:02:03");
+    }
+}

@@ -1,0 +1,90 @@
+//! The in-call text chat panel: the conversation and an entry. Sending goes
+//! through a callback to the engine's `msg`; received lines come from the
+//! window. Main thread.
+
+use adw::prelude::*;
+
+use super::i18n::i18n;
+
+/// The chat panel.
+pub struct Chat {
+    /// The panel's root widget.
+    pub root: gtk::Box,
+    list: gtk::ListBox,
+    scrolled: gtk::ScrolledWindow,
+    /// The text entry.
+    pub entry: gtk::Entry,
+}
+
+impl Chat {
+    /// Builds the panel; `send` gets each line the user enters.
+    pub fn new(send: impl Fn(&str) + 'static) -> Chat {
+        let list = gtk::ListBox::builder().selection_mode(gtk::SelectionMode::None).build();
+        list.add_css_class("navigation-sidebar");
+        let placeholder = gtk::Label::new(Some(&i18n("Messages you exchange during the call appear here.")));
+        placeholder.set_wrap(true);
+        placeholder.add_css_class("dim-label");
+        placeholder.set_margin_top(24);
+        placeholder.set_margin_start(12);
+        placeholder.set_margin_end(12);
+        list.set_placeholder(Some(&placeholder));
+        let scrolled = gtk::ScrolledWindow::builder().child(&list).vexpand(true).build();
+        scrolled.set_hscrollbar_policy(gtk::PolicyType::Never);
+        let entry = gtk::Entry::builder()
+            .placeholder_text(i18n("Write a message"))
+            .secondary_icon_name("mail-send-symbolic")
+            .margin_start(6)
+            .margin_end(6)
+            .margin_top(6)
+            .margin_bottom(6)
+            .build();
+        entry.set_secondary_icon_tooltip_text(Some(&i18n("Send")));
+        let root = gtk::Box::new(gtk::Orientation::Vertical, 0);
+        root.set_width_request(280);
+        root.add_css_class("background");
+        let title = gtk::Label::new(Some(&i18n("Chat")));
+        title.add_css_class("heading");
+        title.set_margin_top(12);
+        title.set_margin_bottom(6);
+        root.append(&title);
+        root.append(&gtk::Separator::new(gtk::Orientation::Horizontal));
+        root.append(&scrolled);
+        root.append(&entry);
+        let send = std::rc::Rc::new(send);
+        let submit = move |e: &gtk::Entry| {
+            let text = e.text();
+            if !text.trim().is_empty() {
+                send(text.trim());
+                e.set_text("");
+            }
+        };
+        let s = submit.clone();
+        entry.connect_activate(move |e| s(e));
+        entry.connect_icon_press(move |e, _| submit(e));
+        Chat { root, list, scrolled, entry }
+    }
+
+    /// Adds a line: `mine` for what we sent.
+    pub fn add(&self, text: &str, mine: bool) {
+        let who = if mine { i18n("You") } else { i18n("Them") };
+        let label = gtk::Label::builder()
+            .label(format!("<b>{}</b>  {}", glib::markup_escape_text(&who), glib::markup_escape_text(text)))
+            .use_markup(true)
+            .wrap(true)
+            .wrap_mode(gtk::pango::WrapMode::WordChar)
+            .xalign(0.0)
+            .selectable(true)
+            .build();
+        self.list.append(&label);
+        let adj = self.scrolled.vadjustment();
+        glib::idle_add_local_once(move || adj.set_value(adj.upper()));
+    }
+
+    /// Forgets the conversation (a new call starts).
+    pub fn clear(&self) {
+        while let Some(row) = self.list.row_at_index(0) {
+            self.list.remove(&row);
+        }
+        self.entry.set_text("");
+    }
+}

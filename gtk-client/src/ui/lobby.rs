@@ -1,0 +1,141 @@
+//! The main view's list of other users: nick, id, a free/busy badge and a
+//! Call button on each free user, a search bar, and an empty state that says
+//! what to do. It only shows a [`Roster`]; the window owns the roster.
+//! Main thread.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use adw::prelude::*;
+
+use super::i18n::{i18n, i18n_f};
+use super::state::{Roster, User};
+
+/// The list page.
+pub struct Lobby {
+    /// The page's root widget.
+    pub root: gtk::Box,
+    /// The search bar (Ctrl+F toggles it).
+    pub search_bar: gtk::SearchBar,
+    search: gtk::SearchEntry,
+    list: gtk::ListBox,
+    stack: gtk::Stack,
+    empty: adw::StatusPage,
+    shown: RefCell<(Roster, bool)>,
+    on_call: Box<dyn Fn(User)>,
+}
+
+impl Lobby {
+    /// Builds the page; `on_call` runs when a Call button is pressed.
+    pub fn new(on_call: impl Fn(User) + 'static) -> Rc<Lobby> {
+        let search = gtk::SearchEntry::builder().placeholder_text(i18n("Search by name or address")).build();
+        let search_bar = gtk::SearchBar::builder().child(&search).show_close_button(true).build();
+        search_bar.connect_entry(&search);
+        let list = gtk::ListBox::builder().selection_mode(gtk::SelectionMode::None).build();
+        list.add_css_class("boxed-list");
+        let clamp = adw::Clamp::builder().maximum_size(640).child(&list).margin_top(18).margin_bottom(18).build();
+        clamp.set_margin_start(12);
+        clamp.set_margin_end(12);
+        let scrolled = gtk::ScrolledWindow::builder().child(&clamp).vexpand(true).build();
+        scrolled.set_hscrollbar_policy(gtk::PolicyType::Never);
+        let empty = adw::StatusPage::builder()
+            .icon_name("system-users-symbolic")
+            .title(i18n("Nobody else is online"))
+            .vexpand(true)
+            .build();
+        let no_match = adw::StatusPage::builder()
+            .icon_name("edit-find-symbolic")
+            .title(i18n("No one matches the search"))
+            .description(i18n("Try another name or address."))
+            .vexpand(true)
+            .build();
+        let stack = gtk::Stack::new();
+        stack.add_named(&scrolled, Some("list"));
+        stack.add_named(&empty, Some("empty"));
+        stack.add_named(&no_match, Some("no-match"));
+        let root = gtk::Box::new(gtk::Orientation::Vertical, 0);
+        root.append(&search_bar);
+        root.append(&stack);
+        let lobby = Rc::new(Lobby {
+            root,
+            search_bar,
+            search,
+            list,
+            stack,
+            empty,
+            shown: RefCell::new((Roster::default(), false)),
+            on_call: Box::new(on_call),
+        });
+        let weak = Rc::downgrade(&lobby);
+        lobby.search.connect_search_changed(move |_| {
+            if let Some(lobby) = weak.upgrade() {
+                lobby.render();
+            }
+        });
+        lobby
+    }
+
+    /// Shows `roster`; Call buttons are active only when `can_call`.
+    pub fn show(self: &Rc<Self>, roster: &Roster, can_call: bool, server: &str) {
+        self.empty.set_description(Some(&i18n_f(
+            "Ask someone to start Komunikator and connect to {}. They will appear here, and you can call them.",
+            &[server],
+        )));
+        let changed = {
+            let shown = self.shown.borrow();
+            shown.0 != *roster || shown.1 != can_call
+        };
+        if changed {
+            *self.shown.borrow_mut() = (roster.clone(), can_call);
+            self.render();
+        }
+    }
+
+    fn render(self: &Rc<Self>) {
+        while let Some(row) = self.list.row_at_index(0) {
+            self.list.remove(&row);
+        }
+        let (roster, can_call) = &*self.shown.borrow();
+        let users = roster.visible(&self.search.text());
+        let page = match (roster.is_empty(), users.is_empty()) {
+            (true, _) => "empty",
+            (false, true) => "no-match",
+            (false, false) => "list",
+        };
+        self.stack.set_visible_child_name(page);
+        for user in users {
+            self.list.append(&self.row(user, *can_call));
+        }
+    }
+
+    fn row(self: &Rc<Self>, user: User, can_call: bool) -> adw::ActionRow {
+        let title = match &user.nick {
+            Some(nick) => glib::markup_escape_text(nick).to_string(),
+            None => i18n("Anonymous"),
+        };
+        let row = adw::ActionRow::builder().title(title).subtitle(user.id.to_string()).build();
+        let badge = gtk::Label::new(Some(&if user.free { i18n("Free") } else { i18n("Busy") }));
+        badge.add_css_class("caption-heading");
+        badge.add_css_class(if user.free { "success" } else { "warning" });
+        badge.set_valign(gtk::Align::Center);
+        row.add_suffix(&badge);
+        let call = gtk::Button::builder()
+            .icon_name("call-start-symbolic")
+            .valign(gtk::Align::Center)
+            .tooltip_text(i18n_f("Call {}", &[&user.label()]))
+            .sensitive(can_call && user.free)
+            .build();
+        call.add_css_class("circular");
+        call.add_css_class("suggested-action");
+        call.set_visible(user.free);
+        call.update_property(&[gtk::accessible::Property::Label(&i18n_f("Call {}", &[&user.label()]))]);
+        let weak = Rc::downgrade(self);
+        call.connect_clicked(move |_| {
+            if let Some(lobby) = weak.upgrade() {
+                (lobby.on_call)(user.clone());
+            }
+        });
+        row.add_suffix(&call);
+        row
+    }
+}

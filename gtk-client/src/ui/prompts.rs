@@ -1,0 +1,71 @@
+//! The full-window prompts around a call: placing one ("Calling NICK…" with
+//! Cancel) and answering one ("NICK is calling" with Decline and Accept).
+//! Main thread. The buttons fire window actions; the window decides.
+
+use adw::prelude::*;
+
+use super::i18n::{i18n, i18n_f};
+
+/// "Calling NICK…" with Cancel.
+pub struct Outgoing {
+    /// The page.
+    pub root: adw::StatusPage,
+}
+
+impl Outgoing {
+    /// Builds the page; Cancel fires `win.hang-up`.
+    pub fn new() -> Outgoing {
+        let cancel = pill(&i18n("Cancel"), "destructive-action", "win.hang-up");
+        let root = adw::StatusPage::builder()
+            .icon_name("call-outgoing-symbolic")
+            .description(i18n("Waiting for an answer"))
+            .child(&cancel)
+            .vexpand(true)
+            .build();
+        Outgoing { root }
+    }
+
+    /// Shows whom we are calling.
+    pub fn show(&self, who: &str) {
+        self.root.set_title(&i18n_f("Calling {}…", &[who]));
+    }
+}
+
+/// "NICK is calling" with Decline and Accept.
+pub struct Incoming {
+    /// The page.
+    pub root: adw::StatusPage,
+    accept: gtk::Button,
+}
+
+impl Incoming {
+    /// Builds the page; the buttons fire `win.decline` and `win.accept`.
+    pub fn new() -> Incoming {
+        let decline = pill(&i18n("Decline"), "destructive-action", "win.decline");
+        let accept = pill(&i18n("Accept"), "suggested-action", "win.accept");
+        let buttons = gtk::Box::builder().spacing(24).halign(gtk::Align::Center).build();
+        buttons.append(&decline);
+        buttons.append(&accept);
+        let root = adw::StatusPage::builder()
+            .icon_name("call-incoming-symbolic")
+            .child(&buttons)
+            .vexpand(true)
+            .build();
+        Incoming { root, accept }
+    }
+
+    /// Shows who is calling and puts the keyboard focus on Accept, so Enter
+    /// or Space answers and Escape declines.
+    pub fn show(&self, who: &str, id: &str) {
+        self.root.set_title(&i18n_f("{} is calling", &[who]));
+        self.root.set_description(Some(id));
+        self.accept.grab_focus();
+    }
+}
+
+fn pill(label: &str, style: &str, action: &str) -> gtk::Button {
+    let b = gtk::Button::builder().label(label).action_name(action).halign(gtk::Align::Center).build();
+    b.add_css_class("pill");
+    b.add_css_class(style);
+    b
+}
