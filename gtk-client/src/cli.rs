@@ -15,9 +15,11 @@ Connection (conf.txt has three lines: server IP, port, camera index; it is read 
   --server HOST:PORT       the server, overriding conf.txt
   --name NICK              claim this nick once connected
 
+Calling (in the window too):
+  --call TARGET            call TARGET (id IP:PORT, IP or nick) once connected
+
 Headless mode (no window; prints one line of JSON statistics at the end):
   --headless               run without a window
-  --call TARGET            call TARGET (id IP:PORT, IP or nick)
   --answer                 answer the first incoming call
   --duration SECONDS       hang up after this long in the call (default: until the peer stops)
 
@@ -129,8 +131,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgError> {
     if a.call.is_some() && a.answer {
         return Err(ArgError("--call and --answer exclude each other".into()));
     }
-    if (a.call.is_some() || a.answer || a.duration.is_some()) && !a.headless {
-        return Err(ArgError("--call, --answer and --duration need --headless".into()));
+    // In the window, --call dials once connected; answering is left to a person.
+    if (a.answer || a.duration.is_some()) && !a.headless {
+        return Err(ArgError("--answer and --duration need --headless".into()));
     }
     Ok(a)
 }
@@ -247,7 +250,8 @@ mod tests {
             "--duration x",
             "--video-source webcam",
             "--headless --call a --answer",
-            "--call a",
+            "--answer",
+            "--duration 3",
             "--camera 999",
             "--size 641x480",
             "--name",

@@ -31,6 +31,7 @@ pub mod engine;
 pub mod headless;
 pub mod media;
 pub mod net;
+pub mod ui;
 
 pub use call::{CallState, EndReason};
 pub use engine::{Engine, EngineError, EngineHandle, EngineOptions, Event};

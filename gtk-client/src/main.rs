@@ -1,6 +1,7 @@
-//! `komunikator`: the client binary. For now it runs headless (`--headless`)
-//! or prints its pipelines (`--print-pipelines`); the window comes later and
-//! drives the same [`komunikator::Engine`].
+//! `komunikator`: the client binary. Without `--headless` it opens the
+//! window ([`komunikator::ui`]); with it, it runs one call from the command
+//! line; `--print-pipelines` prints the pipelines. Both drive the same
+//! [`komunikator::Engine`].
 
 use std::process::ExitCode;
 
@@ -33,10 +34,11 @@ fn run() -> anyhow::Result<u8> {
     if args.print_pipelines {
         return print_pipelines(MediaSetup::resolve(media)?);
     }
-    let server = server_address(&args, file.as_ref().map(|(p, c)| (p.as_path(), c)))?;
     if !args.headless {
-        bail!("the window is not built yet: run with --headless (see --help)");
+        // The window asks for the server itself when none is configured.
+        return Ok(komunikator::ui::run(args, file));
     }
+    let server = server_address(&args, file.as_ref().map(|(p, c)| (p.as_path(), c)))?;
     let plan = headless::Plan {
         call: args.call.clone(),
         answer: args.answer,

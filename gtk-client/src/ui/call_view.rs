@@ -40,17 +40,16 @@ pub struct CallView {
 impl CallView {
     /// Builds the page around the two paintables; `send` sends a chat line.
     pub fn new(
-        remote: Option<&gdk::Paintable>,
-        local: Option<&gdk::Paintable>,
+        remote_paintable: Option<&gdk::Paintable>,
+        local_paintable: Option<&gdk::Paintable>,
         send: impl Fn(&str) + 'static,
     ) -> CallView {
         load_css();
         let remote = gtk::Picture::builder().hexpand(true).vexpand(true).can_shrink(true).build();
-        remote.set_paintable(remote);
-        remote.set_content_fit(gtk::ContentFit::Contain);
+        remote.set_paintable(remote_paintable);
         remote.add_css_class("komunikator-video");
         let local_pic = gtk::Picture::builder().can_shrink(true).build();
-        local_pic.set_paintable(local);
+        local_pic.set_paintable(local_paintable);
         let local_frame = gtk::Frame::builder()
             .child(&local_pic)
             .width_request(192)
@@ -120,11 +119,10 @@ impl CallView {
         };
         let detail = reading.map(|r| {
             let latency = r.latency_ms.map_or_else(|| "–".to_owned(), |l| format!("{l:.0}"));
-            i18n_f("{} fps, {} ms delay, {} audio gaps", &[
-                &format!("{:.0}", r.fps),
-                &latency,
-                &r.audio_gaps.to_string(),
-            ])
+            i18n_f(
+                "{} fps, {} ms delay, {} audio gaps",
+                &[&format!("{:.0}", r.fps), &latency, &r.audio_gaps.to_string()],
+            )
         });
         self.quality.set_label(&words);
         self.quality_icon.set_tooltip_text(detail.as_deref());
@@ -204,10 +202,8 @@ fn controls(chat: &gtk::Revealer) -> gtk::Box {
     };
     bar.append(&toggle("microphone-disabled-symbolic", "win.mute", i18n("Mute the microphone (M)")));
     bar.append(&toggle("camera-disabled-symbolic", "win.camera-off", i18n("Turn the camera off (V)")));
-    let chat_button = gtk::ToggleButton::builder()
-        .icon_name("chat-symbolic")
-        .tooltip_text(i18n("Show the chat"))
-        .build();
+    let chat_button =
+        gtk::ToggleButton::builder().icon_name("chat-symbolic").tooltip_text(i18n("Show the chat")).build();
     chat_button.add_css_class("circular");
     chat_button.add_css_class("osd");
     chat_button.set_size_request(48, 48);
@@ -228,7 +224,11 @@ fn controls(chat: &gtk::Revealer) -> gtk::Box {
 /// `M:SS`, or `H:MM:SS` from an hour on.
 pub fn format_elapsed(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 3600 { format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60) } else { format!("{}:{:02}", s / 60, s % 60) }
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
 }
 
 #[cfg(test)]

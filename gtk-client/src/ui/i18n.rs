@@ -50,9 +50,8 @@ fn locale_dir() -> PathBuf {
 
 fn has_catalogue(dir: &Path) -> bool {
     let file = format!("{GETTEXT_PACKAGE}.mo");
-    std::fs::read_dir(dir).is_ok_and(|langs| {
-        langs.flatten().any(|lang| lang.path().join("LC_MESSAGES").join(&file).is_file())
-    })
+    std::fs::read_dir(dir)
+        .is_ok_and(|langs| langs.flatten().any(|lang| lang.path().join("LC_MESSAGES").join(&file).is_file()))
 }
 
 /// The translation of `msgid`.

@@ -33,7 +33,8 @@ impl Lobby {
         search_bar.connect_entry(&search);
         let list = gtk::ListBox::builder().selection_mode(gtk::SelectionMode::None).build();
         list.add_css_class("boxed-list");
-        let clamp = adw::Clamp::builder().maximum_size(640).child(&list).margin_top(18).margin_bottom(18).build();
+        let clamp =
+            adw::Clamp::builder().maximum_size(640).child(&list).margin_top(18).margin_bottom(18).build();
         clamp.set_margin_start(12);
         clamp.set_margin_end(12);
         let scrolled = gtk::ScrolledWindow::builder().child(&clamp).vexpand(true).build();

@@ -64,7 +64,11 @@ pub fn assess(prev: &StatsSnapshot, now: &StatsSnapshot, secs: f64) -> Reading {
     let latency = now.latency_ms_p50;
     let video = received > 0;
     let level = if decoded == 0 && audio == 0 {
-        if now.video_frames_decoded == 0 && now.audio_packets_decoded == 0 { Level::Waiting } else { Level::Poor }
+        if now.video_frames_decoded == 0 && now.audio_packets_decoded == 0 {
+            Level::Waiting
+        } else {
+            Level::Poor
+        }
     } else if latency.is_some_and(|l| l > 400.0) || gaps > 5 || (video && fps < 5.0) {
         Level::Poor
     } else if latency.is_some_and(|l| l > 150.0) || gaps > 0 || asked > 0 || (video && fps < 15.0) {

@@ -21,7 +21,9 @@ impl Ringer {
     /// Starts ringing. `speakers` is false when the engine found no audio
     /// output, in which case the tone goes to a `fakesink`.
     pub fn start(speakers: bool) -> Option<Ringer> {
-        let pipeline = if speakers { build("autoaudiosink").or_else(|| fallback("no pipeline")) } else {
+        let pipeline = if speakers {
+            build("autoaudiosink").or_else(|| fallback("no pipeline"))
+        } else {
             fallback("no audio output was found")
         }?;
         let pipeline = match pipeline.set_state(gst::State::Playing) {

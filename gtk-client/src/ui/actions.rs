@@ -1,0 +1,127 @@
+//! The window's actions and keyboard shortcuts: Accept, Decline, hang up
+//! (Escape), mute (M), camera off (V), reconnect, first-run connect, search
+//! (Ctrl+F), and the shortcuts window. Main thread.
+
+use std::rc::Rc;
+
+use adw::prelude::*;
+use gtk::gio;
+
+use super::i18n::i18n;
+use super::settings;
+use super::window::Window;
+
+/// Adds the actions and shortcuts to `w`.
+pub fn install(w: &Rc<Window>) {
+    let simple = |name: &str, f: fn(&Rc<Window>)| {
+        let action = gio::SimpleAction::new(name, None);
+        let weak = Rc::downgrade(w);
+        action.connect_activate(move |_, _| {
+            if let Some(w) = weak.upgrade() {
+                f(&w);
+            }
+        });
+        w.win.add_action(&action);
+    };
+    simple("accept", |w| w.with_engine(|e| e.answer(true)));
+    simple("decline", |w| w.with_engine(|e| e.answer(false)));
+    simple("hang-up", |w| w.with_engine(|e| e.hangup()));
+    simple("reconnect", |w| w.connect());
+    simple("first-connect", first_connect);
+    simple("search", |w| {
+        let bar = &w.lobby.search_bar;
+        bar.set_search_mode(!bar.is_search_mode());
+    });
+    toggle(w, "mute", |w, on| w.with_engine(|e| e.set_muted(on)));
+    toggle(w, "camera-off", |w, on| w.with_engine(|e| e.set_camera_enabled(!on)));
+    let shortcuts = gtk::ShortcutController::new();
+    for (key, action) in [("Escape", "win.hang-up"), ("m", "win.mute"), ("v", "win.camera-off")] {
+        shortcuts.add_shortcut(gtk::Shortcut::new(
+            gtk::ShortcutTrigger::parse_string(key),
+            Some(gtk::NamedAction::new(action)),
+        ));
+    }
+    w.win.add_controller(shortcuts);
+    w.app.set_accels_for_action("win.search", &["<Control>f"]);
+    w.app.set_accels_for_action("win.show-help-overlay", &["<Control>question"]);
+    w.win.set_help_overlay(Some(&help_overlay()));
+}
+
+/// A boolean action whose state follows each activation; `f` gets the new state.
+fn toggle(w: &Rc<Window>, name: &str, f: fn(&Rc<Window>, bool)) {
+    let action = gio::SimpleAction::new_stateful(name, None, &false.to_variant());
+    let weak = Rc::downgrade(w);
+    action.connect_activate(move |a, _| {
+        let on = !a.state().and_then(|s| s.get::<bool>()).unwrap_or(false);
+        a.set_state(&on.to_variant());
+        if let Some(w) = weak.upgrade() {
+            f(&w, on);
+        }
+    });
+    w.win.add_action(&action);
+}
+
+/// The first-run page's Connect: checks the address, writes conf.txt, connects.
+fn first_connect(w: &Rc<Window>) {
+    let page = &w.setup_page;
+    let camera = w.launch.borrow().file.as_ref().map_or(0, |c| c.camera_index);
+    let checked = settings::validate(&page.host.text(), &page.port.text(), camera);
+    let conf = match checked {
+        Ok(c) => c,
+        Err(e) => {
+            page.error.set_label(&format!("{}\n{e}", i18n("That address does not look right.")));
+            page.error.set_visible(true);
+            return;
+        }
+    };
+    page.error.set_visible(false);
+    let path = w.launch.borrow().conf_path.clone();
+    if let Err(e) = settings::save_conf(&path, &conf) {
+        w.toast(&format!("{} ({e:#})", i18n("The address could not be saved; it is used for now only")));
+    }
+    w.launch.borrow_mut().file = Some(conf);
+    w.connect();
+}
+
+fn help_overlay() -> gtk::ShortcutsWindow {
+    let esc = |s: String| glib::markup_escape_text(&s).to_string();
+    let item = |accel: &str, title: String| {
+        format!(
+            "<child><object class=\"GtkShortcutsShortcut\"><property name=\"accelerator\">{accel}</property>\
+             <property name=\"title\">{}</property></object></child>",
+            esc(title)
+        )
+    };
+    let group = |title: String, items: Vec<String>| {
+        format!(
+            "<child><object class=\"GtkShortcutsGroup\"><property name=\"title\">{}</property>{}</object></child>",
+            esc(title),
+            items.concat()
+        )
+    };
+    let general = group(
+        i18n("General"),
+        vec![
+            item("&lt;Control&gt;f", i18n("Search people")),
+            item("&lt;Control&gt;comma", i18n("Preferences")),
+            item("&lt;Control&gt;question", i18n("Keyboard shortcuts")),
+            item("&lt;Control&gt;q", i18n("Quit")),
+        ],
+    );
+    let call = group(
+        i18n("During a call"),
+        vec![
+            item("Escape", i18n("Hang up, cancel or decline")),
+            item("m", i18n("Mute or unmute the microphone")),
+            item("v", i18n("Turn the camera off or on")),
+            item("Return", i18n("Accept an incoming call")),
+        ],
+    );
+    let xml = format!(
+        "<interface><object class=\"GtkShortcutsWindow\" id=\"help\"><property name=\"modal\">1</property>\
+         <child><object class=\"GtkShortcutsSection\"><property name=\"section-name\">main</property>\
+         {general}{call}</object></child></object></interface>"
+    );
+    let builder = gtk::Builder::from_string(&xml);
+    builder.object("help").unwrap_or_else(|| glib::Object::new())
+}

@@ -1,0 +1,336 @@
+//! The window's side of the engine: starting it on a worker thread (media
+//! setup and the TCP connect both block), the event loop that feeds engine
+//! events into the [`Model`](super::window::Model), reconnecting with
+//! backoff, the one-second tick (timer, countdown, quality), and shutting the
+//! engine down off the main thread. Main thread, except the two workers.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use adw::prelude::*;
+use gtk::gio;
+
+use super::i18n::{i18n, i18n_f};
+use super::quality;
+use super::ringer::Ringer;
+use super::state::{Link, backoff, end_message};
+use super::window::{Window, log};
+use crate::call::CallState;
+use crate::engine::{Engine, Event};
+use crate::media::{AudioOut, MediaSetup};
+
+type Started = Result<(MediaSetup, Engine), (Option<MediaSetup>, String)>;
+
+impl Window {
+    /// Connects to the configured server, or shows the first-run page.
+    pub fn connect(self: &Rc<Self>) {
+        let Some(server) = self.launch.borrow().server() else {
+            self.model.borrow_mut().link = Link::Setup;
+            return self.update_view();
+        };
+        let (generation, setup, old) = {
+            let mut m = self.model.borrow_mut();
+            if let Some(t) = m.retry.take() {
+                t.remove();
+            }
+            m.retry_at = None;
+            m.generation += 1;
+            m.link = Link::Connecting { server: server.clone() };
+            m.roster.clear();
+            m.call = CallState::Idle;
+            (m.generation, m.setup.take(), m.engine.take())
+        };
+        stop_engine(old, None);
+        self.update_view();
+        let mut options = self.launch.borrow().media_options();
+        if let [remote, local] = &self.sinks[..] {
+            options.video_sink = Some(remote.factory());
+            options.preview_sink = Some(local.factory());
+        }
+        let nick = self.launch.borrow().nick();
+        let (tx, rx) = async_channel::bounded::<Started>(1);
+        let target = server.clone();
+        std::thread::spawn(move || {
+            let setup = match setup {
+                Some(s) => s,
+                None => match MediaSetup::resolve(options) {
+                    Ok(s) => s,
+                    Err(e) => return drop(tx.send_blocking(Err((None, e.to_string())))),
+                },
+            };
+            let result = match Engine::start_with_setup(&target, nick, setup.clone()) {
+                Ok(engine) => Ok((setup, engine)),
+                Err(e) => Err((Some(setup), e.to_string())),
+            };
+            if let Err(async_channel::SendError(Ok((_, engine)))) = tx.send_blocking(result) {
+                engine.shutdown();
+            }
+        });
+        let weak = Rc::downgrade(self);
+        glib::spawn_future_local(async move {
+            let Ok(result) = rx.recv().await else { return };
+            match weak.upgrade() {
+                Some(w) => w.on_started(generation, result),
+                None => stop_engine(result.ok().map(|(_, e)| e), None),
+            }
+        });
+    }
+
+    fn on_started(self: &Rc<Self>, generation: u64, result: Started) {
+        let stale = self.model.borrow().generation != generation;
+        match result {
+            Ok((setup, engine)) if stale => {
+                self.model.borrow_mut().setup.get_or_insert(setup);
+                stop_engine(Some(engine), None);
+            }
+            Ok((setup, engine)) => {
+                let events = engine.events();
+                {
+                    let mut m = self.model.borrow_mut();
+                    m.setup = Some(setup);
+                    m.engine = Some(engine);
+                }
+                self.listen(generation, events);
+            }
+            Err((setup, reason)) => {
+                if let Some(s) = setup {
+                    self.model.borrow_mut().setup.get_or_insert(s);
+                }
+                if !stale {
+                    self.go_offline(reason);
+                }
+            }
+        }
+    }
+
+    fn listen(self: &Rc<Self>, generation: u64, events: async_channel::Receiver<Event>) {
+        let weak = Rc::downgrade(self);
+        glib::spawn_future_local(async move {
+            while let Ok(event) = events.recv().await {
+                let Some(w) = weak.upgrade() else { break };
+                if w.model.borrow().generation != generation {
+                    break;
+                }
+                w.on_event(event);
+            }
+        });
+    }
+
+    /// The connection failed or ended: forget the engine, schedule a retry.
+    fn go_offline(self: &Rc<Self>, reason: String) {
+        let Some(server) = self.launch.borrow().server() else { return };
+        let engine = {
+            let mut m = self.model.borrow_mut();
+            m.failures += 1;
+            let wait = backoff(m.failures);
+            log(&format!("not connected to {server} ({reason}); retrying in {} s", wait.as_secs()));
+            m.link = Link::Offline { server, reason, attempt: m.failures };
+            m.call = CallState::Idle;
+            m.ringer = None;
+            m.roster.clear();
+            m.generation += 1;
+            m.retry_at = Some(Instant::now() + wait);
+            let weak = Rc::downgrade(self);
+            m.retry = Some(glib::timeout_add_local_once(wait, move || {
+                if let Some(w) = weak.upgrade() {
+                    w.model.borrow_mut().retry = None;
+                    w.connect();
+                }
+            }));
+            m.engine.take()
+        };
+        stop_engine(engine, None);
+        self.update_view();
+    }
+
+    fn on_event(self: &Rc<Self>, event: Event) {
+        match event {
+            Event::Connected { id } => self.on_connected(id),
+            Event::NameAccepted(nick) => {
+                log(&format!("name accepted: {nick}"));
+                if let Link::Online { nick: n, .. } = &mut self.model.borrow_mut().link {
+                    *n = Some(nick);
+                }
+                self.dial_auto();
+            }
+            Event::NameRejected(code) => {
+                let nick = self.launch.borrow().nick().unwrap_or_default();
+                self.toast(&i18n_f(
+                    "The name {} cannot be used ({}). Choose another in Preferences.",
+                    &[&nick, code.as_str()],
+                ));
+                self.dial_auto();
+            }
+            Event::Clients(list) => self.model.borrow_mut().roster.replace(&list),
+            Event::Presence { id, state, nick } => self.model.borrow_mut().roster.apply(id, state, nick),
+            Event::CallChanged(state) => self.on_call_changed(state),
+            Event::Incoming { caller, nick } => {
+                let label = nick.unwrap_or_else(|| caller.to_string());
+                log(&format!("incoming call from {label}"));
+                self.model.borrow_mut().peer = label;
+            }
+            Event::CallEnded { reason, .. } => {
+                let who = self.model.borrow().peer.clone();
+                log(&format!("call ended: {}", reason.as_str()));
+                if let Some(text) = end_message(reason, &who) {
+                    self.toast(&text);
+                }
+                self.with_engine(|e| e.refresh());
+            }
+            Event::Message(text) => {
+                self.call.chat.add(&text, false);
+                self.call.reveal_chat();
+            }
+            Event::ServerError { code, text } => self.toast(&i18n_f(
+                "The server reported a problem: {}",
+                &[&text.unwrap_or_else(|| code.as_str().to_owned())],
+            )),
+            Event::Notice(text) | Event::MediaProblem(text) => log(&text),
+            Event::Disconnected(reason) => return self.go_offline(reason),
+        }
+        self.update_view();
+    }
+
+    fn on_connected(self: &Rc<Self>, id: komunikator_protocol::ClientId) {
+        log(&format!("connected as {id}"));
+        let server = self.launch.borrow().server().unwrap_or_default();
+        {
+            let mut m = self.model.borrow_mut();
+            m.failures = 0;
+            m.link = Link::Online { server, id, nick: None };
+        }
+        self.with_engine(|e| e.refresh());
+        if self.launch.borrow().nick().is_none() {
+            self.dial_auto();
+        }
+    }
+
+    /// `--call`: dials once, when the nick is settled.
+    fn dial_auto(self: &Rc<Self>) {
+        let target = self.model.borrow_mut().auto_call.take();
+        if let Some(target) = target {
+            self.dial(&target, &target);
+        }
+    }
+
+    fn on_call_changed(self: &Rc<Self>, state: CallState) {
+        log(&format!("call state: {state:?}"));
+        let was_active = matches!(self.model.borrow().call, CallState::Active { .. });
+        let ringing = matches!(state, CallState::Ringing { .. });
+        if matches!(state, CallState::Active { .. }) && !was_active {
+            self.call.reset();
+            let mut m = self.model.borrow_mut();
+            m.stats = None;
+            m.reading = None;
+            m.shots.retain(|s| !s.starts_with("call"));
+        }
+        let mut m = self.model.borrow_mut();
+        if ringing && m.ringer.is_none() {
+            let speakers = m.setup.as_ref().is_some_and(|s| s.audio_out == AudioOut::Speakers);
+            m.ringer = Ringer::start(speakers);
+        } else if !ringing {
+            m.ringer = None;
+        }
+        m.call = state;
+    }
+
+    /// Runs `f` with the engine, if connected.
+    pub fn with_engine(&self, f: impl FnOnce(&Engine)) {
+        if let Some(e) = &self.model.borrow().engine {
+            f(e);
+        }
+    }
+
+    /// Calls `target`, shown as `label`.
+    pub fn dial(self: &Rc<Self>, target: &str, label: &str) {
+        if !self.model.borrow().call.is_idle() {
+            return self.toast(&i18n("Finish the current call first"));
+        }
+        self.model.borrow_mut().peer = label.to_owned();
+        log(&format!("calling {target}"));
+        self.with_engine(|e| e.call(target));
+    }
+
+    /// Sends a chat line and shows it.
+    pub fn send_chat(&self, text: &str) {
+        if matches!(self.model.borrow().call, CallState::Active { .. }) {
+            self.with_engine(|e| e.send_msg(text));
+            self.call.chat.add(text, true);
+        }
+    }
+
+    /// Once a second: the call timer, the retry countdown, the quality indicator.
+    pub fn tick(self: &Rc<Self>) {
+        let active = matches!(self.model.borrow().call, CallState::Active { .. });
+        if active {
+            self.measure();
+        }
+        self.update_view();
+    }
+
+    fn measure(self: &Rc<Self>) {
+        let Some(now) = self.model.borrow().engine.as_ref().map(Engine::stats) else { return };
+        let (reading, decoded) = {
+            let mut m = self.model.borrow_mut();
+            let reading =
+                m.stats.as_ref().map(|(t, prev)| quality::assess(prev, &now, t.elapsed().as_secs_f64()));
+            let decoded = now.video_frames_decoded;
+            m.stats = Some((Instant::now(), now));
+            if reading.is_some() {
+                m.reading = reading;
+            }
+            (m.reading, decoded)
+        };
+        self.call.show_quality(reading);
+        let has_picture = self.call.remote.paintable().is_some_and(|p| p.intrinsic_width() > 0);
+        if decoded >= 30 && has_picture {
+            self.shoot_later("call-video", &self.call.remote.clone().upcast());
+            self.shoot_later("call", &self.win.clone().upcast());
+        }
+    }
+
+    /// Hangs up and stops the engine off the main thread; the application
+    /// stays alive until it has.
+    pub fn shutdown(&self) {
+        let engine = {
+            let mut m = self.model.borrow_mut();
+            m.generation += 1;
+            m.ringer = None;
+            if let Some(t) = m.retry.take() {
+                t.remove();
+            }
+            m.engine.take()
+        };
+        if let Some(e) = &engine {
+            e.hangup();
+        }
+        stop_engine(engine, Some(self.app.hold()));
+    }
+}
+
+/// Shuts `engine` down on a worker thread (it joins threads and stops
+/// pipelines), releasing `guard` on the main thread afterwards.
+fn stop_engine(engine: Option<Engine>, guard: Option<gio::ApplicationHoldGuard>) {
+    let Some(engine) = engine else { return };
+    let (tx, rx) = async_channel::bounded::<()>(1);
+    std::thread::spawn(move || {
+        engine.shutdown();
+        let _ = tx.send_blocking(());
+    });
+    glib::spawn_future_local(async move {
+        let _ = rx.recv().await;
+        drop(guard);
+    });
+}
+
+/// Ticks `window` every second while it lives.
+pub fn start_ticking(window: &Rc<Window>) {
+    let weak = Rc::downgrade(window);
+    glib::timeout_add_local(Duration::from_secs(1), move || match weak.upgrade() {
+        Some(w) => {
+            w.tick();
+            glib::ControlFlow::Continue
+        }
+        None => glib::ControlFlow::Break,
+    });
+}

@@ -1,0 +1,120 @@
+//! The pages shown before the user list: the first-run page that asks for
+//! the server's address, and the connection status page (connecting, or
+//! disconnected with the reason and the next retry). Main thread.
+
+use adw::prelude::*;
+
+use super::i18n::{i18n, i18n_f};
+
+/// First run: "Where is your server?"
+pub struct SetupPage {
+    /// The page.
+    pub root: adw::StatusPage,
+    /// The server's IP address or host name.
+    pub host: adw::EntryRow,
+    /// The server's port.
+    pub port: adw::EntryRow,
+    /// Saves conf.txt and connects (`win.first-connect`).
+    pub connect: gtk::Button,
+    /// What was wrong with the last attempt.
+    pub error: gtk::Label,
+}
+
+impl SetupPage {
+    /// Builds the page.
+    pub fn new() -> SetupPage {
+        let host = adw::EntryRow::builder().title(i18n("Server address")).build();
+        let port = adw::EntryRow::builder().title(i18n("Port")).text("12345").build();
+        host.set_activates_default(true);
+        port.set_activates_default(true);
+        let group = adw::PreferencesGroup::new();
+        group.add(&host);
+        group.add(&port);
+        let error = gtk::Label::builder().wrap(true).visible(false).build();
+        error.add_css_class("error");
+        let connect = gtk::Button::builder()
+            .label(i18n("Connect"))
+            .action_name("win.first-connect")
+            .halign(gtk::Align::Center)
+            .build();
+        connect.add_css_class("pill");
+        connect.add_css_class("suggested-action");
+        let body = gtk::Box::new(gtk::Orientation::Vertical, 18);
+        body.append(&group);
+        body.append(&error);
+        body.append(&connect);
+        let clamp = adw::Clamp::builder().maximum_size(400).child(&body).build();
+        let root = adw::StatusPage::builder()
+            .icon_name("network-server-symbolic")
+            .title(i18n("Welcome to Komunikator"))
+            .description(i18n(
+                "Enter the address of the Komunikator server you want to use. \
+                 Whoever runs the server can tell you its address and port.",
+            ))
+            .child(&clamp)
+            .vexpand(true)
+            .build();
+        SetupPage { root, host, port, connect, error }
+    }
+}
+
+/// Connecting, or disconnected and waiting to retry.
+pub struct StatusPage {
+    /// The page.
+    pub root: adw::StatusPage,
+    spinner: gtk::Spinner,
+    buttons: gtk::Box,
+}
+
+impl StatusPage {
+    /// Builds the page; its buttons fire `win.reconnect` and `app.preferences`.
+    pub fn new() -> StatusPage {
+        let spinner = gtk::Spinner::builder().width_request(32).height_request(32).build();
+        let retry = gtk::Button::builder().label(i18n("Try Again Now")).action_name("win.reconnect").build();
+        retry.add_css_class("pill");
+        retry.add_css_class("suggested-action");
+        let change =
+            gtk::Button::builder().label(i18n("Change Server…")).action_name("app.preferences").build();
+        change.add_css_class("pill");
+        let buttons = gtk::Box::builder().spacing(12).halign(gtk::Align::Center).build();
+        buttons.append(&change);
+        buttons.append(&retry);
+        let body = gtk::Box::new(gtk::Orientation::Vertical, 12);
+        body.append(&spinner);
+        body.append(&buttons);
+        let root = adw::StatusPage::builder().child(&body).vexpand(true).build();
+        StatusPage { root, spinner, buttons }
+    }
+
+    /// Shows that a connection to `server` is being made.
+    pub fn connecting(&self, server: &str) {
+        self.root.set_icon_name(Some("network-transmit-receive-symbolic"));
+        self.root.set_title(&i18n("Connecting…"));
+        self.root.set_description(Some(server));
+        self.spinner.set_visible(true);
+        self.spinner.start();
+        self.buttons.set_visible(false);
+    }
+
+    /// Shows that the connection to `server` failed for `reason`, and when
+    /// the next attempt is (`retry_in` whole seconds).
+    pub fn offline(&self, server: &str, reason: &str, retry_in: u64) {
+        self.root.set_icon_name(Some("network-offline-symbolic"));
+        self.root.set_title(&i18n("Not Connected"));
+        let when = if retry_in == 0 {
+            i18n("Trying again…")
+        } else {
+            i18n_f("Trying again in {} s.", &[&retry_in.to_string()])
+        };
+        let text = format!(
+            "{}\n{}\n{}",
+            i18n_f("Cannot reach the server at {}.", &[server]),
+            glib::markup_escape_text(reason),
+            when
+        );
+        self.root.set_description(Some(&text));
+        self.spinner.stop();
+        self.spinner.set_visible(false);
+        self.buttons.set_visible(true);
+    }
+}

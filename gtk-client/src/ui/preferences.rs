@@ -1,0 +1,200 @@
+//! The preferences window: the server's address and port and the camera
+//! (conf.txt), the nick, and the video and audio sources (komunikator.ini).
+//! Cameras and microphones are the ones GStreamer's device monitor finds; the
+//! test pattern is always offered, and is the only picture when no camera is
+//! found. Saving reconnects when the window is not in a call. Main thread.
+
+use std::rc::Rc;
+
+use adw::prelude::*;
+use gst::prelude::*;
+
+use super::i18n::{i18n, i18n_f};
+use super::settings::{self, Extra};
+use super::window::Window;
+use crate::media::{AudioSourceKind, VideoSourceKind};
+
+/// A camera the device monitor found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Camera {
+    /// Its name.
+    pub name: String,
+    /// `N` of `/dev/videoN`.
+    pub index: u32,
+}
+
+/// The cameras (V4L2 or PipeWire-over-V4L2) and the names of the microphones.
+pub fn devices() -> (Vec<Camera>, Vec<String>) {
+    let cameras = list("Video/Source")
+        .iter()
+        .filter_map(|d| {
+            let props = gst::prelude::DeviceExt::properties(d)?;
+            let path = ["device.path", "api.v4l2.path"].iter().find_map(|k| props.get::<String>(*k).ok())?;
+            let index = path.strip_prefix("/dev/video")?.parse().ok()?;
+            Some(Camera { name: gst::prelude::DeviceExt::display_name(d).to_string(), index })
+        })
+        .collect();
+    let mics =
+        list("Audio/Source").iter().map(|d| gst::prelude::DeviceExt::display_name(d).to_string()).collect();
+    (cameras, mics)
+}
+
+fn list(class: &str) -> Vec<gst::Device> {
+    let monitor = gst::DeviceMonitor::new();
+    if monitor.add_filter(Some(class), None).is_none() || monitor.start().is_err() {
+        return Vec::new();
+    }
+    let found = monitor.devices().into_iter().collect();
+    monitor.stop();
+    found
+}
+
+struct Form {
+    window: adw::PreferencesWindow,
+    host: adw::EntryRow,
+    port: adw::EntryRow,
+    nick: adw::EntryRow,
+    video: adw::ComboRow,
+    audio: adw::ComboRow,
+    cameras: Vec<Camera>,
+}
+
+/// Opens the preferences window over `w`.
+pub fn open(w: &Rc<Window>) {
+    let (cameras, mics) = devices();
+    let launch = w.launch.borrow().clone();
+    let window = adw::PreferencesWindow::builder().transient_for(&w.win).modal(true).build();
+    window.set_search_enabled(false);
+    let page = adw::PreferencesPage::new();
+    let server =
+        adw::PreferencesGroup::builder().title(i18n("Server")).description(i18n("Saved in conf.txt")).build();
+    let host = entry(&i18n("Server address"), launch.file.as_ref().map_or("", |c| &c.server_host));
+    let port_text = launch.file.as_ref().map_or_else(|| "12345".to_owned(), |c| c.port.to_string());
+    let port = entry(&i18n("Port"), &port_text);
+    server.add(&host);
+    server.add(&port);
+    let you = adw::PreferencesGroup::builder().title(i18n("You")).build();
+    let nick = entry(&i18n("Your name"), launch.nick().as_deref().unwrap_or(""));
+    you.add(&nick);
+    let devices = adw::PreferencesGroup::builder().title(i18n("Devices")).build();
+    let camera_index = launch.file.as_ref().map_or(0, |c| c.camera_index);
+    let video = video_row(&cameras, launch.media_options().video_source, camera_index);
+    let audio = audio_row(&mics, launch.media_options().audio_source);
+    devices.add(&video);
+    devices.add(&audio);
+    let save = gtk::Button::builder().label(i18n("Save")).halign(gtk::Align::Center).build();
+    save.add_css_class("pill");
+    save.add_css_class("suggested-action");
+    let actions = adw::PreferencesGroup::new();
+    actions.add(&save);
+    for g in [&server, &you, &devices, &actions] {
+        page.add(g);
+    }
+    window.add(&page);
+    let form = Rc::new(Form { window: window.clone(), host, port, nick, video, audio, cameras });
+    let weak = Rc::downgrade(w);
+    save.connect_clicked(move |_| {
+        if let Some(w) = weak.upgrade() {
+            apply(&w, &form);
+        }
+    });
+    window.present();
+}
+
+fn entry(title: &str, text: &str) -> adw::EntryRow {
+    adw::EntryRow::builder().title(title).text(text).build()
+}
+
+/// Cameras first, then the test pattern, then no video.
+fn video_row(cameras: &[Camera], kind: VideoSourceKind, index: u32) -> adw::ComboRow {
+    let mut names: Vec<String> =
+        cameras.iter().map(|c| i18n_f("{} (/dev/video{})", &[&c.name, &c.index.to_string()])).collect();
+    names.push(i18n("Test pattern"));
+    names.push(i18n("No video"));
+    let selected = match kind {
+        VideoSourceKind::Camera => cameras.iter().position(|c| c.index == index).unwrap_or(cameras.len()),
+        VideoSourceKind::Test => cameras.len(),
+        VideoSourceKind::None => cameras.len() + 1,
+    };
+    let subtitle = if cameras.is_empty() { i18n("No camera was found") } else { String::new() };
+    combo(&i18n("Camera"), &subtitle, &names, selected)
+}
+
+/// The default microphone (naming what was found), a test tone, or nothing.
+fn audio_row(mics: &[String], kind: AudioSourceKind) -> adw::ComboRow {
+    let default = match mics.first() {
+        Some(first) => i18n_f("Default microphone ({})", &[first]),
+        None => i18n("Default microphone (none found: silence)"),
+    };
+    let names = [default, i18n("Test tone"), i18n("No sound")];
+    let selected = match kind {
+        AudioSourceKind::Mic => 0,
+        AudioSourceKind::Test => 1,
+        AudioSourceKind::None => 2,
+    };
+    combo(&i18n("Microphone"), "", &names, selected)
+}
+
+fn combo(title: &str, subtitle: &str, names: &[String], selected: usize) -> adw::ComboRow {
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let row = adw::ComboRow::builder()
+        .title(title)
+        .model(&gtk::StringList::new(&refs))
+        .selected(u32::try_from(selected).unwrap_or(0))
+        .build();
+    if !subtitle.is_empty() {
+        row.set_subtitle(subtitle);
+    }
+    row
+}
+
+/// Validates, saves both files, and reconnects when idle.
+fn apply(w: &Rc<Window>, f: &Form) {
+    let selected = f.video.selected() as usize;
+    let (video, camera_index) = match f.cameras.get(selected) {
+        Some(c) => (VideoSourceKind::Camera, c.index),
+        None if selected == f.cameras.len() => (VideoSourceKind::Test, 0),
+        None => (VideoSourceKind::None, 0),
+    };
+    let audio = match f.audio.selected() {
+        0 => AudioSourceKind::Mic,
+        1 => AudioSourceKind::Test,
+        _ => AudioSourceKind::None,
+    };
+    let nick = f.nick.text().trim().to_owned();
+    if !nick.is_empty() && !komunikator_protocol::is_valid_nick(&nick) {
+        return f.window.add_toast(adw::Toast::new(&i18n(
+            "A name has up to 32 letters, digits, dots, dashes or underscores, and no spaces",
+        )));
+    }
+    let conf = match settings::validate(&f.host.text(), &f.port.text(), camera_index) {
+        Ok(c) => c,
+        Err(e) => return f.window.add_toast(adw::Toast::new(&glib::markup_escape_text(&e.to_string()))),
+    };
+    let extra = Extra { nick: Some(nick).filter(|n| !n.is_empty()), video: Some(video), audio: Some(audio) };
+    let conf_path = w.launch.borrow().conf_path.clone();
+    let saved = settings::save_conf(&conf_path, &conf)
+        .and_then(|()| settings::save_extra(&settings::extra_path(&conf_path), &extra));
+    if let Err(e) = saved {
+        return f.window.add_toast(adw::Toast::new(&glib::markup_escape_text(&format!("{e:#}"))));
+    }
+    {
+        let mut launch = w.launch.borrow_mut();
+        launch.file = Some(conf);
+        launch.extra = extra;
+        // What was just saved wins over the command line from now on.
+        launch.args.server = None;
+        launch.args.name = None;
+        launch.args.video_source = None;
+        launch.args.audio_source = None;
+        launch.args.camera = None;
+    }
+    f.window.close();
+    if w.model.borrow().call.is_idle() {
+        w.model.borrow_mut().setup = None;
+        w.toast(&i18n("Preferences saved; reconnecting"));
+        w.connect();
+    } else {
+        w.toast(&i18n("Preferences saved; they take effect after this call"));
+    }
+}

@@ -1,0 +1,48 @@
+//! Screenshots of the window's own widgets, for the GUI test and the README.
+//! Enabled only when `KOMUNIKATOR_SCREENSHOT_DIR` names a directory: the
+//! window then saves a picture of each stage of a call there and logs
+//! `screenshot saved: PATH`. Main thread.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use gtk::prelude::*;
+use gtk::{gdk, graphene};
+
+/// The directory screenshots go to, when enabled.
+pub fn dir() -> Option<PathBuf> {
+    std::env::var_os("KOMUNIKATOR_SCREENSHOT_DIR").filter(|d| !d.is_empty()).map(PathBuf::from)
+}
+
+/// Renders `widget` as it is now and saves it as a PNG.
+///
+/// # Errors
+/// When the widget is not on screen, has no size, or the file cannot be written.
+pub fn save(widget: &impl IsA<gtk::Widget>, path: &Path) -> anyhow::Result<()> {
+    let widget = widget.as_ref();
+    let (w, h) = (widget.width(), widget.height());
+    anyhow::ensure!(w > 0 && h > 0, "the widget has no size yet");
+    let paintable = gtk::WidgetPaintable::new(Some(widget));
+    let snapshot = gtk::Snapshot::new();
+    paintable.snapshot(&snapshot, f64::from(w), f64::from(h));
+    let node = snapshot.to_node().context("the widget drew nothing")?;
+    let native = widget.native().context("the widget is not in a window")?;
+    let renderer = native.renderer().context("the window has no renderer")?;
+    let bounds = graphene::Rect::new(0.0, 0.0, w as f32, h as f32);
+    let texture: gdk::Texture = renderer.render_texture(&node, Some(&bounds));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    texture.save_to_png(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Saves `widget` as `NAME.png` in [`dir`], if enabled, and logs the outcome.
+pub fn take(widget: &impl IsA<gtk::Widget>, name: &str) {
+    let Some(dir) = dir() else { return };
+    let path = dir.join(format!("{name}.png"));
+    match save(widget, &path) {
+        Ok(()) => eprintln!("komunikator: screenshot saved: {}", path.display()),
+        Err(e) => eprintln!("komunikator: screenshot {name} failed: {e:#}"),
+    }
+}

@@ -1,0 +1,325 @@
+//! The main window: one [`Model`] (the link to the server, the engine's
+//! [`CallState`], the roster) and one [`Window::update_view`] that matches on
+//! it to pick the page and fill it in. Engine events arrive on the main
+//! thread through the async-channel loop in `link.rs`; widgets never talk to
+//! the engine except through [`crate::EngineHandle`]'s commands. Main thread.
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::time::Instant;
+
+use adw::prelude::*;
+use gtk::gio;
+
+use super::Launch;
+use super::call_view::CallView;
+use super::i18n::i18n;
+use super::lobby::Lobby;
+use super::pages::{SetupPage, StatusPage};
+use super::prompts::{Incoming, Outgoing};
+use super::quality::Reading;
+use super::ringer::Ringer;
+use super::screenshot;
+use super::state::{Link, Roster};
+use super::video::VideoSink;
+use crate::call::CallState;
+use crate::engine::Engine;
+use crate::media::{MediaSetup, StatsSnapshot};
+
+/// Everything the view is made from.
+pub struct Model {
+    /// The link to the server.
+    pub link: Link,
+    /// The call, as the engine last reported it.
+    pub call: CallState,
+    /// The other users.
+    pub roster: Roster,
+    /// The running engine, once connected.
+    pub engine: Option<Engine>,
+    /// Codecs and devices, resolved once on a worker thread.
+    pub setup: Option<MediaSetup>,
+    /// Bumped for every connection attempt; stale events are dropped.
+    pub generation: u64,
+    /// Consecutive failed attempts.
+    pub failures: u32,
+    /// When the next reconnect attempt is due.
+    pub retry_at: Option<Instant>,
+    /// The timer of that attempt.
+    pub retry: Option<glib::SourceId>,
+    /// Plays while a call rings.
+    pub ringer: Option<Ringer>,
+    /// Whom the current call is with, as shown.
+    pub peer: String,
+    /// The last statistics, for the quality indicator.
+    pub stats: Option<(Instant, StatsSnapshot)>,
+    /// The last quality reading.
+    pub reading: Option<Reading>,
+    /// `--call`: dial this once connected.
+    pub auto_call: Option<String>,
+    /// Screenshots already taken (by name).
+    pub shots: Vec<&'static str>,
+}
+
+impl Model {
+    fn new(auto_call: Option<String>) -> Model {
+        Model {
+            link: Link::Setup,
+            call: CallState::Idle,
+            roster: Roster::default(),
+            engine: None,
+            setup: None,
+            generation: 0,
+            failures: 0,
+            retry_at: None,
+            retry: None,
+            ringer: None,
+            peer: String::new(),
+            stats: None,
+            reading: None,
+            auto_call,
+            shots: Vec::new(),
+        }
+    }
+}
+
+/// The window and its pages.
+pub struct Window {
+    /// The GTK window.
+    pub win: adw::ApplicationWindow,
+    /// The application.
+    pub app: adw::Application,
+    pub(super) toasts: adw::ToastOverlay,
+    title: adw::WindowTitle,
+    stack: gtk::Stack,
+    search_button: gtk::ToggleButton,
+    pub(super) lobby: Rc<Lobby>,
+    pub(super) setup_page: SetupPage,
+    status: StatusPage,
+    outgoing: Outgoing,
+    incoming: Incoming,
+    pub(super) call: CallView,
+    /// The picture sinks (kept so their last reference drops on this thread).
+    pub(super) sinks: Vec<VideoSink>,
+    /// How the app was started, and the settings since saved.
+    pub(super) launch: RefCell<Launch>,
+    pub(super) model: RefCell<Model>,
+    last_page: Cell<&'static str>,
+}
+
+impl Window {
+    /// Builds the window for `app`.
+    pub fn new(app: &adw::Application, launch: Launch) -> Rc<Window> {
+        let sinks = make_sinks();
+        let remote = sinks.first().map(|s| s.paintable.clone());
+        let local = sinks.get(1).map(|s| s.paintable.clone());
+        let auto_call = launch.args.call.clone();
+        let window = Rc::new_cyclic(|weak: &Weak<Window>| {
+            let w = weak.clone();
+            let call = CallView::new(remote.as_ref(), local.as_ref(), move |text| {
+                if let Some(w) = w.upgrade() {
+                    w.send_chat(text);
+                }
+            });
+            let w = weak.clone();
+            let lobby = Lobby::new(move |user| {
+                if let Some(w) = w.upgrade() {
+                    w.dial(&user.target(), &user.label());
+                }
+            });
+            Window {
+                win: adw::ApplicationWindow::builder()
+                    .application(app)
+                    .title("Komunikator")
+                    .default_width(960)
+                    .default_height(720)
+                    .build(),
+                app: app.clone(),
+                toasts: adw::ToastOverlay::new(),
+                title: adw::WindowTitle::new("Komunikator", ""),
+                stack: gtk::Stack::builder().transition_type(gtk::StackTransitionType::Crossfade).build(),
+                search_button: gtk::ToggleButton::builder()
+                    .icon_name("system-search-symbolic")
+                    .tooltip_text(i18n("Search (Ctrl+F)"))
+                    .build(),
+                lobby,
+                setup_page: SetupPage::new(),
+                status: StatusPage::new(),
+                outgoing: Outgoing::new(),
+                incoming: Incoming::new(),
+                call,
+                sinks,
+                launch: RefCell::new(launch),
+                model: RefCell::new(Model::new(auto_call)),
+                last_page: Cell::new(""),
+            }
+        });
+        window.assemble();
+        window
+    }
+
+    fn assemble(self: &Rc<Self>) {
+        let header = adw::HeaderBar::builder().title_widget(&self.title).build();
+        header.pack_start(&self.search_button);
+        self.search_button
+            .bind_property("active", &self.lobby.search_bar, "search-mode-enabled")
+            .bidirectional()
+            .sync_create()
+            .build();
+        header.pack_end(&main_menu());
+        for (widget, name) in [
+            (self.setup_page.root.upcast_ref::<gtk::Widget>(), "setup"),
+            (self.status.root.upcast_ref(), "status"),
+            (self.lobby.root.upcast_ref(), "lobby"),
+            (self.outgoing.root.upcast_ref(), "outgoing"),
+            (self.incoming.root.upcast_ref(), "incoming"),
+            (self.call.root.upcast_ref(), "call"),
+        ] {
+            self.stack.add_named(widget, Some(name));
+        }
+        self.lobby.search_bar.set_key_capture_widget(Some(&self.win));
+        let content = gtk::Box::new(gtk::Orientation::Vertical, 0);
+        content.append(&header);
+        content.append(&self.stack);
+        self.toasts.set_child(Some(&content));
+        self.win.set_content(Some(&self.toasts));
+        self.win.set_default_widget(Some(&self.setup_page.connect));
+        super::actions::install(self);
+        let weak = Rc::downgrade(self);
+        self.win.connect_close_request(move |_| {
+            if let Some(w) = weak.upgrade() {
+                w.shutdown();
+            }
+            glib::Propagation::Proceed
+        });
+    }
+
+    /// Shows a toast.
+    pub fn toast(&self, text: &str) {
+        log(text);
+        self.toasts.add_toast(adw::Toast::builder().title(glib::markup_escape_text(text)).timeout(5).build());
+    }
+
+    /// Matches on the model to pick and fill the page. The one place that
+    /// decides what is on screen.
+    pub fn update_view(self: &Rc<Self>) {
+        let page = {
+            let m = self.model.borrow();
+            self.title.set_subtitle(&m.link.describe());
+            self.enable_actions(&m);
+            match (&m.link, &m.call) {
+                (Link::Setup, _) => "setup",
+                (_, CallState::Ringing { caller, .. }) => {
+                    if self.last_page.get() != "incoming" {
+                        self.incoming.show(&m.peer, &caller.to_string());
+                    }
+                    "incoming"
+                }
+                (_, CallState::Dialing { .. } | CallState::Calling { .. }) => {
+                    self.outgoing.show(&m.peer);
+                    "outgoing"
+                }
+                (_, CallState::Connecting { .. }) => {
+                    self.call.show(&m.peer, None);
+                    "call"
+                }
+                (_, CallState::Active { since, .. }) => {
+                    self.call.show(&m.peer, Some(since.elapsed()));
+                    "call"
+                }
+                (Link::Online { server, .. }, CallState::Idle) => {
+                    self.lobby.show(&m.roster, true, server);
+                    "lobby"
+                }
+                (Link::Connecting { server }, CallState::Idle) => {
+                    self.status.connecting(server);
+                    "status"
+                }
+                (Link::Offline { server, reason, .. }, CallState::Idle) => {
+                    let left =
+                        m.retry_at.map_or(0, |t| t.saturating_duration_since(Instant::now()).as_secs());
+                    self.status.offline(server, reason, left + u64::from(m.retry_at.is_some()));
+                    "status"
+                }
+            }
+        };
+        self.search_button.set_visible(page == "lobby");
+        if page != "lobby" {
+            self.search_button.set_active(false);
+        }
+        if self.last_page.replace(page) != page {
+            log(&format!("view: {page}"));
+            self.stack.set_visible_child_name(page);
+            self.on_page_shown(page);
+        }
+    }
+
+    fn enable_actions(&self, m: &Model) {
+        let set = |name: &str, on: bool| {
+            if let Some(a) = self.win.lookup_action(name).and_then(|a| a.downcast::<gio::SimpleAction>().ok())
+            {
+                a.set_enabled(on);
+            }
+        };
+        let ringing = matches!(m.call, CallState::Ringing { .. });
+        let in_call = matches!(m.call, CallState::Active { .. } | CallState::Connecting { .. });
+        set("accept", ringing);
+        set("decline", ringing);
+        set("hang-up", !m.call.is_idle());
+        set("mute", in_call);
+        set("camera-off", in_call);
+        set("reconnect", matches!(m.link, Link::Offline { .. }));
+        set("search", matches!(m.link, Link::Online { .. }) && m.call.is_idle());
+    }
+
+    fn on_page_shown(self: &Rc<Self>, page: &'static str) {
+        if page == "incoming" {
+            self.win.present();
+            self.shoot_later("incoming", &self.win.clone().upcast());
+        }
+        if page == "lobby" && !self.model.borrow().roster.is_empty() {
+            self.shoot_later("lobby", &self.win.clone().upcast());
+        }
+    }
+
+    /// Takes screenshot `name` of `widget` once, after the next frames are drawn.
+    pub(super) fn shoot_later(self: &Rc<Self>, name: &'static str, widget: &gtk::Widget) {
+        if screenshot::dir().is_none() || self.model.borrow().shots.contains(&name) {
+            return;
+        }
+        self.model.borrow_mut().shots.push(name);
+        let widget = widget.clone();
+        glib::timeout_add_local_once(std::time::Duration::from_millis(400), move || {
+            screenshot::take(&widget, name);
+        });
+    }
+}
+
+/// Makes the peer's and the self-view sinks; a failure is logged and the
+/// window goes on without pictures.
+fn make_sinks() -> Vec<VideoSink> {
+    match (VideoSink::new("remote_video"), VideoSink::new("self_view")) {
+        (Ok(remote), Ok(local)) => vec![remote, local],
+        (Err(e), _) | (_, Err(e)) => {
+            log(&format!("no picture in the window: {e:#}"));
+            Vec::new()
+        }
+    }
+}
+
+fn main_menu() -> gtk::MenuButton {
+    let menu = gio::Menu::new();
+    menu.append(Some(&i18n("_Preferences")), Some("app.preferences"));
+    menu.append(Some(&i18n("_Keyboard Shortcuts")), Some("win.show-help-overlay"));
+    menu.append(Some(&i18n("_About Komunikator")), Some("app.about"));
+    gtk::MenuButton::builder()
+        .icon_name("open-menu-symbolic")
+        .menu_model(&menu)
+        .primary(true)
+        .tooltip_text(i18n("Main Menu"))
+        .build()
+}
+
+/// A line in the log (stderr), which the GUI test also reads.
+pub fn log(text: &str) {
+    eprintln!("komunikator: {text}");
+}
