@@ -58,7 +58,7 @@ pub const EXIT_CONNECTION: u8 = 1;
 pub const EXIT_CALL_FAILED: u8 = 2;
 
 enum Wake {
-    Event(Event),
+    Event(Box<Event>),
     Deadline,
     Signal,
     EventsClosed,
@@ -87,7 +87,7 @@ pub fn run(engine: Engine, plan: &Plan) -> (Summary, u8) {
     let fwd = tx.clone();
     std::thread::spawn(move || {
         while let Ok(ev) = events.recv_blocking() {
-            if fwd.send(Wake::Event(ev)).is_err() {
+            if fwd.send(Wake::Event(Box::new(ev))).is_err() {
                 return;
             }
         }
@@ -152,7 +152,7 @@ impl<'a> Run<'a> {
 
     fn on_wake(&mut self, wake: Wake) {
         match wake {
-            Wake::Event(ev) => self.on_event(ev),
+            Wake::Event(ev) => self.on_event(*ev),
             Wake::Deadline | Wake::Signal if self.started.is_some() || self.dialed => self.engine.hangup(),
             Wake::Deadline | Wake::Signal => self.outcome = Some(("no-call".into(), EXIT_OK)),
             Wake::EventsClosed => self.outcome = Some(("connection-lost".into(), EXIT_CONNECTION)),

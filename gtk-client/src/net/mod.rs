@@ -185,12 +185,19 @@ impl Connection {
         self.local
     }
 
-    /// Closes the socket and waits for both threads. The writer thread ends
-    /// once every [`Writer`] clone is dropped or its next write fails.
-    pub fn close(mut self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
-        drop(self.writer);
-        for t in self.threads.drain(..) {
+    /// Flushes what is queued, closes the socket and waits for both threads.
+    /// The writer thread ends once every [`Writer`] clone is dropped (or a
+    /// write fails, at the latest after the write timeout), so drop the
+    /// other clones first.
+    pub fn close(self) {
+        let Connection { writer, stream, threads, .. } = self;
+        drop(writer);
+        let mut threads = threads.into_iter();
+        if let Some(writer_thread) = threads.next() {
+            let _ = writer_thread.join();
+        }
+        let _ = stream.shutdown(Shutdown::Both);
+        for t in threads {
             let _ = t.join();
         }
     }
@@ -210,4 +217,125 @@ fn connect(addr: &str) -> Result<TcpStream, NetError> {
         return Err(NetError::Resolve(addr.into()));
     }
     Err(NetError::Connect { addr: addr.into(), source: last })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::mpsc::{Receiver, channel};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use komunikator_protocol::{Command, Decoded, Decoder, MediaKind, Status};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Frames(Mutex<Vec<(MediaHeader, Vec<u8>)>>);
+
+    impl FrameSink for Frames {
+        fn frame(&self, header: &MediaHeader, payload: &[u8]) {
+            self.0.lock().unwrap().push((*header, payload.to_vec()));
+        }
+    }
+
+    fn open() -> (Connection, TcpStream, Receiver<NetEvent>, Arc<Frames>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (tx, rx) = channel();
+        let tx = Mutex::new(tx);
+        let events = Arc::new(move |ev| {
+            let _ = tx.lock().unwrap().send(ev);
+        });
+        let frames = Arc::new(Frames::default());
+        let conn = Connection::open(&addr, move |ev| events(ev), frames.clone()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (conn, server, rx, frames)
+    }
+
+    fn next(rx: &Receiver<NetEvent>) -> NetEvent {
+        rx.recv_timeout(Duration::from_secs(5)).expect("an event")
+    }
+
+    #[test]
+    fn receive_splits_lines_lists_and_frames() {
+        let (conn, mut server, rx, frames) = open();
+        let mut bytes = b"hello 127.0.0.1:5 komunikator/1\nclients 2\n127.0.0.1:6 free ala\n".to_vec();
+        bytes.extend_from_slice(b"127.0.0.1:7 busy -\nvideo 10 k 4\n\nab\nstop hangup\nnonsense\nkeyframe\n");
+        // One byte at a time: partial input must never be an error.
+        for b in &bytes {
+            server.write_all(&[*b]).unwrap();
+        }
+        assert!(matches!(next(&rx), NetEvent::Hello { .. }));
+        let NetEvent::Clients(list) = next(&rx) else { panic!("expected a list") };
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].nick.as_deref(), Some("ala"));
+        assert_eq!(list[1].nick, None);
+        assert_eq!(next(&rx), NetEvent::Stop(StopReason::Hangup));
+        assert!(matches!(next(&rx), NetEvent::Invalid(_)));
+        assert_eq!(next(&rx), NetEvent::Keyframe);
+        let got = frames.0.lock().unwrap().clone();
+        assert_eq!(
+            got,
+            vec![(MediaHeader { kind: MediaKind::Video, pts: 10, key: true, len: 4 }, b"\nab\n".to_vec())]
+        );
+        drop(server);
+        assert!(matches!(next(&rx), NetEvent::Closed(_)));
+        conn.close();
+    }
+
+    #[test]
+    fn oversized_frame_closes_the_connection() {
+        let (conn, mut server, rx, _) = open();
+        server.write_all(b"video 1 k 4294967295\n").unwrap();
+        let NetEvent::Closed(why) = next(&rx) else { panic!("expected Closed") };
+        assert!(why.contains("frame"), "{why}");
+        conn.close();
+    }
+
+    #[test]
+    fn frames_from_many_threads_never_interleave() {
+        let (conn, mut server, _rx, _) = open();
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            server.read_to_end(&mut all).unwrap();
+            all
+        });
+        let writer = conn.writer().clone();
+        let threads: Vec<_> = (0..4u8)
+            .map(|t| {
+                let w = writer.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200u64 {
+                        let payload = vec![t; 1000 + (i as usize % 7) * 3000];
+                        let kind = if t % 2 == 0 { MediaKind::Video } else { MediaKind::Audio };
+                        w.media(kind, i, i % 10 == 0, Box::new(payload)).unwrap();
+                        if i % 50 == 0 {
+                            w.command(&Command::Keyframe).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        drop(writer);
+        conn.close();
+        let all = reader.join().unwrap();
+        let (mut at, mut media, mut lines, dec) = (0, 0, 0, Decoder::default());
+        while let Ok(Status::Complete { item, consumed }) = dec.decode_client(&all[at..]) {
+            match item {
+                Decoded::Media { payload, .. } => {
+                    assert!(payload.iter().all(|b| *b == payload[0]), "a payload mixes two frames");
+                    media += 1;
+                }
+                Decoded::Message(Command::Keyframe) => lines += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+            at += consumed;
+        }
+        assert_eq!((media, lines, at), (800, 16, all.len()));
+    }
 }
