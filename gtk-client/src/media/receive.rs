@@ -25,6 +25,11 @@ const GRID_EVERY: u64 = 15;
 /// Latencies above this are clock trouble, not measurements.
 const MAX_SANE_LATENCY_US: u64 = 10_000_000;
 
+/// Video frames received without a picture coming out of the decoder before
+/// we ask for a keyframe (again). h264parse silently drops slices that arrive
+/// before any SPS/PPS, so the decoder's own requests cannot cover that case.
+const STALL_FRAMES: u64 = 10;
+
 /// The appsrcs of the call in progress, if any. Shared by the control thread
 /// (which attaches and detaches) and the receive thread (which pushes).
 #[derive(Default)]
@@ -41,6 +46,12 @@ pub(super) struct Targets {
     pub(super) audio_base: Arc<AtomicU64>,
     pub(super) last_audio_pts: Option<u64>,
     pub(super) stats: Arc<Stats>,
+    /// Video frames pushed since the decoder last produced a picture; the
+    /// decoder probe resets it.
+    pub(super) undecoded: Arc<AtomicU64>,
+    /// Whether a keyframe has arrived in this call.
+    pub(super) seen_key: bool,
+    pub(super) notify: Notify,
 }
 
 impl FrameRoute {
@@ -66,8 +77,13 @@ impl FrameSink for FrameRoute {
         match header.kind {
             MediaKind::Video => {
                 t.stats.video_frames_received.fetch_add(1, Relaxed);
-                if let Some(src) = &t.video {
-                    push(src, &t.video_base, header, payload);
+                let Some(src) = &t.video else { return };
+                push(src, &t.video_base, header, payload);
+                let first_delta = !header.key && !t.seen_key;
+                t.seen_key |= header.key;
+                let stalled = t.undecoded.fetch_add(1, Relaxed) + 1;
+                if first_delta || stalled % STALL_FRAMES == 0 {
+                    (t.notify)(MediaEvent::KeyframeWanted);
                 }
             }
             MediaKind::Audio => {
@@ -116,6 +132,7 @@ impl Receiving {
         launch: &str,
         stats: Arc<Stats>,
         base: Arc<AtomicU64>,
+        undecoded: Arc<AtomicU64>,
         notify: Notify,
         sink: Option<&SinkFactory>,
     ) -> Result<Receiving, MediaError> {
@@ -128,7 +145,7 @@ impl Receiving {
         };
         let appsrc = appsrc(&pipeline, NAME)?;
         probe_keyframe_requests(&appsrc, notify);
-        probe_decoded_video(&pipeline, stats, base);
+        probe_decoded_video(&pipeline, stats, base, undecoded);
         Receiving::play(pipeline, appsrc, external, NAME)
     }
 
@@ -197,10 +214,16 @@ fn probe_keyframe_requests(appsrc: &gst_app::AppSrc, notify: Notify) {
 }
 
 /// Counts decoded pictures, measures latency and samples the luma grid.
-fn probe_decoded_video(pipeline: &gst::Pipeline, stats: Arc<Stats>, base: Arc<AtomicU64>) {
+fn probe_decoded_video(
+    pipeline: &gst::Pipeline,
+    stats: Arc<Stats>,
+    base: Arc<AtomicU64>,
+    undecoded: Arc<AtomicU64>,
+) {
     let Some(pad) = pipeline.by_name("decoder").and_then(|d| d.static_pad("src")) else { return };
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         let Some(buffer) = info.buffer() else { return gst::PadProbeReturn::Ok };
+        undecoded.store(0, Relaxed);
         let n = stats.video_frames_decoded.fetch_add(1, Relaxed);
         let first = base.load(Relaxed);
         if let (Some(pts), true) = (buffer.pts(), first != UNSET) {

@@ -55,11 +55,13 @@ impl CallMedia {
     ) -> (CallMedia, Vec<String>) {
         let mut notices = Vec::new();
         let video_base = Arc::new(AtomicU64::new(u64::MAX));
+        let undecoded = Arc::new(AtomicU64::new(0));
         let receive_video = setup.receive_video_launch().and_then(|launch| {
             launch
                 .map(|l| {
                     let sink = setup.options.video_sink.as_ref();
-                    Receiving::start_video(&l, stats.clone(), video_base.clone(), notify.clone(), sink)
+                    let (base, undecoded) = (video_base.clone(), undecoded.clone());
+                    Receiving::start_video(&l, stats.clone(), base, undecoded, notify.clone(), sink)
                 })
                 .transpose()
         });
@@ -75,6 +77,9 @@ impl CallMedia {
             audio_base: Arc::new(AtomicU64::new(u64::MAX)),
             last_audio_pts: None,
             stats: stats.clone(),
+            undecoded,
+            seen_key: false,
+            notify: notify.clone(),
         });
         let send = |kind, launch: &str, preview| {
             let name = if kind == MediaKind::Video { "send-video" } else { "send-audio" };
