@@ -134,7 +134,11 @@ fn configure(stream: &TcpStream, config: &Config) -> io::Result<()> {
     let socket = SockRef::from(stream);
     let dead = config.dead_peer_timeout();
     // Idle for half the budget, then probe every sixth; three lost probes end it.
-    let keepalive = TcpKeepalive::new().with_time(dead / 2).with_interval(dead / 6).with_retries(3);
+    // The kernel takes whole seconds and refuses 0 (EINVAL, which used to skip
+    // every option below): short budgets round up to 1 s.
+    let secs = |d: Duration| d.max(Duration::from_secs(1));
+    let keepalive =
+        TcpKeepalive::new().with_time(secs(dead / 2)).with_interval(secs(dead / 6)).with_retries(3);
     socket.set_tcp_keepalive(&keepalive)?;
     // Data sent but not acknowledged for this long also ends the connection.
     socket.set_tcp_user_timeout(Some(dead))?;

@@ -48,6 +48,11 @@ impl Harness {
     /// Takes the baseline of a running server and starts its bystander.
     pub fn around(server: ServerProc) -> Result<Harness> {
         let bystander = Bystander::start(server.addr)?;
+        Harness::with_bystander(server, bystander)
+    }
+
+    /// Takes the baseline of a running server that `bystander` already pings.
+    pub fn with_bystander(server: ServerProc, bystander: Bystander) -> Result<Harness> {
         // Let the bystander's threads start before the baseline is read.
         std::thread::sleep(Duration::from_millis(100));
         let baseline = server.metrics();
