@@ -30,6 +30,15 @@ const MAX_SANE_LATENCY_US: u64 = 10_000_000;
 /// before any SPS/PPS, so the decoder's own requests cannot cover that case.
 const STALL_FRAMES: u64 = 10;
 
+/// Bytes of video queued in the appsrc beyond which the decoder is not
+/// keeping up: frames are dropped until the next keyframe (never mid-GOP
+/// followed by more deltas) and a keyframe is requested. Bounds memory
+/// against a peer that sends faster than this machine decodes.
+const MAX_QUEUED_VIDEO: u64 = 8 << 20;
+
+/// Bytes of audio queued beyond which packets are dropped (each is independent).
+const MAX_QUEUED_AUDIO: u64 = 1 << 20;
+
 /// The appsrcs of the call in progress, if any. Shared by the control thread
 /// (which attaches and detaches) and the receive thread (which pushes).
 #[derive(Default)]
@@ -51,6 +60,8 @@ pub(super) struct Targets {
     pub(super) undecoded: Arc<AtomicU64>,
     /// Whether a keyframe has arrived in this call.
     pub(super) seen_key: bool,
+    /// Dropping video until the next keyframe because the decoder fell behind.
+    pub(super) dropping_video: bool,
     pub(super) notify: Notify,
 }
 
@@ -78,6 +89,14 @@ impl FrameSink for FrameRoute {
             MediaKind::Video => {
                 t.stats.video_frames_received.fetch_add(1, Relaxed);
                 let Some(src) = &t.video else { return };
+                if t.dropping_video || src.current_level_bytes() > MAX_QUEUED_VIDEO {
+                    // Resume only at a keyframe, once the backlog is gone.
+                    t.dropping_video = !(header.key && src.current_level_bytes() <= MAX_QUEUED_VIDEO / 2);
+                    if t.dropping_video {
+                        (t.notify)(MediaEvent::KeyframeWanted);
+                        return;
+                    }
+                }
                 push(src, &t.video_base, header, payload);
                 let first_delta = !header.key && !t.seen_key;
                 t.seen_key |= header.key;
@@ -89,12 +108,12 @@ impl FrameSink for FrameRoute {
             MediaKind::Audio => {
                 t.stats.audio_packets_received.fetch_add(1, Relaxed);
                 if let Some(last) = t.last_audio_pts {
-                    if header.pts > last + AUDIO_GAP_US {
+                    if header.pts > last.saturating_add(AUDIO_GAP_US) {
                         t.stats.audio_gaps.fetch_add(1, Relaxed);
                     }
                 }
                 t.last_audio_pts = Some(header.pts);
-                if let Some(src) = &t.audio {
+                if let Some(src) = t.audio.as_ref().filter(|s| s.current_level_bytes() <= MAX_QUEUED_AUDIO) {
                     push(src, &t.audio_base, header, payload);
                 }
             }
@@ -110,13 +129,19 @@ fn push(src: &gst_app::AppSrc, base: &AtomicU64, header: &MediaHeader, payload: 
     };
     let mut buffer = gst::Buffer::from_mut_slice(payload.to_vec());
     if let Some(b) = buffer.get_mut() {
-        b.set_pts(gst::ClockTime::from_useconds(header.pts.saturating_sub(first)));
+        b.set_pts(clock_time_us(header.pts.saturating_sub(first)));
         if !header.key {
             b.set_flags(gst::BufferFlags::DELTA_UNIT);
         }
     }
     // Fails only while the pipeline is shutting down.
     let _ = src.push_buffer(buffer);
+}
+
+/// Microseconds as a `ClockTime`, saturating instead of panicking: the
+/// value comes from the peer.
+fn clock_time_us(us: u64) -> gst::ClockTime {
+    gst::ClockTime::from_nseconds(us.saturating_mul(1000).min(u64::MAX - 1))
 }
 
 /// A running receiving pipeline.
@@ -227,7 +252,7 @@ fn probe_decoded_video(
         let n = stats.video_frames_decoded.fetch_add(1, Relaxed);
         let first = base.load(Relaxed);
         if let (Some(pts), true) = (buffer.pts(), first != UNSET) {
-            let captured = first + pts.useconds();
+            let captured = first.saturating_add(pts.useconds());
             let latency = now_us().saturating_sub(captured);
             if latency < MAX_SANE_LATENCY_US {
                 stats.record_latency_us(latency);
@@ -273,4 +298,58 @@ fn s16_channels(pad: &gst::Pad) -> Option<usize> {
         return None;
     }
     usize::try_from(s.get::<i32>("channels").ok()?).ok().filter(|c| *c > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_timestamps_do_not_panic() {
+        assert_eq!(clock_time_us(u64::MAX), gst::ClockTime::from_nseconds(u64::MAX - 1));
+        assert_eq!(clock_time_us(5), gst::ClockTime::from_useconds(5));
+        gst::init().unwrap();
+        let make = || {
+            let p =
+                gst::parse::launch("appsrc name=src is-live=true format=time ! fakesink sync=false").unwrap();
+            let p = p.downcast::<gst::Pipeline>().unwrap();
+            p.set_state(gst::State::Playing).unwrap();
+            let src = p.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
+            (p, src)
+        };
+        let ((pv, video), (pa, audio)) = (make(), make());
+        let stats = Arc::new(Stats::default());
+        let route = FrameRoute::default();
+        route.attach(Targets {
+            video: Some(video),
+            audio: Some(audio),
+            video_base: Arc::new(AtomicU64::new(UNSET)),
+            audio_base: Arc::new(AtomicU64::new(UNSET)),
+            last_audio_pts: None,
+            stats: stats.clone(),
+            undecoded: Arc::new(AtomicU64::new(0)),
+            seen_key: false,
+            dropping_video: false,
+            notify: Arc::new(|_| {}),
+        });
+        for (kind, pts) in
+            [(MediaKind::Video, 0), (MediaKind::Video, u64::MAX - 1), (MediaKind::Video, u64::MAX)]
+                .into_iter()
+                .chain([
+                    (MediaKind::Audio, u64::MAX),
+                    (MediaKind::Audio, 0),
+                    (MediaKind::Audio, u64::MAX - 2),
+                ])
+        {
+            route.frame(&MediaHeader { kind, pts, key: false, len: 3 }, b"abc");
+        }
+        assert_eq!(stats.video_frames_received.load(Relaxed), 3);
+        assert_eq!(stats.audio_packets_received.load(Relaxed), 3);
+        route.detach();
+        route.frame(&MediaHeader { kind: MediaKind::Video, pts: 1, key: true, len: 1 }, b"x");
+        assert_eq!(stats.video_frames_received.load(Relaxed), 3, "nothing counted outside a call");
+        for p in [pv, pa] {
+            p.set_state(gst::State::Null).unwrap();
+        }
+    }
 }

@@ -79,6 +79,7 @@ impl CallMedia {
             stats: stats.clone(),
             undecoded,
             seen_key: false,
+            dropping_video: false,
             notify: notify.clone(),
         });
         let send = |kind, launch: &str, preview| {
