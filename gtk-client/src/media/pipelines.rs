@@ -66,7 +66,9 @@ pub const AUDIO_APPSINK: &str = "appsink name=sink sync=false max-buffers=25 dro
 /// A sink that discards.
 pub const NULL_SINK: &str = "fakesink sync=false async=false";
 /// Stands in for a sink element that the GUI supplies; linked after parsing.
-pub const SINK_SLOT: &str = "identity name=sink_slot silent=true";
+/// The converter lets a sink such as `gtk4paintablesink` (RGB formats only)
+/// follow the 4:2:0 preview branch of send-video.
+pub const SINK_SLOT: &str = "videoconvert ! identity name=sink_slot silent=true";
 
 #[cfg(test)]
 mod tests {

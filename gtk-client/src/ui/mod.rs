@@ -36,6 +36,7 @@ pub mod state;
 pub mod video;
 pub mod window;
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -103,24 +104,28 @@ pub fn run(args: Args, file: Option<(PathBuf, FileConfig)>) -> u8 {
     // processes, each with its own connection: the app is not unique.
     let app =
         adw::Application::builder().application_id(APP_ID).flags(gio::ApplicationFlags::NON_UNIQUE).build();
-    let launch = std::cell::RefCell::new(Some(launch));
-    app.connect_activate(move |app| {
-        if let Some(launch) = launch.borrow_mut().take() {
-            start(app, launch);
-        }
+    // The window's state lives as long as the application runs.
+    let launch = RefCell::new(Some(launch));
+    let window: Rc<RefCell<Option<Rc<window::Window>>>> = Rc::default();
+    let keep = window.clone();
+    app.connect_activate(move |app| match launch.borrow_mut().take() {
+        Some(launch) => *keep.borrow_mut() = Some(start(app, launch)),
+        None => keep.borrow().iter().for_each(|w| w.win.present()),
     });
     app.set_accels_for_action("app.quit", &["<Control>q"]);
     app.set_accels_for_action("app.preferences", &["<Control>comma"]);
     let code = app.run_with_args::<&str>(&[]);
+    drop(window.take());
     u8::from(code)
 }
 
-fn start(app: &adw::Application, launch: Launch) {
+fn start(app: &adw::Application, launch: Launch) -> Rc<window::Window> {
     let window = window::Window::new(app, launch);
     app_actions(app, &window);
     link::start_ticking(&window);
     window.win.present();
     window.connect();
+    window
 }
 
 fn app_actions(app: &adw::Application, window: &Rc<window::Window>) {

@@ -38,11 +38,29 @@ pub fn save(widget: &impl IsA<gtk::Widget>, path: &Path) -> anyhow::Result<()> {
 }
 
 /// Saves `widget` as `NAME.png` in [`dir`], if enabled, and logs the outcome.
-pub fn take(widget: &impl IsA<gtk::Widget>, name: &str) {
+///
+/// The picture is taken right after the next frame is painted, when every
+/// widget's render node is fresh: between frames a widget showing video has
+/// none, and would be photographed as nothing.
+pub fn take(widget: &impl IsA<gtk::Widget>, name: &'static str) {
     let Some(dir) = dir() else { return };
     let path = dir.join(format!("{name}.png"));
-    match save(widget, &path) {
-        Ok(()) => eprintln!("komunikator: screenshot saved: {}", path.display()),
-        Err(e) => eprintln!("komunikator: screenshot {name} failed: {e:#}"),
-    }
+    let widget = widget.as_ref().clone();
+    let Some(clock) = widget.frame_clock() else {
+        return eprintln!("komunikator: screenshot {name} failed: the widget is not on screen");
+    };
+    let handler = std::rc::Rc::new(std::cell::Cell::new(None::<glib::SignalHandlerId>));
+    let slot = handler.clone();
+    let target = widget.clone();
+    let id = clock.connect_after_paint(move |clock| {
+        if let Some(id) = slot.take() {
+            clock.disconnect(id);
+        }
+        match save(&target, &path) {
+            Ok(()) => eprintln!("komunikator: screenshot saved: {}", path.display()),
+            Err(e) => eprintln!("komunikator: screenshot {name} failed: {e:#}"),
+        }
+    });
+    handler.set(Some(id));
+    widget.queue_draw();
 }
