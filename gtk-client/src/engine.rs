@@ -377,7 +377,7 @@ impl Control {
             NetEvent::Stop(reason) => self.step(CallInput::Stop(reason)),
             NetEvent::Keyframe => self.force_keyframe(),
             NetEvent::Msg(text) => self.emit(Event::Message(text)),
-            NetEvent::Pong => {}
+            NetEvent::Pong | NetEvent::AuthOk => {}
             NetEvent::Error { code: code @ (ErrorCode::NameTaken | ErrorCode::BadName), .. } => {
                 self.emit(Event::NameRejected(code));
             }

@@ -30,6 +30,9 @@ pub enum Command<'a> {
     Msg(&'a str),
     /// `ping`: answered with `pong`.
     Ping,
+    /// `auth <password>`: log in to a password-protected server. The
+    /// password is the rest of the line and may contain single spaces.
+    Auth(&'a str),
 }
 
 impl<'a> Command<'a> {
@@ -72,6 +75,10 @@ impl<'a> Command<'a> {
                 _ => Err(ParseError::bad("msg needs text")),
             },
             "ping" => fields::<0>(args).map(|_| Command::Ping),
+            "auth" => match args {
+                Some(password) if !password.is_empty() => Ok(Command::Auth(password)),
+                _ => Err(ParseError::bad("auth needs a password")),
+            },
             "" => Err(ParseError::unknown("empty line")),
             _ => Err(ParseError::unknown("no such command")),
         }
@@ -103,6 +110,7 @@ impl<'a> Command<'a> {
             Command::Keyframe => writeln!(out, "keyframe"),
             Command::Msg(text) => writeln!(out, "msg {text}"),
             Command::Ping => writeln!(out, "ping"),
+            Command::Auth(password) => writeln!(out, "auth {password}"),
         };
     }
 }
@@ -126,6 +134,7 @@ mod tests {
         assert_eq!(parse("keyframe"), Ok(Command::Keyframe));
         assert_eq!(parse("msg hello there"), Ok(Command::Msg("hello there")));
         assert_eq!(parse("ping"), Ok(Command::Ping));
+        assert_eq!(parse("auth tajne hasło"), Ok(Command::Auth("tajne hasło")));
         assert_eq!(
             parse("video 123 k 10"),
             Ok(Command::Media(MediaHeader { kind: MediaKind::Video, pts: 123, key: true, len: 10 }))

@@ -36,11 +36,17 @@ pub enum ErrorCode {
     Full,
     /// A line or frame did not complete in time; the server closes the connection.
     Timeout,
+    /// The server requires a password: send `auth <password>` first.
+    AuthRequired,
+    /// Wrong password; the server closes the connection.
+    AuthFailed,
+    /// The server accepts only TLS connections; it closes this one.
+    TlsRequired,
 }
 
 impl ErrorCode {
     /// Every code, in the order `docs/PROTOCOL.md` lists them.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::UnknownCommand,
         ErrorCode::BadArgument,
         ErrorCode::NoSuchClient,
@@ -56,6 +62,9 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::Full,
         ErrorCode::Timeout,
+        ErrorCode::AuthRequired,
+        ErrorCode::AuthFailed,
+        ErrorCode::TlsRequired,
     ];
 
     /// The code as it appears on the wire.
@@ -76,6 +85,9 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate-limited",
             ErrorCode::Full => "full",
             ErrorCode::Timeout => "timeout",
+            ErrorCode::AuthRequired => "auth-required",
+            ErrorCode::AuthFailed => "auth-failed",
+            ErrorCode::TlsRequired => "tls-required",
         }
     }
 
@@ -88,7 +100,12 @@ impl ErrorCode {
     pub fn is_fatal(self) -> bool {
         matches!(
             self,
-            ErrorCode::LineTooLong | ErrorCode::FrameTooLarge | ErrorCode::Full | ErrorCode::Timeout
+            ErrorCode::LineTooLong
+                | ErrorCode::FrameTooLarge
+                | ErrorCode::Full
+                | ErrorCode::Timeout
+                | ErrorCode::AuthFailed
+                | ErrorCode::TlsRequired
         )
     }
 }

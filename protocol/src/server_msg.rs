@@ -21,6 +21,8 @@ pub enum ServerMsg<'a> {
     },
     /// `ok name <nick>`.
     OkName(&'a str),
+    /// `ok auth`: the password was right.
+    OkAuth,
     /// `clients <n>`: n [`ServerMsg::Client`] lines follow.
     Clients(u32),
     /// `<id> <free|busy> <nick>`: one entry of a `clients` list.
@@ -90,8 +92,9 @@ impl<'a> ServerMsg<'a> {
                 let [id, version] = fields::<2>(args)?;
                 ServerMsg::Hello { id: parse_id(id)?, version }
             }
-            "ok" => match fields::<2>(args)? {
-                ["name", nick] => ServerMsg::OkName(nick),
+            "ok" => match (fields::<2>(args), fields::<1>(args)) {
+                (Ok(["name", nick]), _) => ServerMsg::OkName(nick),
+                (_, Ok(["auth"])) => ServerMsg::OkAuth,
                 _ => return Err(ParseError::bad("unknown ok")),
             },
             "clients" => {
@@ -133,6 +136,7 @@ impl<'a> ServerMsg<'a> {
         let _ = match *self {
             ServerMsg::Hello { id, version } => writeln!(out, "hello {id} {version}"),
             ServerMsg::OkName(nick) => writeln!(out, "ok name {nick}"),
+            ServerMsg::OkAuth => writeln!(out, "ok auth"),
             ServerMsg::Clients(n) => writeln!(out, "clients {n}"),
             ServerMsg::Client { id, state, nick } => {
                 writeln!(out, "{id} {} {}", state.as_str(), NickDisplay(nick))
@@ -196,6 +200,8 @@ mod tests {
         for line in [
             "hello 127.0.0.1:40000 komunikator/1",
             "ok name ala",
+            "ok auth",
+            "error auth-failed",
             "clients 2",
             "127.0.0.1:1 free ala",
             "[::1]:2 busy -",

@@ -192,8 +192,8 @@ impl Registry {
             Command::Ping => {
                 conn.send(&ServerMsg::Pong);
             }
-            Command::Media(_) => {
-                crate::log!(Error, "{id}: media reached the registry; relay it instead");
+            Command::Media(_) | Command::Auth(_) => {
+                crate::log!(Error, "{id}: media or auth reached the registry; the session handles them");
             }
         }
     }

@@ -114,6 +114,8 @@ pub enum NetEvent {
     Msg(String),
     /// `pong`.
     Pong,
+    /// `ok auth`: the server accepted our password.
+    AuthOk,
     /// `error <code> [text]`.
     Error {
         /// The code.

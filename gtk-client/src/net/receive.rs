@@ -95,10 +95,13 @@ fn owned(msg: ServerMsg<'_>) -> NetEvent {
         ServerMsg::Keyframe => NetEvent::Keyframe,
         ServerMsg::Msg(text) => NetEvent::Msg(text.to_owned()),
         ServerMsg::Pong => NetEvent::Pong,
+        ServerMsg::OkAuth => NetEvent::AuthOk,
         ServerMsg::Error { code, text } => NetEvent::Error { code, text: s(text) },
-        // Handled by the caller; listed so a new variant is a compile error here.
-        ServerMsg::Clients(_) | ServerMsg::Client { .. } | ServerMsg::Media(_) => {
-            NetEvent::Invalid("unexpected message".into())
-        }
+        // Lists and media are handled by the caller; a message this client
+        // does not know yet (a newer server) is reported, not fatal.
+        other => NetEvent::Invalid(format!(
+            "unsupported message: {}",
+            String::from_utf8_lossy(&other.to_line()).trim_end()
+        )),
     }
 }
