@@ -225,6 +225,9 @@ impl Window {
             m.shots.retain(|s| !s.starts_with("call"));
         }
         let mut m = self.model.borrow_mut();
+        if let CallState::Ringing { caller, nick } = &state {
+            m.peer = nick.clone().unwrap_or_else(|| caller.to_string());
+        }
         if ringing && m.ringer.is_none() {
             let speakers = m.setup.as_ref().is_some_and(|s| s.audio_out == AudioOut::Speakers);
             m.ringer = Ringer::start(speakers);
