@@ -145,8 +145,30 @@ fn configure(stream: &TcpStream, config: &Config) -> io::Result<()> {
     if config.sndbuf > 0 {
         socket.set_send_buffer_size(config.sndbuf)?;
     }
+    set_notsent_lowat(stream, NOTSENT_LOWAT)?;
     stream.set_write_timeout(Some(dead))?;
     Ok(())
+}
+
+/// Bytes the kernel may hold unsent per client socket. Beyond it, writes
+/// wait (or fail with `EAGAIN` on the fast path), so a slow receiver's backlog
+/// stays in its outbox, where the drop policy sees its age, instead of
+/// hiding in a send buffer that no policy can trim.
+const NOTSENT_LOWAT: i32 = 4 << 10;
+
+fn set_notsent_lowat(stream: &TcpStream, bytes: i32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `bytes` outlives the call and the length matches its type.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&bytes as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 /// Removes the client from the table however its session ends, even by panic.
@@ -182,14 +204,15 @@ fn run_session(shared: &Shared, stream: TcpStream, id: SocketAddr) {
         max_control_bytes: config.max_control_bytes,
         drop_policy: !config.no_drop_policy,
     };
-    let clones = (stream.try_clone(), stream.try_clone());
-    let (Ok(for_writer), Ok(for_abort)) = clones else {
+    let clones = (stream.try_clone(), stream.try_clone(), stream.try_clone());
+    let (Ok(for_writer), Ok(for_abort), Ok(for_fast_path)) = clones else {
         crate::log!(Error, "{id}: cannot clone the socket");
         shared.registry.unreserve(id.ip());
         shared.sessions.fetch_sub(1, Ordering::SeqCst);
         return;
     };
-    let outbox = Arc::new(Outbox::new(limits, Some(for_abort)));
+    // Plain text: media may skip the writer thread (never under TLS).
+    let outbox = Arc::new(Outbox::new(limits, Some(for_abort)).with_fast_path(for_fast_path));
     let conn = Arc::new(Conn::new(id, Arc::clone(&outbox)));
     if let Err(e) = outbox::spawn_writer(outbox, for_writer, format!("writer {id}")) {
         crate::log!(Error, "{id}: cannot start a writer thread: {e}");
