@@ -42,7 +42,7 @@ impl Display {
                 continue;
             }
             let name = format!(":{n}");
-            let child = Command::new("Xvfb")
+            let mut child = Command::new("Xvfb")
                 .args([name.as_str(), "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -57,6 +57,8 @@ impl Display {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
+            let _ = child.kill();
+            let _ = child.wait();
             panic!("Xvfb {name} did not come up within 10 s");
         }
         panic!("DISPLAY is unset and no free X display number was found for Xvfb");
@@ -244,7 +246,8 @@ fn window_answers_shows_video_and_hangs_up_with_the_keyboard() {
     window.wait_for(&format!("name accepted: {NICK}"));
     assert!(refreshed_nicks(&server.addr).iter().any(|n| n == NICK), "refresh does not list {NICK}");
 
-    let peer = Client::start(&server.addr, &[args(&[&["--call", NICK]]), test_media("smpte", 440)].concat());
+    let peer_args = [args(&[&["--name", "ala", "--call", NICK]]), test_media("smpte", 440)].concat();
+    let peer = Client::start(&server.addr, &peer_args);
     window.wait_for("view: incoming");
     window.wait_for("incoming.png");
     press(&display, "Return");

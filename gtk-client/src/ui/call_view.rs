@@ -50,10 +50,16 @@ impl CallView {
         remote.add_css_class("komunikator-video");
         let local_pic = gtk::Picture::builder().can_shrink(true).build();
         local_pic.set_paintable(local_paintable);
+        // Two clamps cap the self view's natural size (the paintable's is the
+        // full picture) at 192×144.
+        let narrow = adw::Clamp::builder().maximum_size(192).child(&local_pic).build();
+        let low = adw::Clamp::builder()
+            .maximum_size(144)
+            .orientation(gtk::Orientation::Vertical)
+            .child(&narrow)
+            .build();
         let local_frame = gtk::Frame::builder()
-            .child(&local_pic)
-            .width_request(192)
-            .height_request(144)
+            .child(&low)
             .halign(gtk::Align::End)
             .valign(gtk::Align::End)
             .margin_end(18)
@@ -202,8 +208,10 @@ fn controls(chat: &gtk::Revealer) -> gtk::Box {
     };
     bar.append(&toggle("microphone-disabled-symbolic", "win.mute", i18n("Mute the microphone (M)")));
     bar.append(&toggle("camera-disabled-symbolic", "win.camera-off", i18n("Turn the camera off (V)")));
-    let chat_button =
-        gtk::ToggleButton::builder().icon_name("chat-symbolic").tooltip_text(i18n("Show the chat")).build();
+    let chat_button = gtk::ToggleButton::builder()
+        .icon_name("chat-message-new-symbolic")
+        .tooltip_text(i18n("Show the chat"))
+        .build();
     chat_button.add_css_class("circular");
     chat_button.add_css_class("osd");
     chat_button.set_size_request(48, 48);

@@ -47,10 +47,7 @@ impl SetupPage {
         let root = adw::StatusPage::builder()
             .icon_name("network-server-symbolic")
             .title(i18n("Welcome to Komunikator"))
-            .description(i18n(
-                "Enter the address of the Komunikator server you want to use. \
-                 Whoever runs the server can tell you its address and port.",
-            ))
+            .description(i18n("Enter the address of your Komunikator server. Whoever runs it can tell you."))
             .child(&clamp)
             .vexpand(true)
             .build();
