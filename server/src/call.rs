@@ -56,6 +56,12 @@ impl TokenBucket {
         TokenBucket { tokens: burst, burst, rate, last: Instant::now() }
     }
 
+    /// Whether the bucket has refilled completely by `now`.
+    pub fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.rate >= self.burst
+    }
+
     /// Takes one token if there is one.
     pub fn take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();

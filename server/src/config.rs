@@ -1,6 +1,7 @@
 //! The server's settings: every limit is a command-line flag with a safe default.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -86,6 +87,39 @@ pub struct Config {
     #[arg(long, hide = true)]
     pub no_drop_policy: bool,
 
+    /// Whether plain-text clients are accepted besides TLS ones: allow or deny.
+    /// Use deny for a server reachable from the internet.
+    #[arg(long, default_value = "allow", value_parser = ["allow", "deny"])]
+    pub plaintext: String,
+
+    /// TLS certificate chain (PEM). Without --tls-cert and --tls-key, a
+    /// self-signed certificate is created in --state-dir on first start.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) for --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Where the self-signed certificate is kept [default: $STATE_DIRECTORY,
+    /// else $XDG_STATE_HOME/komunikator-server, else ~/.local/state/komunikator-server].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Serve plain text only, without TLS.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub no_tls: bool,
+
+    /// A file whose first line is the server password. Clients must then send
+    /// `auth <password>` before anything but `ping`.
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+
+    /// Milliseconds to wait for a TLS handshake before greeting a silent
+    /// plain-text client (such as nc) with `hello`.
+    #[arg(long, default_value_t = 300, value_name = "MS", hide = true)]
+    pub plaintext_grace_ms: u64,
+
     /// Least severe log level printed to stderr: error, warn, info or debug.
     #[arg(long, default_value = "info")]
     pub log_level: Level,
@@ -105,6 +139,26 @@ impl Config {
     /// How long a call may ring.
     pub fn ring_timeout(&self) -> Duration {
         Duration::from_secs(self.ring_timeout.max(1))
+    }
+
+    /// Whether plain-text clients are accepted.
+    pub fn plaintext_allowed(&self) -> bool {
+        self.plaintext != "deny"
+    }
+
+    /// The directory for the self-signed certificate.
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.state_dir {
+            return dir.clone();
+        }
+        let env = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        // systemd's StateDirectory= sets STATE_DIRECTORY (possibly a list).
+        if let Some(dirs) = std::env::var("STATE_DIRECTORY").ok().filter(|v| !v.is_empty()) {
+            return PathBuf::from(dirs.split(':').next().unwrap_or(&dirs));
+        }
+        env("XDG_STATE_HOME")
+            .or_else(|| env("HOME").map(|h| h.join(".local/state")))
+            .map_or_else(|| PathBuf::from("/var/lib/komunikator"), |d| d.join("komunikator-server"))
     }
 
     /// How long before a silent peer is declared dead.

@@ -9,6 +9,7 @@
 //! writing. Media takes a shorter path: [`relay`] queues it straight on the
 //! peer's outbox, where the drop policy keeps latency bounded.
 
+pub mod auth;
 pub mod call;
 pub mod config;
 pub mod listener;
@@ -17,9 +18,10 @@ pub mod outbox;
 pub mod registry;
 pub mod relay;
 pub mod session;
+pub mod transport;
 
 pub use config::Config;
-pub use listener::{Server, Shared};
+pub use listener::{Server, Shared, StartError};
 
 /// Stack size of every per-client thread. They parse lines and copy frames,
 /// nothing deep; a small stack keeps thousands of idle clients cheap.

@@ -13,10 +13,13 @@ use std::time::{Duration, Instant};
 use komunikator_protocol::{ErrorCode, ServerMsg};
 use socket2::{SockRef, TcpKeepalive};
 
+use crate::auth::{Auth, AuthError};
 use crate::config::Config;
 use crate::outbox::{self, Outbox};
 use crate::registry::{Conn, Refused, Registry};
 use crate::session;
+use crate::transport;
+use komunikator_tls::server::Identity;
 
 /// A bound server, ready to run.
 pub struct Server {
@@ -32,17 +35,54 @@ pub struct Shared {
     pub config: Config,
     /// Session threads still running.
     pub sessions: AtomicUsize,
+    /// The certificate, unless `--no-tls`.
+    pub tls: Option<Identity>,
+    /// The password gate.
+    pub auth: Auth,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The address could not be bound (for example, the port is taken).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// The certificate could not be loaded or created.
+    #[error("TLS certificate: {0} (use --state-dir, --tls-cert and --tls-key, or --no-tls)")]
+    Tls(#[from] komunikator_tls::TlsError),
+    /// The password file is unusable.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 impl Server {
-    /// Binds the listening socket.
+    /// Reads the password file, loads or creates the certificate, and binds
+    /// the listening socket.
     ///
     /// # Errors
-    /// When the address cannot be bound (for example, the port is taken).
-    pub fn bind(config: Config) -> io::Result<Server> {
-        let listener = TcpListener::bind(SocketAddr::new(config.bind, config.port))?;
+    /// When the address cannot be bound (for example, the port is taken), or
+    /// the certificate or password file cannot be used.
+    pub fn bind(config: Config) -> Result<Server, StartError> {
+        let auth = match &config.password_file {
+            Some(path) => Auth::from_file(path)?,
+            None => Auth::open(),
+        };
+        let tls = if config.no_tls {
+            None
+        } else {
+            let (cert, key) = (config.tls_cert.as_deref(), config.tls_key.as_deref());
+            Some(komunikator_tls::server::load_or_create(cert, key, &config.state_dir())?)
+        };
+        let addr = SocketAddr::new(config.bind, config.port);
+        let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
         let registry = Registry::new(config.clone());
-        Ok(Server { listener, shared: Arc::new(Shared { registry, config, sessions: AtomicUsize::new(0) }) })
+        let shared = Shared { registry, config, sessions: AtomicUsize::new(0), tls, auth };
+        Ok(Server { listener, shared: Arc::new(shared) })
     }
 
     /// The address the server listens on.
@@ -204,25 +244,32 @@ fn run_session(shared: &Shared, stream: TcpStream, id: SocketAddr) {
         max_control_bytes: config.max_control_bytes,
         drop_policy: !config.no_drop_policy,
     };
-    let clones = (stream.try_clone(), stream.try_clone(), stream.try_clone());
-    let (Ok(for_writer), Ok(for_abort), Ok(for_fast_path)) = clones else {
-        crate::log!(Error, "{id}: cannot clone the socket");
+    let give_up = |why: &dyn std::fmt::Display| {
+        crate::log!(Info, "{id}: {why}");
         shared.registry.unreserve(id.ip());
         shared.sessions.fetch_sub(1, Ordering::SeqCst);
-        return;
     };
-    // Plain text: media may skip the writer thread (never under TLS).
-    let outbox = Arc::new(Outbox::new(limits, Some(for_abort)).with_fast_path(for_fast_path));
-    let conn = Arc::new(Conn::new(id, Arc::clone(&outbox)));
-    if let Err(e) = outbox::spawn_writer(outbox, for_writer, format!("writer {id}")) {
-        crate::log!(Error, "{id}: cannot start a writer thread: {e}");
-        shared.registry.unreserve(id.ip());
-        shared.sessions.fetch_sub(1, Ordering::SeqCst);
-        return;
+    let (source, sink) = match transport::establish(&stream, config, shared.tls.as_ref()) {
+        Ok(halves) => halves,
+        Err(e) => return give_up(&e),
+    };
+    let tls = !sink.is_plain();
+    let clones = (stream.try_clone(), stream.try_clone());
+    let (Ok(for_abort), Ok(for_fast_path)) = clones else {
+        return give_up(&"cannot clone the socket");
+    };
+    let mut outbox = Outbox::new(limits, Some(for_abort));
+    if !tls {
+        // Plain text: media may skip the writer thread (never under TLS).
+        outbox = outbox.with_fast_path(for_fast_path);
     }
-    crate::log!(Info, "{id}: connected");
-    shared.registry.join(Arc::clone(&conn));
+    let outbox = Arc::new(outbox);
+    let conn = Arc::new(Conn::new(id, Arc::clone(&outbox)));
+    if let Err(e) = outbox::spawn_writer(outbox, sink, format!("writer {id}")) {
+        return give_up(&format!("cannot start a writer thread: {e}"));
+    }
+    crate::log!(Info, "{id}: connected{}", if tls { " (TLS)" } else { "" });
     let leave = Leave { shared, conn };
-    session::handle_client(stream, &leave.conn, &shared.registry, config);
+    session::handle_client(stream, source, &leave.conn, shared);
     crate::log!(Info, "{id}: disconnected");
 }

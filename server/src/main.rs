@@ -12,11 +12,10 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 fn main() -> ExitCode {
     let config = Config::parse();
     log::set_level(config.log_level);
-    let addr = (config.bind, config.port);
     let server = match Server::bind(config) {
         Ok(server) => server,
         Err(e) => {
-            eprintln!("error: cannot listen on {}:{}: {e}", addr.0, addr.1);
+            eprintln!("error: {e}");
             return ExitCode::from(1);
         }
     };
@@ -31,11 +30,23 @@ fn main() -> ExitCode {
         eprintln!("error: cannot install signal handlers: {e}");
         return ExitCode::from(1);
     }
+    let shared = server.shared();
     let ready = || {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "listening on {local}");
+        match &shared.tls {
+            Some(tls) => {
+                let _ = writeln!(stdout, "TLS certificate SHA-256 fingerprint {}", tls.fingerprint);
+                let how = if tls.created { "created" } else { "loaded" };
+                komunikator_server::log!(Info, "TLS certificate {how}: {}", tls.source.display());
+            }
+            None => komunikator_server::log!(Warn, "TLS is off (--no-tls): calls are not encrypted"),
+        }
         let _ = stdout.flush();
         komunikator_server::log!(Info, "listening on {local}");
+        if shared.config.plaintext_allowed() && shared.tls.is_some() {
+            komunikator_server::log!(Info, "plain-text clients are accepted too (--plaintext allow)");
+        }
     };
     match server.run(ready) {
         Ok(()) => ExitCode::SUCCESS,

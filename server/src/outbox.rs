@@ -423,7 +423,7 @@ impl Outbox {
 /// When the thread cannot be spawned.
 pub fn spawn_writer(
     outbox: std::sync::Arc<Outbox>,
-    mut stream: TcpStream,
+    mut stream: crate::transport::WriteHalf,
     name: String,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name(name).stack_size(crate::THREAD_STACK).spawn(move || {
@@ -442,12 +442,13 @@ pub fn spawn_writer(
             // Everything queued is written: send the FIN, and let the session
             // thread drain the input before the socket is closed.
             Ok(()) => {
-                let _ = stream.shutdown(Shutdown::Write);
+                stream.close();
+                let _ = stream.socket().shutdown(Shutdown::Write);
             }
             // The socket is broken: make sure the session thread notices too.
             Err(e) => {
                 crate::log!(Debug, "write failed: {e}");
-                let _ = stream.shutdown(Shutdown::Both);
+                let _ = stream.socket().shutdown(Shutdown::Both);
             }
         }
     })

@@ -150,11 +150,11 @@ impl Registry {
         release_ip(&mut self.lock(), ip);
     }
 
-    /// Adds a client that holds a reservation: greets it and tells everyone else.
+    /// Adds a client that holds a reservation (and has been greeted) and
+    /// tells everyone else.
     pub fn join(&self, conn: Arc<Conn>) {
         let mut t = self.lock();
         let id = conn.id;
-        conn.send(&ServerMsg::Hello { id, version: komunikator_protocol::VERSION });
         let connects = TokenBucket::new(self.config.connect_burst, self.config.connect_rate);
         t.clients.insert(id, Client { conn, nick: None, nick_key: None, call: Call::Idle, connects });
         broadcast_presence(&t, id);

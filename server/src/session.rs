@@ -17,8 +17,11 @@ use std::time::{Duration, Instant};
 
 use komunikator_protocol::{Command, ErrorCode, Status, next_line};
 
+use crate::auth::Verdict;
 use crate::config::Config;
-use crate::registry::{Conn, Registry};
+use crate::listener::Shared;
+use crate::registry::Conn;
+use crate::transport::ReadHalf;
 
 const READ_CHUNK: usize = 8 << 10;
 /// How long a closing connection is drained, so the client reads our last
@@ -40,7 +43,9 @@ pub enum End {
 
 /// The buffered reading side of a client socket, with the item deadline.
 pub struct Reader {
+    /// The socket, for timeouts only: bytes come from `source`.
     stream: TcpStream,
+    source: ReadHalf,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -50,9 +55,10 @@ pub struct Reader {
 }
 
 impl Reader {
-    fn new(stream: TcpStream, io_timeout: Duration) -> Reader {
+    fn new(stream: TcpStream, source: ReadHalf, io_timeout: Duration) -> Reader {
         Reader {
             stream,
+            source,
             buf: vec![0; READ_CHUNK],
             start: 0,
             end: 0,
@@ -89,7 +95,7 @@ impl Reader {
                 return Err(End::Timeout);
             }
             self.set_read_timeout(Some(left)).map_err(End::Io)?;
-            match self.stream.read(out) {
+            match self.source.read(out) {
                 Ok(0) => return Err(End::Eof),
                 Ok(n) => return Ok(n),
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
@@ -117,7 +123,7 @@ impl Reader {
             self.set_read_timeout(None).map_err(End::Io)?;
             let mut chunk = std::mem::take(&mut self.buf);
             let result = loop {
-                match self.stream.read(&mut chunk[self.end..]) {
+                match self.source.read(&mut chunk[self.end..]) {
                     Ok(0) => break Err(End::Eof),
                     Ok(n) => break Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -173,7 +179,7 @@ impl Reader {
             if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
                 return;
             }
-            match self.stream.read(&mut scratch) {
+            match self.source.read(&mut scratch) {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
@@ -182,12 +188,30 @@ impl Reader {
 }
 
 /// Reads and executes everything client `conn` sends, until it leaves or
-/// breaks the protocol. The caller removes it from the registry afterwards.
-pub fn handle_client(stream: TcpStream, conn: &Arc<Conn>, registry: &Registry, config: &Config) -> End {
-    let mut reader = Reader::new(stream, config.io_timeout());
+/// breaks the protocol. Greets it, and adds it to the registry once it has
+/// logged in (at once when the server has no password). The caller removes
+/// it from the registry afterwards.
+pub fn handle_client(stream: TcpStream, source: ReadHalf, conn: &Arc<Conn>, shared: &Shared) -> End {
+    let config = &shared.config;
+    let mut reader = Reader::new(stream, source, config.io_timeout());
+    conn.send(&komunikator_protocol::ServerMsg::Hello {
+        id: conn.id,
+        version: komunikator_protocol::VERSION,
+    });
+    let mut joined = !shared.auth.required();
+    if joined {
+        shared.registry.join(Arc::clone(conn));
+    }
     let end = loop {
-        if let Err(end) = step(&mut reader, conn, registry, config) {
-            break end;
+        let step =
+            if joined { step(&mut reader, conn, shared) } else { login_step(&mut reader, conn, shared) };
+        match step {
+            Ok(Progress::Continue) => {}
+            Ok(Progress::LoggedIn) => {
+                joined = true;
+                shared.registry.join(Arc::clone(conn));
+            }
+            Err(end) => break end,
         }
     };
     match &end {
@@ -206,11 +230,85 @@ pub fn handle_client(stream: TcpStream, conn: &Arc<Conn>, registry: &Registry, c
     end
 }
 
+/// What a step achieved.
+enum Progress {
+    /// Keep reading.
+    Continue,
+    /// The password was right: join the registry.
+    LoggedIn,
+}
+
+/// The next complete line, or `None` after reading more bytes.
+fn next(reader: &mut Reader, conn: &Conn, config: &Config) -> Result<Option<(Vec<u8>, usize)>, End> {
+    match next_line(reader.buffered(), config.max_line) {
+        Ok(Status::Complete { item, consumed }) => Ok(Some((item.to_vec(), consumed))),
+        Ok(Status::Partial) => reader.fill().map(|()| None),
+        Err(e) => {
+            conn.send_error(e.code(), &e.to_string());
+            Err(End::Fatal(e.code()))
+        }
+    }
+}
+
+/// Before logging in, only `auth` and `ping` are accepted.
+fn login_step(reader: &mut Reader, conn: &Conn, shared: &Shared) -> Result<Progress, End> {
+    let config = &shared.config;
+    let Some((line, consumed)) = next(reader, conn, config)? else { return Ok(Progress::Continue) };
+    reader.consume(consumed);
+    let progress = match Command::parse(&line, config.max_frame) {
+        Ok(Command::Ping) => {
+            conn.send(&komunikator_protocol::ServerMsg::Pong);
+            Progress::Continue
+        }
+        Ok(Command::Auth(password)) => match shared.auth.check(conn.id.ip(), password) {
+            Verdict::Ok => {
+                conn.send(&komunikator_protocol::ServerMsg::OkAuth);
+                crate::log!(Info, "{}: logged in", conn.id);
+                Progress::LoggedIn
+            }
+            Verdict::Failed => {
+                conn.send_error(ErrorCode::AuthFailed, "wrong password");
+                crate::log!(Warn, "{}: wrong password", conn.id);
+                return Err(End::Fatal(ErrorCode::AuthFailed));
+            }
+            Verdict::RateLimited => {
+                conn.send_error(
+                    ErrorCode::RateLimited,
+                    "too many wrong passwords from this address; wait a minute",
+                );
+                crate::log!(Warn, "{}: password attempts rate-limited", conn.id);
+                return Err(End::Fatal(ErrorCode::RateLimited));
+            }
+        },
+        Ok(Command::Media(header)) => {
+            conn.send_error(ErrorCode::AuthRequired, "send auth <password> first");
+            reader.skip(header.len as usize)?;
+            Progress::Continue
+        }
+        Ok(_) => {
+            conn.send_error(ErrorCode::AuthRequired, "send auth <password> first");
+            Progress::Continue
+        }
+        Err(e) if e.code.is_fatal() => {
+            conn.send_error(e.code, e.reason);
+            return Err(End::Fatal(e.code));
+        }
+        Err(e) => {
+            conn.send_error(e.code, e.reason);
+            reader.skip(e.skip as usize)?;
+            Progress::Continue
+        }
+    };
+    reader.item_done();
+    Ok(progress)
+}
+
 /// Handles one complete item, or reads more bytes.
-fn step(reader: &mut Reader, conn: &Arc<Conn>, registry: &Registry, config: &Config) -> Result<(), End> {
+fn step(reader: &mut Reader, conn: &Arc<Conn>, shared: &Shared) -> Result<Progress, End> {
+    let config = &shared.config;
     let (line, consumed) = match next_line(reader.buffered(), config.max_line) {
         Ok(Status::Complete { item, consumed }) => (item, consumed),
-        Ok(Status::Partial) => return reader.fill(),
+        Ok(Status::Partial) => return reader.fill().map(|()| Progress::Continue),
         Err(e) => {
             conn.send_error(e.code(), &e.to_string());
             return Err(End::Fatal(e.code()));
@@ -222,8 +320,13 @@ fn step(reader: &mut Reader, conn: &Arc<Conn>, registry: &Registry, config: &Con
             conn.send(&komunikator_protocol::ServerMsg::Pong);
             None
         }
+        Ok(Command::Auth(_)) => {
+            // Already logged in (or no password is set): nothing to do.
+            conn.send(&komunikator_protocol::ServerMsg::OkAuth);
+            None
+        }
         Ok(command) => {
-            registry.execute(conn.id, &command);
+            shared.registry.execute(conn.id, &command);
             None
         }
         Err(e) if e.code.is_fatal() => {
@@ -236,7 +339,7 @@ fn step(reader: &mut Reader, conn: &Arc<Conn>, registry: &Registry, config: &Con
             reader.consume(consumed);
             reader.skip(skip)?;
             reader.item_done();
-            return Ok(());
+            return Ok(Progress::Continue);
         }
     };
     reader.consume(consumed);
@@ -244,5 +347,5 @@ fn step(reader: &mut Reader, conn: &Arc<Conn>, registry: &Registry, config: &Con
         crate::relay::handle_connection(reader, conn, header)?;
     }
     reader.item_done();
-    Ok(())
+    Ok(Progress::Continue)
 }

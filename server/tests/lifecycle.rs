@@ -38,7 +38,7 @@ fn help_lists_every_limit() {
 fn a_taken_port_is_a_clear_error_and_exit_code_1() {
     let server = Server::start();
     let out = Command::new(BIN)
-        .args(["--bind", "127.0.0.1", "--port", &server.addr.port().to_string()])
+        .args(["--no-tls", "--bind", "127.0.0.1", "--port", &server.addr.port().to_string()])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

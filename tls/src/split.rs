@@ -27,7 +27,7 @@ impl Shared {
 ///
 /// # Errors
 /// When the socket fails or times out, or the handshake fails.
-pub fn handshake(conn: &mut Connection, socket: &mut TcpStream) -> io::Result<()> {
+pub fn handshake(conn: &mut Connection, socket: &mut (impl Read + Write)) -> io::Result<()> {
     while conn.is_handshaking() {
         conn.complete_io(socket)?;
     }

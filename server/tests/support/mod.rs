@@ -18,6 +18,10 @@ pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    /// The certificate fingerprint the server printed, when TLS is on.
+    pub fingerprint: Option<String>,
+    /// A state directory this support made, removed on drop.
+    own_state: Option<std::path::PathBuf>,
 }
 
 fn nick_of(c: &mut Client) -> String {
@@ -35,12 +39,33 @@ impl Server {
         Server::start_with(&[])
     }
 
-    /// Starts the server with extra flags and waits for `listening on`.
+    /// Starts a plain-text server (`--no-tls`) with extra flags and waits for
+    /// `listening on`. Plain text lets a test client get `hello` at once
+    /// instead of after the grace period for a TLS handshake.
     pub fn start_with(args: &[&str]) -> Server {
+        let mut all = vec!["--no-tls"];
+        all.extend_from_slice(args);
+        Server::start_exact(&all)
+    }
+
+    /// Starts the server with exactly these flags (plus a bind address, port 0
+    /// and a private state directory) and waits for `listening on`.
+    pub fn start_exact(args: &[&str]) -> Server {
         let bind: &[&str] = if args.contains(&"--bind") { &[] } else { &["--bind", "127.0.0.1"] };
+        let state = match args.iter().position(|a| *a == "--state-dir") {
+            Some(i) => std::path::PathBuf::from(args[i + 1]),
+            None => {
+                std::env::temp_dir().join(format!("komunikator-test-{}-{}", std::process::id(), next_id()))
+            }
+        };
+        let given = args.contains(&"--state-dir");
+        let own_state: &[&std::ffi::OsStr] =
+            if given { &[] } else { &["--state-dir".as_ref(), state.as_os_str()] };
+        let own_state_dir = (!given).then(|| state.clone());
         let mut child = Command::new(env!("CARGO_BIN_EXE_komunikator-server"))
             .args(bind)
             .args(["--port", "0"])
+            .args(own_state)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -57,6 +82,14 @@ impl Server {
             .expect("address");
         let addr =
             if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
+        let fingerprint = (!args.contains(&"--no-tls")).then(|| {
+            let mut line = String::new();
+            stdout.read_line(&mut line).expect("read fingerprint line");
+            line.trim()
+                .strip_prefix("TLS certificate SHA-256 fingerprint ")
+                .expect("fingerprint line")
+                .to_owned()
+        });
         let log = Arc::new(Mutex::new(String::new()));
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
         let sink = Arc::clone(&log);
@@ -67,7 +100,7 @@ impl Server {
                 line.clear();
             }
         });
-        Server { child, addr, log }
+        Server { child, addr, log, fingerprint, own_state: own_state_dir }
     }
 
     pub fn pid(&self) -> u32 {
@@ -139,7 +172,16 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.own_state {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+}
+
+fn next_id() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
 }
 
 fn proc_status(pid: u32, key: &str) -> usize {

@@ -1,0 +1,133 @@
+//! The optional server password (`--password-file`), with wrong guesses
+//! rate-limited per address. Any session thread may call [`Auth::check`].
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use crate::call::TokenBucket;
+
+/// Wrong passwords an address may send in a burst.
+const FAILURE_BURST: u32 = 5;
+/// Wrong passwords per second an address may send after its burst (one per 12 s).
+const FAILURE_RATE: f64 = 1.0 / 12.0;
+/// Addresses remembered before the fully refilled ones are forgotten.
+const MAX_TRACKED: usize = 10_000;
+
+/// The answer to an `auth` attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Right password.
+    Ok,
+    /// Wrong password.
+    Failed,
+    /// This address guessed wrong too often; not even checked.
+    RateLimited,
+}
+
+/// The password gate.
+pub struct Auth {
+    password: Option<Vec<u8>>,
+    failures: Mutex<HashMap<IpAddr, TokenBucket>>,
+}
+
+/// Why the password file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// It could not be read.
+    #[error("cannot read the password file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Its first line is empty or has characters a line cannot carry.
+    #[error("the password file {0} must hold the password on its first line (no control characters)")]
+    Empty(String),
+}
+
+impl Auth {
+    /// No password: every client is in at once.
+    pub fn open() -> Auth {
+        Auth { password: None, failures: Mutex::new(HashMap::new()) }
+    }
+
+    /// The password on the first line of `path` (without the newline).
+    ///
+    /// # Errors
+    /// When the file cannot be read or its first line is not a usable password.
+    pub fn from_file(path: &Path) -> Result<Auth, AuthError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| AuthError::Read { path: path.display().to_string(), source })?;
+        let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
+        if line.is_empty() || line.chars().any(char::is_control) || line.len() > 512 {
+            return Err(AuthError::Empty(path.display().to_string()));
+        }
+        Ok(Auth { password: Some(line.as_bytes().to_vec()), failures: Mutex::new(HashMap::new()) })
+    }
+
+    /// Whether clients must log in.
+    pub fn required(&self) -> bool {
+        self.password.is_some()
+    }
+
+    /// Checks an attempt from `ip`.
+    pub fn check(&self, ip: IpAddr, attempt: &str) -> Verdict {
+        let Some(password) = &self.password else { return Verdict::Ok };
+        let now = Instant::now();
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(bucket) = failures.get(&ip)
+            && !bucket.clone().take(now)
+        {
+            return Verdict::RateLimited;
+        }
+        if constant_time_eq(password, attempt.as_bytes()) {
+            return Verdict::Ok;
+        }
+        if failures.len() >= MAX_TRACKED {
+            failures.retain(|_, b| !b.clone().is_full(now));
+        }
+        failures.entry(ip).or_insert_with(|| TokenBucket::new(FAILURE_BURST, FAILURE_RATE)).take(now);
+        Verdict::Failed
+    }
+}
+
+/// Compares without leaking, through timing, how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn right_wrong_and_rate_limited() {
+        let auth = Auth { password: Some(b"sekret".to_vec()), failures: Mutex::new(HashMap::new()) };
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        assert_eq!(auth.check(ip, "sekret"), Verdict::Ok);
+        for _ in 0..FAILURE_BURST {
+            assert_eq!(auth.check(ip, "guess"), Verdict::Failed);
+        }
+        assert_eq!(auth.check(ip, "sekret"), Verdict::RateLimited);
+        assert_eq!(auth.check(other, "sekret"), Verdict::Ok);
+        assert_eq!(Auth::open().check(ip, "anything"), Verdict::Ok);
+    }
+
+    #[test]
+    fn equality() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"ab", b"abc"));
+        assert!(!constant_time_eq(b"", b"a"));
+    }
+}
