@@ -272,6 +272,9 @@ impl Window {
     }
 
     fn on_page_shown(self: &Rc<Self>, page: &'static str) {
+        if page == "setup" {
+            self.setup_page.host.grab_focus();
+        }
         if page == "incoming" {
             self.win.present();
             self.shoot_later("incoming", &self.win.clone().upcast());

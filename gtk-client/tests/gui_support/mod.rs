@@ -1,0 +1,239 @@
+//! Shared by the GUI tests: an X display (`DISPLAY`, or an `Xvfb` started
+//! here), the real window as a child process with its log, key presses
+//! through XTEST with xdotool, a raw `refresh`, and reading screenshots.
+//! Builds on the core's `support` module (server, headless clients).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use gtk::prelude::*;
+
+use crate::support::{args, gst_registry, test_media};
+
+/// How long the window may take for each step.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+static X: Mutex<()> = Mutex::new(());
+
+/// One window on the display at a time: xdotool finds windows by title.
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    X.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// An X display: the one in `DISPLAY`, or an `Xvfb` of our own.
+pub struct Display {
+    name: String,
+    xvfb: Option<Child>,
+}
+
+impl Display {
+    /// `DISPLAY`, or a new Xvfb.
+    pub fn get() -> Display {
+        if let Some(name) = std::env::var("DISPLAY").ok().filter(|d| !d.is_empty()) {
+            return Display { name, xvfb: None };
+        }
+        for n in 90..120 {
+            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+                continue;
+            }
+            let name = format!(":{n}");
+            let mut child = Command::new("Xvfb")
+                .args([name.as_str(), "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("DISPLAY is unset and Xvfb cannot start ({e}): install xvfb or run under xvfb-run")
+                });
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+                    return Display { name, xvfb: Some(child) };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("Xvfb {name} did not come up within 10 s");
+        }
+        panic!("DISPLAY is unset and no free X display number was found for Xvfb");
+    }
+}
+
+impl Drop for Display {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.xvfb {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The window process and its stderr, line by line.
+pub struct Window {
+    child: Child,
+    lines: Receiver<String>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Window {
+    /// Starts the window with `app_args`, test media, its own empty config
+    /// home and working directory `home`, and screenshots into `shots`.
+    pub fn start(display: &Display, app_args: &[&str], shots: &Path, home: &Path) -> Window {
+        let bin = env!("CARGO_BIN_EXE_komunikator");
+        let app_args = [args(&[app_args]), test_media("ball", 660)].concat();
+        std::fs::create_dir_all(home).expect("test home");
+        // GtkApplication wants a D-Bus session; start one when there is none.
+        let mut cmd = if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() {
+            Command::new(bin)
+        } else {
+            let mut c = Command::new("dbus-run-session");
+            c.args(["--", bin]);
+            c
+        };
+        let mut child = cmd
+            .args(&app_args)
+            .current_dir(home)
+            .env("DISPLAY", &display.name)
+            .env("GDK_BACKEND", "x11")
+            .env("GSK_RENDERER", "cairo")
+            .env("NO_AT_BRIDGE", "1")
+            .env("LANG", "C.UTF-8")
+            .env_remove("LANGUAGE")
+            .env_remove("LC_ALL")
+            .env("GST_REGISTRY", gst_registry())
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("KOMUNIKATOR_SCREENSHOT_DIR", shots)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the komunikator window (is dbus-run-session installed?)");
+        let (tx, lines) = channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let keep = log.clone();
+        let err = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                keep.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        Window { child, lines, log }
+    }
+
+    /// Everything the window logged.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Waits for a stderr line containing `needle`.
+    pub fn wait_for(&self, needle: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.contains(needle) => return,
+                Ok(_) => {}
+                Err(_) => panic!("the window never logged {needle:?}; its log:\n{}", self.log()),
+            }
+        }
+    }
+
+    /// Waits for the process to exit; its exit code.
+    pub fn exit_code(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the window did not quit within {timeout:?}; its log:\n{}", self.log());
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs xdotool on `display`; its stdout.
+pub fn xdotool(display: &Display, args: &[&str]) -> String {
+    let out = Command::new("xdotool")
+        .args(args)
+        .env("DISPLAY", &display.name)
+        .output()
+        .unwrap_or_else(|e| panic!("xdotool cannot run ({e}): install xdotool"));
+    assert!(out.status.success(), "xdotool {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Gives the window the keyboard focus and presses `key` through XTEST.
+pub fn press(display: &Display, key: &str) {
+    let ids = xdotool(display, &["search", "--sync", "--onlyvisible", "--name", "^Komunikator$"]);
+    let id = ids.lines().next().expect("the window is on the display").trim().to_owned();
+    xdotool(display, &["windowfocus", "--sync", &id]);
+    xdotool(display, &["key", "--clearmodifiers", key]);
+}
+
+/// The nicks a raw protocol client sees with `refresh`.
+pub fn refreshed_nicks(server: &str) -> Vec<String> {
+    let mut stream = TcpStream::connect(server).expect("connect to the server");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("hello");
+    assert!(line.starts_with("hello "), "server greeted with {line:?}");
+    stream.write_all(b"refresh\n").expect("send refresh");
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("read clients");
+        if let Some(n) = line.trim().strip_prefix("clients ") {
+            let n: usize = n.parse().expect("count");
+            return (0..n)
+                .map(|_| {
+                    line.clear();
+                    reader.read_line(&mut line).expect("client line");
+                    line.split_whitespace().nth(2).unwrap_or("-").to_owned()
+                })
+                .collect();
+        }
+    }
+}
+
+/// The share of a row's pixels in each SMPTE bar colour (white, yellow,
+/// cyan, green, magenta, red, blue), from a PNG screenshot.
+pub fn bar_shares(png: &Path) -> Vec<f64> {
+    let texture = gtk::gdk::Texture::from_filename(png).expect("read the screenshot");
+    let (w, h) = (texture.width() as usize, texture.height() as usize);
+    let stride = w * 4;
+    let mut data = vec![0u8; stride * h];
+    texture.download(&mut data, stride);
+    let row = &data[(h / 4) * stride..(h / 4 + 1) * stride];
+    // GdkTexture downloads as B8G8R8A8 premultiplied; the video is opaque.
+    let bars = [(1, 1, 1), (1, 1, 0), (0, 1, 1), (0, 1, 0), (1, 0, 1), (1, 0, 0), (0, 0, 1)];
+    let level = |v: u8| match v {
+        0..=70 => Some(0),
+        150..=255 => Some(1),
+        _ => None,
+    };
+    let mut counts = [0usize; 7];
+    for px in row.chunks_exact(4) {
+        let rgb = (level(px[2]), level(px[1]), level(px[0]));
+        if let (Some(r), Some(g), Some(b)) = rgb
+            && let Some(i) = bars.iter().position(|c| *c == (r, g, b))
+        {
+            counts[i] += 1;
+        }
+    }
+    counts.iter().map(|c| *c as f64 / w as f64).collect()
+}
