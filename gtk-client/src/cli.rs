@@ -37,8 +37,47 @@ Media:
   --video-decoder NAME     force an H.264 decoder (avdec_h264, openh264dec, ...)
   --print-pipelines        print the four pipelines this machine would run, and exit
 
+Security (TLS is on unless --plaintext; the server's certificate is pinned on first use
+in $XDG_CONFIG_HOME/komunikator/known_servers, like SSH's known_hosts):
+  --plaintext              no TLS: plain text, as nc speaks it
+  --fingerprint SHA256     expect this certificate fingerprint (pin it up front)
+  --trust-new-certificate  accept and pin the certificate the server presents now
+  --password-file PATH     the server password, on the first line of PATH
+
   -h, --help               show this help
 ";
+
+impl Args {
+    /// The connection security these flags ask for; reads `--password-file`.
+    ///
+    /// # Errors
+    /// When the password file cannot be read or is empty.
+    pub fn security(&self) -> Result<crate::net::security::Security, ArgError> {
+        use crate::net::security::Security;
+        let password = match &self.password_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ArgError(format!("--password-file {}: {e}", path.display())))?;
+                let line = text.lines().next().unwrap_or("").trim_end_matches('\r').to_owned();
+                if line.is_empty() {
+                    return Err(ArgError(format!(
+                        "--password-file {}: the first line is empty",
+                        path.display()
+                    )));
+                }
+                Some(line)
+            }
+            None => None,
+        };
+        let base = if self.plaintext { Security::plaintext() } else { Security::default() };
+        Ok(Security {
+            expected: self.fingerprint.clone(),
+            trust_new: self.trust_new_certificate,
+            password,
+            ..base
+        })
+    }
+}
 
 /// Parsed flags.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -83,6 +122,14 @@ pub struct Args {
     pub video_encoder: Option<String>,
     /// `--video-decoder`.
     pub video_decoder: Option<String>,
+    /// `--plaintext`.
+    pub plaintext: bool,
+    /// `--fingerprint`, normalised.
+    pub fingerprint: Option<String>,
+    /// `--trust-new-certificate`.
+    pub trust_new_certificate: bool,
+    /// `--password-file`.
+    pub password_file: Option<PathBuf>,
 }
 
 /// A flag that could not be understood.
@@ -125,6 +172,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgError> {
             "--video-kbps" => a.video_kbps = Some(number(&flag, &value()?, 50, 50_000)?),
             "--video-encoder" => a.video_encoder = Some(value()?),
             "--video-decoder" => a.video_decoder = Some(value()?),
+            "--plaintext" => a.plaintext = true,
+            "--fingerprint" => {
+                let fp = value()?;
+                a.fingerprint =
+                    Some(komunikator_tls::parse_fingerprint(&fp).map_err(|e| ArgError(e.to_string()))?);
+            }
+            "--trust-new-certificate" => a.trust_new_certificate = true,
+            "--password-file" => a.password_file = Some(PathBuf::from(value()?)),
             other => return Err(ArgError(format!("unknown argument {other:?}"))),
         }
     }

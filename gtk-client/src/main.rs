@@ -28,6 +28,7 @@ fn run() -> anyhow::Result<u8> {
         print!("{}", cli::USAGE);
         return Ok(0);
     }
+    komunikator::net::security::configure(args.security()?);
     let file = config::load(args.config.as_deref()).context("reading conf.txt")?;
     let camera_index = file.as_ref().map_or(0, |(_, c)| c.camera_index);
     let media = args.media_options(camera_index);

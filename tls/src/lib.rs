@@ -81,6 +81,17 @@ pub fn parse_fingerprint(s: &str) -> Result<String, TlsError> {
     Ok(pairs.join(":"))
 }
 
+/// A temporary name next to `path`, unique to this process and call, for
+/// writing a file and renaming it into place.
+pub(crate) fn unique_tmp(path: &std::path::Path) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.{n}.tmp", std::process::id()));
+    path.with_file_name(name)
+}
+
 /// The crypto provider every config here uses.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

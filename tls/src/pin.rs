@@ -102,7 +102,7 @@ impl PinStore {
         if let Some(dir) = self.path.parent() {
             fs::create_dir_all(dir).map_err(io)?;
         }
-        let tmp = self.path.with_extension("tmp");
+        let tmp = crate::unique_tmp(&self.path);
         let _ = fs::remove_file(&tmp);
         let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io)?;
         f.write_all(text.as_bytes()).map_err(io)?;

@@ -99,7 +99,7 @@ fn create_self_signed(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(
 }
 
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
-    let tmp = path.with_extension("tmp");
+    let tmp = crate::unique_tmp(path);
     let _ = fs::remove_file(&tmp);
     let mut f =
         fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).map_err(io_err(&tmp))?;

@@ -13,6 +13,7 @@
 //! of raw frames then drops pictures before the encoder, never encoded frames.
 
 mod receive;
+pub mod security;
 mod writer;
 
 use std::io;
@@ -53,6 +54,25 @@ pub enum NetError {
     /// Starting a thread failed.
     #[error("cannot start a thread: {0}")]
     Thread(io::Error),
+    /// The TLS handshake failed (not a certificate change).
+    #[error("{0}")]
+    Tls(String),
+    /// The server presented a certificate other than the pinned one.
+    #[error(
+        "the certificate of {server} has changed: pinned {pinned}, presented {presented}. \
+         If the administrator confirms the new fingerprint, trust it (--trust-new-certificate)."
+    )]
+    CertificateChanged {
+        /// The server address as given.
+        server: String,
+        /// The pinned fingerprint.
+        pinned: String,
+        /// The fingerprint the server presented.
+        presented: String,
+    },
+    /// The pin store could not be read or written.
+    #[error("pinned certificates: {0}")]
+    Pins(String),
 }
 
 /// One entry of a `clients` list.
@@ -156,6 +176,7 @@ impl Connection {
         events: impl Fn(NetEvent) + Send + Sync + Clone + 'static,
         frames: std::sync::Arc<dyn FrameSink>,
     ) -> Result<Connection, NetError> {
+        let security = security::current();
         let stream = connect(addr)?;
         let _ = stream.set_nodelay(true);
         let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
@@ -163,18 +184,26 @@ impl Connection {
         let clone =
             |s: &TcpStream| s.try_clone().map_err(|source| NetError::Connect { addr: addr.into(), source });
         let (writer, writer_rx) = Writer::channel(WRITER_QUEUE);
-        let write_half = clone(&stream)?;
-        let read_half = clone(&stream)?;
+        let shutdown = clone(&stream)?;
         let on_write_error = events.clone();
-        let w = std::thread::Builder::new()
-            .name("writer".into())
-            .spawn(move || writer::run(write_half, writer_rx, on_write_error))
-            .map_err(NetError::Thread)?;
-        let r = std::thread::Builder::new()
-            .name("receive".into())
-            .spawn(move || receive::run(read_half, events, frames))
-            .map_err(NetError::Thread)?;
-        Ok(Connection { writer, stream, local, threads: vec![w, r] })
+        let threads = if security.tls {
+            let (read_half, write_half, _) = security::handshake(&stream, addr, &security)?;
+            spawn_threads(
+                move || writer::run(write_half, shutdown, writer_rx, on_write_error),
+                move || receive::run(read_half, events, frames),
+            )?
+        } else {
+            let (read_half, write_half) = (clone(&stream)?, clone(&stream)?);
+            spawn_threads(
+                move || writer::run(write_half, shutdown, writer_rx, on_write_error),
+                move || receive::run(read_half, events, frames),
+            )?
+        };
+        if let Some(password) = security::password_for(&security, addr) {
+            // Before anything else; a server without a password answers `ok auth` too.
+            writer.command(&komunikator_protocol::Command::Auth(&password))?;
+        }
+        Ok(Connection { writer, stream, local, threads })
     }
 
     /// A sending handle.
@@ -203,6 +232,15 @@ impl Connection {
             let _ = t.join();
         }
     }
+}
+
+fn spawn_threads(
+    writer: impl FnOnce() + Send + 'static,
+    receive: impl FnOnce() + Send + 'static,
+) -> Result<Vec<JoinHandle<()>>, NetError> {
+    let w = std::thread::Builder::new().name("writer".into()).spawn(writer).map_err(NetError::Thread)?;
+    let r = std::thread::Builder::new().name("receive".into()).spawn(receive).map_err(NetError::Thread)?;
+    Ok(vec![w, r])
 }
 
 fn connect(addr: &str) -> Result<TcpStream, NetError> {
@@ -243,6 +281,8 @@ mod tests {
     }
 
     fn open() -> (Connection, TcpStream, Receiver<NetEvent>, Arc<Frames>) {
+        // These tests play the server over plain TCP.
+        security::configure(security::Security::plaintext());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let (tx, rx) = channel();

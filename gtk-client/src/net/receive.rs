@@ -1,7 +1,6 @@
 //! The `receive` thread: reads the socket and splits it into messages.
 
 use std::io::Read;
-use std::net::TcpStream;
 use std::sync::Arc;
 
 use komunikator_protocol::{Decoded, Decoder, ServerMsg, Status};
@@ -18,7 +17,7 @@ struct PendingList {
 }
 
 /// Reads until the socket closes or the stream cannot be framed any more.
-pub(super) fn run(mut stream: TcpStream, events: impl Fn(NetEvent), frames: Arc<dyn FrameSink>) {
+pub(super) fn run(mut stream: impl Read, events: impl Fn(NetEvent), frames: Arc<dyn FrameSink>) {
     let decoder = Decoder::default();
     let mut buf: Vec<u8> = Vec::with_capacity(2 * READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];

@@ -81,7 +81,14 @@ impl Writer {
 }
 
 /// Writes items until every sender is gone or a write fails.
-pub(super) fn run(stream: TcpStream, rx: Receiver<Outgoing>, events: impl Fn(NetEvent)) {
+/// `shutdown` is the same socket, shut down when a write fails so that the
+/// receive thread notices too.
+pub(super) fn run(
+    stream: impl Write,
+    shutdown: TcpStream,
+    rx: Receiver<Outgoing>,
+    events: impl Fn(NetEvent),
+) {
     let mut out = BufWriter::with_capacity(256 * 1024, stream);
     let mut header_line = Vec::with_capacity(64);
     while let Ok(first) = rx.recv() {
@@ -97,7 +104,7 @@ pub(super) fn run(stream: TcpStream, rx: Receiver<Outgoing>, events: impl Fn(Net
         }
         if let Err(e) = result.and_then(|()| out.flush()) {
             events(NetEvent::Closed(format!("write failed: {e}")));
-            let _ = out.get_ref().shutdown(std::net::Shutdown::Both);
+            let _ = shutdown.shutdown(std::net::Shutdown::Both);
             return;
         }
     }

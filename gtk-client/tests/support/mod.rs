@@ -55,13 +55,18 @@ pub struct Server {
     child: Child,
     /// `127.0.0.1:PORT`.
     pub addr: String,
+    /// Its certificate's directory, removed on drop.
+    state: PathBuf,
 }
 
 impl Server {
     /// Starts the server on a free port and waits for `listening on`.
     pub fn start() -> Server {
+        let state = test_dir(&format!("server-state-{}-{}", std::process::id(), next_id()));
         let mut child = Command::new(server_binary())
             .args(["--bind", "127.0.0.1", "--port", "0"])
+            .arg("--state-dir")
+            .arg(&state)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -71,14 +76,35 @@ impl Server {
         BufReader::new(stdout).read_line(&mut line).expect("read the server's first line");
         let addr =
             line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("server said {line:?}"));
-        Server { addr: addr.to_owned(), child }
+        Server { addr: addr.to_owned(), child, state }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         terminate(&mut self.child);
+        let _ = std::fs::remove_dir_all(&self.state);
+        // Clients pinned this server's certificate under its address; a later
+        // server on the same port has another one.
+        let _ = std::fs::remove_dir_all(client_config_home(&self.addr));
     }
+}
+
+/// A directory under the target dir for these tests' files.
+pub fn test_dir(name: &str) -> PathBuf {
+    target_dir().join("komunikator-tests").join(name)
+}
+
+/// Where clients of the server at `addr` keep their config and pinned
+/// certificates (`XDG_CONFIG_HOME`).
+pub fn client_config_home(addr: &str) -> PathBuf {
+    test_dir(&format!("config-{}", addr.replace([':', '.', '[', ']'], "_")))
+}
+
+fn next_id() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
 }
 
 fn terminate(child: &mut Child) {
@@ -165,7 +191,7 @@ impl Client {
             .args(["--headless", "--server", server])
             .args(args)
             .env("GST_REGISTRY", gst_registry())
-            .env("XDG_CONFIG_HOME", target_dir().join("no-such-config-home"))
+            .env("XDG_CONFIG_HOME", client_config_home(server))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
