@@ -161,8 +161,14 @@ impl Window {
                 ));
                 self.dial_auto();
             }
-            Event::Clients(list) => self.model.borrow_mut().roster.replace(&list),
-            Event::Presence { id, state, nick } => self.model.borrow_mut().roster.apply(id, state, nick),
+            Event::Clients(list) => {
+                self.model.borrow_mut().roster.replace(&list);
+                self.dial_auto_if_ready();
+            }
+            Event::Presence { id, state, nick } => {
+                self.model.borrow_mut().roster.apply(id, state, nick);
+                self.dial_auto_if_ready();
+            }
             Event::CallChanged(state) => self.on_call_changed(state),
             Event::Incoming { caller, nick } => {
                 let label = nick.unwrap_or_else(|| caller.to_string());
@@ -205,11 +211,33 @@ impl Window {
         }
     }
 
-    /// `--call`: dials once, when the nick is settled.
+    /// `--call`: dials once, when our nick is settled and the target is
+    /// online (a nick or id in the roster; a bare IP is dialled at once).
     fn dial_auto(self: &Rc<Self>) {
-        let target = self.model.borrow_mut().auto_call.take();
-        if let Some(target) = target {
-            self.dial(&target, &target);
+        let target = {
+            let mut m = self.model.borrow_mut();
+            m.auto_ready = true;
+            let Some(target) = m.auto_call.clone() else { return };
+            let online = target.parse::<std::net::IpAddr>().is_ok()
+                || m.roster.visible("").iter().any(|u| {
+                    u.target() == target || u.nick.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&target))
+                });
+            if !online {
+                return log(&format!("waiting for {target} to come online before calling"));
+            }
+            m.auto_call = None;
+            target
+        };
+        self.dial(&target, &target);
+    }
+
+    fn dial_auto_if_ready(self: &Rc<Self>) {
+        let pending = {
+            let m = self.model.borrow();
+            m.auto_ready && m.auto_call.is_some() && m.call.is_idle()
+        };
+        if pending {
+            self.dial_auto();
         }
     }
 

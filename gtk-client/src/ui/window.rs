@@ -54,8 +54,10 @@ pub struct Model {
     pub stats: Option<(Instant, StatsSnapshot)>,
     /// The last quality reading.
     pub reading: Option<Reading>,
-    /// `--call`: dial this once connected.
+    /// `--call`: dial this once connected and the target is online.
     pub auto_call: Option<String>,
+    /// Our nick is settled, so `auto_call` may be dialled.
+    pub auto_ready: bool,
     /// Screenshots already taken (by name).
     pub shots: Vec<&'static str>,
 }
@@ -77,6 +79,7 @@ impl Model {
             stats: None,
             reading: None,
             auto_call,
+            auto_ready: false,
             shots: Vec::new(),
         }
     }
