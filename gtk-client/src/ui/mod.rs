@@ -123,6 +123,16 @@ fn start(app: &adw::Application, launch: Launch) -> Rc<window::Window> {
     let window = window::Window::new(app, launch);
     app_actions(app, &window);
     link::start_ticking(&window);
+    // SIGINT and SIGTERM close the window like Ctrl+Q: a call is hung up first.
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let weak = Rc::downgrade(&window);
+        glib::unix_signal_add_local(signal, move || {
+            if let Some(w) = weak.upgrade() {
+                w.win.close();
+            }
+            glib::ControlFlow::Continue
+        });
+    }
     window.win.present();
     window.connect();
     window
