@@ -178,7 +178,7 @@ pub fn all(args: &Args) -> anyhow::Result<Results> {
     step("latency", &mut r, &mut |r| run_latency(args, smoke, r));
     step("calls", &mut r, &mut |r| run_calls(args, smoke, r));
     step("idle", &mut r, &mut |r| {
-        let levels: &[usize] = if smoke { &[50] } else { &[1000, 2000, 4000] };
+        let levels: &[usize] = if smoke { &[50] } else { &[1000, 2000, 3000] };
         let idle = idle::run(&args.server, levels)?;
         r.commands.push(idle.command.clone());
         r.idle = Some(idle);
