@@ -47,7 +47,8 @@ impl MediaSetup {
     /// # Errors
     /// [`MediaError::Template`] if a template lost a placeholder value.
     pub fn send_audio_launch(&self, input: AudioIn) -> Result<Option<String>, MediaError> {
-        let Some(source) = devices::audio_source_launch(input) else { return Ok(None) };
+        let chosen = self.options.microphone.clone().filter(|_| input == AudioIn::Mic);
+        let Some(source) = chosen.or_else(|| devices::audio_source_launch(input)) else { return Ok(None) };
         let bitrate = self.options.audio_bps.to_string();
         let values = [("source", source.as_str()), ("bitrate", &bitrate), ("sink", pipelines::AUDIO_APPSINK)];
         Ok(Some(substitute(pipelines::SEND_AUDIO, &values)?))

@@ -97,6 +97,9 @@ pub struct MediaOptions {
     pub video_sink: Option<SinkFactory>,
     /// A GUI's sink for the local preview; `None` discards it.
     pub preview_sink: Option<SinkFactory>,
+    /// The source fragment of a chosen microphone (for example
+    /// `pulsesrc device="NAME"`), used instead of `autoaudiosrc`.
+    pub microphone: Option<String>,
 }
 
 impl Default for MediaOptions {
@@ -117,6 +120,7 @@ impl Default for MediaOptions {
             video_decoder: None,
             video_sink: None,
             preview_sink: None,
+            microphone: None,
         }
     }
 }

@@ -89,6 +89,9 @@ impl Launch {
         if let (None, Some(a)) = (self.args.audio_source, self.extra.audio) {
             o.audio_source = a;
         }
+        if self.args.audio_source.is_none() {
+            o.microphone = self.extra.microphone.clone();
+        }
         o
     }
 }

@@ -23,8 +23,17 @@ pub struct Camera {
     pub index: u32,
 }
 
-/// The cameras (V4L2 or PipeWire-over-V4L2) and the names of the microphones.
-pub fn devices() -> (Vec<Camera>, Vec<String>) {
+/// A microphone the device monitor found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mic {
+    /// Its name.
+    pub name: String,
+    /// The source fragment that records from it (see [`launch_fragment`]).
+    pub launch: String,
+}
+
+/// The cameras (V4L2 or PipeWire-over-V4L2) and the microphones.
+pub fn devices() -> (Vec<Camera>, Vec<Mic>) {
     let cameras = list("Video/Source")
         .iter()
         .filter_map(|d| {
@@ -34,9 +43,35 @@ pub fn devices() -> (Vec<Camera>, Vec<String>) {
             Some(Camera { name: gst::prelude::DeviceExt::display_name(d).to_string(), index })
         })
         .collect();
-    let mics =
-        list("Audio/Source").iter().map(|d| gst::prelude::DeviceExt::display_name(d).to_string()).collect();
+    let mics = list("Audio/Source")
+        .iter()
+        .filter_map(|d| {
+            let launch = source_launch(d)?;
+            Some(Mic { name: gst::prelude::DeviceExt::display_name(d).to_string(), launch })
+        })
+        .collect();
     (cameras, mics)
+}
+
+/// The pipeline fragment for `device`: its source element and the property
+/// that names the device, as `gst::Device::create_element` configures them.
+fn source_launch(device: &gst::Device) -> Option<String> {
+    let element = gst::prelude::DeviceExt::create_element(device, None).ok()?;
+    let factory = element.factory()?.name();
+    ["device", "target-object", "path"].iter().find_map(|prop| {
+        element.find_property(prop)?;
+        let value = element.property_value(prop).get::<Option<String>>().ok()??;
+        launch_fragment(&factory, prop, &value)
+    })
+}
+
+/// `FACTORY PROP="VALUE"`, or `None` when a part cannot be written safely
+/// in a pipeline description.
+pub fn launch_fragment(factory: &str, prop: &str, value: &str) -> Option<String> {
+    let plain =
+        |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let quotable = !value.is_empty() && !value.contains(['"', '\\']) && !value.chars().any(char::is_control);
+    (plain(factory) && plain(prop) && quotable).then(|| format!("{factory} {prop}=\"{value}\""))
 }
 
 fn list(class: &str) -> Vec<gst::Device> {
@@ -57,6 +92,7 @@ struct Form {
     video: adw::ComboRow,
     audio: adw::ComboRow,
     cameras: Vec<Camera>,
+    mics: Vec<Mic>,
 }
 
 /// Opens the preferences window over `w`.
@@ -79,7 +115,7 @@ pub fn open(w: &Rc<Window>) {
     let devices = adw::PreferencesGroup::builder().title(i18n("Devices")).build();
     let camera_index = launch.file.as_ref().map_or(0, |c| c.camera_index);
     let video = video_row(&cameras, launch.media_options().video_source, camera_index);
-    let audio = audio_row(&mics, launch.media_options().audio_source);
+    let audio = audio_row(&mics, launch.media_options().audio_source, launch.extra.microphone.as_deref());
     devices.add(&video);
     devices.add(&audio);
     let save = gtk::Button::builder().label(i18n("Save")).halign(gtk::Align::Center).build();
@@ -91,7 +127,7 @@ pub fn open(w: &Rc<Window>) {
         page.add(g);
     }
     window.add(&page);
-    let form = Rc::new(Form { window: window.clone(), host, port, nick, video, audio, cameras });
+    let form = Rc::new(Form { window: window.clone(), host, port, nick, video, audio, cameras, mics });
     let weak = Rc::downgrade(w);
     save.connect_clicked(move |_| {
         if let Some(w) = weak.upgrade() {
@@ -120,17 +156,22 @@ fn video_row(cameras: &[Camera], kind: VideoSourceKind, index: u32) -> adw::Comb
     combo(&i18n("Camera"), &subtitle, &names, selected)
 }
 
-/// The default microphone (naming what was found), a test tone, or nothing.
-fn audio_row(mics: &[String], kind: AudioSourceKind) -> adw::ComboRow {
-    let default = match mics.first() {
-        Some(first) => i18n_f("Default microphone ({})", &[first]),
-        None => i18n("Default microphone (none found: silence)"),
-    };
-    let names = [default, i18n("Test tone"), i18n("No sound")];
+/// The default microphone, each one found, a test tone, or nothing.
+fn audio_row(mics: &[Mic], kind: AudioSourceKind, chosen: Option<&str>) -> adw::ComboRow {
+    let mut names = vec![if mics.is_empty() {
+        i18n("Default microphone (none found: silence)")
+    } else {
+        i18n("Default microphone")
+    }];
+    names.extend(mics.iter().map(|m| m.name.clone()));
+    names.push(i18n("Test tone"));
+    names.push(i18n("No sound"));
     let selected = match kind {
-        AudioSourceKind::Mic => 0,
-        AudioSourceKind::Test => 1,
-        AudioSourceKind::None => 2,
+        AudioSourceKind::Mic => {
+            chosen.and_then(|c| mics.iter().position(|m| m.launch == c)).map_or(0, |i| i + 1)
+        }
+        AudioSourceKind::Test => mics.len() + 1,
+        AudioSourceKind::None => mics.len() + 2,
     };
     combo(&i18n("Microphone"), "", &names, selected)
 }
@@ -156,10 +197,12 @@ fn apply(w: &Rc<Window>, f: &Form) {
         None if selected == f.cameras.len() => (VideoSourceKind::Test, 0),
         None => (VideoSourceKind::None, 0),
     };
-    let audio = match f.audio.selected() {
-        0 => AudioSourceKind::Mic,
-        1 => AudioSourceKind::Test,
-        _ => AudioSourceKind::None,
+    let picked = f.audio.selected() as usize;
+    let (audio, microphone) = match picked {
+        0 => (AudioSourceKind::Mic, None),
+        i if i <= f.mics.len() => (AudioSourceKind::Mic, Some(f.mics[i - 1].launch.clone())),
+        i if i == f.mics.len() + 1 => (AudioSourceKind::Test, None),
+        _ => (AudioSourceKind::None, None),
     };
     let nick = f.nick.text().trim().to_owned();
     if !nick.is_empty() && !komunikator_protocol::is_valid_nick(&nick) {
@@ -171,7 +214,8 @@ fn apply(w: &Rc<Window>, f: &Form) {
         Ok(c) => c,
         Err(e) => return f.window.add_toast(adw::Toast::new(&glib::markup_escape_text(&e.to_string()))),
     };
-    let extra = Extra { nick: Some(nick).filter(|n| !n.is_empty()), video: Some(video), audio: Some(audio) };
+    let nick = Some(nick).filter(|n| !n.is_empty());
+    let extra = Extra { nick, video: Some(video), audio: Some(audio), microphone };
     let conf_path = w.launch.borrow().conf_path.clone();
     let saved = settings::save_conf(&conf_path, &conf)
         .and_then(|()| settings::save_extra(&settings::extra_path(&conf_path), &extra));
@@ -196,5 +240,27 @@ fn apply(w: &Rc<Window>, f: &Form) {
         w.connect();
     } else {
         w.toast(&i18n("Preferences saved; they take effect after this call"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragments_are_safe_to_parse() {
+        assert_eq!(
+            launch_fragment("pulsesrc", "device", "alsa_input.usb-Mic.analog-stereo").as_deref(),
+            Some("pulsesrc device=\"alsa_input.usb-Mic.analog-stereo\"")
+        );
+        assert_eq!(
+            launch_fragment("alsasrc", "device", "hw:1,0").as_deref(),
+            Some("alsasrc device=\"hw:1,0\"")
+        );
+        assert_eq!(launch_fragment("pulsesrc", "device", "a\" ! filesink location=x"), None);
+        assert_eq!(launch_fragment("pulsesrc", "device", ""), None);
+        assert_eq!(launch_fragment("x ! y", "device", "a"), None);
+        let parsed = gst::init().map(|()| gst::parse::launch("audiotestsrc name=\"hw:1,0\" ! fakesink"));
+        assert!(parsed.is_ok_and(|p| p.is_ok()), "a quoted value parses");
     }
 }

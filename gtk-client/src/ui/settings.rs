@@ -20,6 +20,8 @@ pub struct Extra {
     pub video: Option<VideoSourceKind>,
     /// `mic`, `test` or `none`.
     pub audio: Option<AudioSourceKind>,
+    /// The source fragment of a chosen microphone; `None` for the default one.
+    pub microphone: Option<String>,
 }
 
 /// Where conf.txt is written: the file it was read from, or the first place
@@ -93,6 +95,7 @@ pub fn load_extra(path: &Path) -> Extra {
             "none" => Some(AudioSourceKind::None),
             _ => None,
         }),
+        microphone: get("microphone"),
     }
 }
 
@@ -115,6 +118,7 @@ pub fn save_extra(path: &Path, e: &Extra) -> anyhow::Result<()> {
         Some(AudioSourceKind::None) => "none",
     };
     file.set_string("client", "audio", audio);
+    file.set_string("client", "microphone", e.microphone.as_deref().unwrap_or(""));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -139,7 +143,8 @@ mod tests {
         let extra = Extra {
             nick: Some("ala".into()),
             video: Some(VideoSourceKind::Test),
-            audio: Some(AudioSourceKind::None),
+            audio: Some(AudioSourceKind::Mic),
+            microphone: Some("pulsesrc device=\"alsa_input.x\"".into()),
         };
         save_extra(&extra_path(&path), &extra).unwrap();
         assert_eq!(load_extra(&extra_path(&path)), extra);
