@@ -1,7 +1,7 @@
 //! The window without any configuration: a wrong address is a message and a
 //! retry, never a crash or a hang; on a first run (no conf.txt, no --server)
 //! it asks for the server's address, typed here through X, writes conf.txt
-//! and connects.
+//! and connects; its preferences window opens.
 
 mod gui_support;
 mod support;
@@ -48,6 +48,12 @@ fn first_run_asks_for_the_server_and_saves_conf_txt() {
     window.wait_for("view: lobby");
     let conf = std::fs::read_to_string(home.join("config/komunikator/conf.txt")).expect("conf.txt written");
     assert_eq!(conf, format!("{host}\n{port}\n0\n"));
+    // The preferences open over the window (listing devices must not fail
+    // on a machine without any) and close with Escape.
+    press(&display, "ctrl+comma");
+    let prefs = xdotool(&display, &["search", "--sync", "--onlyvisible", "--name", "^Preferences$"]);
+    assert!(!prefs.trim().is_empty(), "no preferences window");
+    xdotool(&display, &["key", "Escape"]);
     press(&display, "ctrl+q");
     assert_eq!(window.exit_code(Duration::from_secs(20)), Some(0), "window log:\n{}", window.log());
     let _ = std::fs::remove_dir_all(&home);
