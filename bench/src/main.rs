@@ -22,6 +22,7 @@ mod slow;
 mod stats;
 mod svg;
 mod throughput;
+mod tlscost;
 mod wire;
 
 use std::path::PathBuf;
@@ -51,7 +52,7 @@ pub struct Args {
     /// A few seconds per instrument, to check that every one works.
     #[arg(long)]
     pub smoke: bool,
-    /// Run only these benchmarks (comma-separated: throughput, latency, calls, idle, slow, size, call).
+    /// Run only these benchmarks (comma-separated: throughput, latency, calls, tls, idle, slow, size, call).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Numbers of simultaneous calls for the load benchmark.

@@ -74,12 +74,25 @@ impl Server {
     /// # Errors
     /// When it cannot start or does not report its address within 10 s.
     pub fn start(binary: &Path, extra: &[&str]) -> anyhow::Result<Server> {
-        let mut args = vec!["--bind", "127.0.0.1", "--port", "0", "--log-level", "warn"];
         // A server that also speaks TLS waits for a first byte before greeting
         // plain-text clients; the benchmarks measure the plain-text relay.
-        if supports(binary, "--no-tls") {
-            args.push("--no-tls");
-        }
+        let tls = if supports(binary, "--no-tls") { ["--no-tls"].as_slice() } else { &[] };
+        Server::spawn(binary, &[tls, extra].concat())
+    }
+
+    /// Starts `binary` with TLS on (and plain text allowed), its certificate
+    /// in the state directory `state_dir`.
+    ///
+    /// # Errors
+    /// As [`Server::start`], and when the binary has no TLS.
+    pub fn start_tls(binary: &Path, state_dir: &Path, extra: &[&str]) -> anyhow::Result<Server> {
+        anyhow::ensure!(supports(binary, "--state-dir"), "{} has no TLS (--state-dir)", binary.display());
+        let dir = state_dir.to_str().context("state dir is not UTF-8")?;
+        Server::spawn(binary, &[&["--state-dir", dir], extra].concat())
+    }
+
+    fn spawn(binary: &Path, extra: &[&str]) -> anyhow::Result<Server> {
+        let mut args = vec!["--bind", "127.0.0.1", "--port", "0", "--log-level", "warn"];
         args.extend_from_slice(extra);
         let command = format!("{} {}", binary.display(), args.join(" "));
         let mut child = Command::new(binary)

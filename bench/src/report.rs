@@ -72,6 +72,9 @@ pub fn render(args: &Args, r: &Results) -> String {
     slow(&mut s, r);
     real_call(&mut s, r);
     binary(&mut s, r);
+    if let Some(t) = &r.tls {
+        crate::tlscost::render(&mut s, t);
+    }
     analysis(&mut s, r);
     method(&mut s, args, r);
     s
@@ -133,6 +136,25 @@ fn summary(s: &mut String, r: &Results) {
             policy.recovery_s,
             yes(policy.recovery_s < 2.0)
         );
+    }
+    if let Some(t) = &r.tls {
+        if let Some((p, t2)) = t.throughput {
+            let _ = writeln!(
+                s,
+                "| TLS 1.3: relay throughput, 1 MiB frames | (report; issue 8) | {:.2} of plain text ({:.2} vs {:.2} GB/s) | — |",
+                t2.bytes_per_s / p.bytes_per_s,
+                t2.bytes_per_s / 1e9,
+                p.bytes_per_s / 1e9
+            );
+        }
+        for (size, p, t2) in &t.latency {
+            let _ = writeln!(
+                s,
+                "| TLS 1.3: added latency, {size} B frames | (report; issue 8) | p50 {}, p99 {} over plain text | — |",
+                fmt_us(t2.p50 - p.p50),
+                fmt_us(t2.p99 - p.p99)
+            );
+        }
     }
     let call = match &r.real_call {
         RealCall::Measured { .. } => "see below",

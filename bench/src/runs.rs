@@ -14,6 +14,7 @@ use crate::procfs::{Sample, Server};
 use crate::realcall::{self, RealCall};
 use crate::slow::{self, Slow};
 use crate::throughput::{self, Throughput};
+use crate::tlscost::{self, Mode, TlsCost};
 use komunikator_protocol::MediaKind;
 
 /// Flags every load run gives the server, so one IP may open thousands of clients.
@@ -138,6 +139,8 @@ pub struct Results {
     pub slow: Option<(Slow, Slow)>,
     /// Binary size and idle RSS.
     pub size: Option<Size>,
+    /// TLS against plain text through one server.
+    pub tls: Option<TlsCost>,
     /// The real-call benchmark, or why it was not measured.
     pub real_call: RealCall,
     /// Every server command line started, in order.
@@ -177,6 +180,7 @@ pub fn all(args: &Args) -> anyhow::Result<Results> {
     step("throughput", &mut r, &mut |r| run_throughput(args, smoke, r));
     step("latency", &mut r, &mut |r| run_latency(args, smoke, r));
     step("calls", &mut r, &mut |r| run_calls(args, smoke, r));
+    step("tls", &mut r, &mut |r| run_tls(args, smoke, r));
     step("idle", &mut r, &mut |r| {
         let levels: &[usize] = if smoke { &[50] } else { &[1000, 2000, 3000] };
         let idle = idle::run(&args.server, levels)?;
@@ -309,5 +313,38 @@ fn run_slow(args: &Args, smoke: bool, r: &mut Results) -> anyhow::Result<()> {
     let policy = one(&[])?;
     let naive = one(&["--no-drop-policy"])?;
     r.slow = Some((policy, naive));
+    Ok(())
+}
+
+fn run_tls(args: &Args, smoke: bool, r: &mut Results) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("komunikator-bench-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = tls_with(args, smoke, &dir, r);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn tls_with(args: &Args, smoke: bool, dir: &std::path::Path, r: &mut Results) -> anyhow::Result<()> {
+    let server = Server::start_tls(&args.server, dir, &LOAD_FLAGS)?;
+    r.commands.push(server.command.clone());
+    let (bulk, lat) = if smoke {
+        let short = (Duration::from_millis(200), Duration::from_millis(500));
+        (short, short)
+    } else {
+        ((Duration::from_secs(1), Duration::from_secs(5)), (Duration::from_secs(1), Duration::from_secs(10)))
+    };
+    let frame = 1 << 20;
+    let probe = || server.sample().ok();
+    let mut t = TlsCost { frame, rate: 200.0, ..TlsCost::default() };
+    let plain = tlscost::throughput(server.addr, Mode::Plain, frame, bulk, &probe)?;
+    let tls = tlscost::throughput(server.addr, Mode::Tls, frame, bulk, &probe)?;
+    anyhow::ensure!(plain.bytes_per_s > 0.0 && tls.bytes_per_s > 0.0, "no bytes arrived");
+    t.throughput = Some((plain, tls));
+    for size in [100, 20_000] {
+        let plain = tlscost::latency(server.addr, Mode::Plain, size, t.rate, lat)?;
+        let tls = tlscost::latency(server.addr, Mode::Tls, size, t.rate, lat)?;
+        t.latency.push((size, plain, tls));
+    }
+    r.tls = Some(t);
     Ok(())
 }
