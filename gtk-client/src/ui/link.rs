@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use adw::prelude::*;
 use gtk::gio;
 
+use super::gate::{self, Gate};
 use super::i18n::{i18n, i18n_f};
 use super::quality;
 use super::ringer::Ringer;
@@ -19,7 +20,8 @@ use crate::call::CallState;
 use crate::engine::{Engine, Event};
 use crate::media::{AudioOut, MediaSetup};
 
-type Started = Result<(MediaSetup, Engine), (Option<MediaSetup>, String)>;
+/// The engine, or why it did not start (in words, and the gate it calls for).
+type Started = Result<(MediaSetup, Engine), (Option<MediaSetup>, String, Option<Gate>)>;
 
 impl Window {
     /// Connects to the configured server, or shows the first-run page.
@@ -36,6 +38,8 @@ impl Window {
             m.retry_at = None;
             m.generation += 1;
             m.link = Link::Connecting { server: server.clone() };
+            m.gate = None;
+            m.logged_in = false;
             m.roster.clear();
             m.call = CallState::Idle;
             (m.generation, m.setup.take(), m.engine.take())
@@ -55,12 +59,12 @@ impl Window {
                 Some(s) => s,
                 None => match MediaSetup::resolve(options) {
                     Ok(s) => s,
-                    Err(e) => return drop(tx.send_blocking(Err((None, e.to_string())))),
+                    Err(e) => return drop(tx.send_blocking(Err((None, e.to_string(), None)))),
                 },
             };
             let result = match Engine::start_with_setup(&target, nick, setup.clone()) {
                 Ok(engine) => Ok((setup, engine)),
-                Err(e) => Err((Some(setup), e.to_string())),
+                Err(e) => Err((Some(setup), e.to_string(), gate::from_error(&e))),
             };
             if let Err(async_channel::SendError(Ok((_, engine)))) = tx.send_blocking(result) {
                 engine.shutdown();
@@ -92,12 +96,14 @@ impl Window {
                 }
                 self.listen(generation, events);
             }
-            Err((setup, reason)) => {
+            Err((setup, reason, gate)) => {
                 if let Some(s) = setup {
                     self.model.borrow_mut().setup.get_or_insert(s);
                 }
-                if !stale {
-                    self.go_offline(reason);
+                match gate {
+                    _ if stale => {}
+                    Some(gate) => self.block(gate),
+                    None => self.go_offline(reason),
                 }
             }
         }
@@ -144,6 +150,9 @@ impl Window {
     }
 
     fn on_event(self: &Rc<Self>, event: Event) {
+        if matches!(event, Event::Clients(_) | Event::NameAccepted(_)) {
+            self.model.borrow_mut().logged_in = true;
+        }
         match event {
             Event::Connected { id } => self.on_connected(id),
             Event::NameAccepted(nick) => {
@@ -187,6 +196,7 @@ impl Window {
                 self.call.chat.add(&text, false);
                 self.call.reveal_chat();
             }
+            Event::ServerError { code, .. } if self.is_login_error(code) => return self.login_failed(code),
             Event::ServerError { code, text } => self.toast(&i18n_f(
                 "The server reported a problem: {}",
                 &[&text.unwrap_or_else(|| code.as_str().to_owned())],
@@ -341,7 +351,7 @@ impl Window {
 
 /// Shuts `engine` down on a worker thread (it joins threads and stops
 /// pipelines), releasing `guard` on the main thread afterwards.
-fn stop_engine(engine: Option<Engine>, guard: Option<gio::ApplicationHoldGuard>) {
+pub(super) fn stop_engine(engine: Option<Engine>, guard: Option<gio::ApplicationHoldGuard>) {
     let Some(engine) = engine else { return };
     let (tx, rx) = async_channel::bounded::<()>(1);
     std::thread::spawn(move || {

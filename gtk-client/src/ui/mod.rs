@@ -14,7 +14,8 @@
 //! `gtk4paintablesink` elements, which are made for it.
 //!
 //! Modules: [`window`] (model and view), `link` (engine lifecycle and
-//! events), `actions` (actions and shortcuts), one module per page or panel,
+//! events), `gate` (a changed certificate or a password stops the retries
+//! until the user decides), `actions` (actions and shortcuts), one module per page or panel,
 //! [`state`] and [`quality`] (pure rules, unit-tested), [`settings`]
 //! (conf.txt and komunikator.ini), [`preferences`], [`ringer`], [`video`],
 //! [`screenshot`] and [`i18n`].
@@ -22,10 +23,12 @@
 mod actions;
 mod call_view;
 mod chat;
+mod gate;
 pub mod i18n;
 mod link;
 mod lobby;
 mod pages;
+mod password;
 pub mod preferences;
 mod prompts;
 pub mod quality;
@@ -33,6 +36,7 @@ pub mod ringer;
 pub mod screenshot;
 pub mod settings;
 pub mod state;
+mod trust;
 pub mod video;
 pub mod window;
 

@@ -13,14 +13,17 @@ use gtk::gio;
 
 use super::Launch;
 use super::call_view::CallView;
+use super::gate::Gate;
 use super::i18n::i18n;
 use super::lobby::Lobby;
 use super::pages::{SetupPage, StatusPage};
+use super::password::PasswordPage;
 use super::prompts::{Incoming, Outgoing};
 use super::quality::Reading;
 use super::ringer::Ringer;
 use super::screenshot;
 use super::state::{Link, Roster};
+use super::trust::TrustPage;
 use super::video::VideoSink;
 use crate::call::CallState;
 use crate::engine::Engine;
@@ -60,6 +63,10 @@ pub struct Model {
     pub auto_ready: bool,
     /// Screenshots already taken (by name).
     pub shots: Vec<&'static str>,
+    /// Waiting for the user (a changed certificate, a password) instead of retrying.
+    pub gate: Option<Gate>,
+    /// The server has answered as to a logged-in client on this connection.
+    pub logged_in: bool,
 }
 
 impl Model {
@@ -81,6 +88,8 @@ impl Model {
             auto_call,
             auto_ready: false,
             shots: Vec::new(),
+            gate: None,
+            logged_in: false,
         }
     }
 }
@@ -98,6 +107,8 @@ pub struct Window {
     pub(super) lobby: Rc<Lobby>,
     pub(super) setup_page: SetupPage,
     status: StatusPage,
+    pub(super) trust: TrustPage,
+    pub(super) password: PasswordPage,
     outgoing: Outgoing,
     incoming: Incoming,
     pub(super) call: CallView,
@@ -147,6 +158,8 @@ impl Window {
                 lobby,
                 setup_page: SetupPage::new(),
                 status: StatusPage::new(),
+                trust: TrustPage::new(),
+                password: PasswordPage::new(),
                 outgoing: Outgoing::new(),
                 incoming: Incoming::new(),
                 call,
@@ -172,6 +185,8 @@ impl Window {
         for (widget, name) in [
             (self.setup_page.root.upcast_ref::<gtk::Widget>(), "setup"),
             (self.status.root.upcast_ref(), "status"),
+            (self.trust.root.upcast_ref(), "trust"),
+            (self.password.root.upcast_ref(), "password"),
             (self.lobby.root.upcast_ref(), "lobby"),
             (self.outgoing.root.upcast_ref(), "outgoing"),
             (self.incoming.root.upcast_ref(), "incoming"),
@@ -187,6 +202,7 @@ impl Window {
         self.win.set_content(Some(&self.toasts));
         self.win.set_default_widget(Some(&self.setup_page.connect));
         super::actions::install(self);
+        super::gate::install(self);
         let weak = Rc::downgrade(self);
         self.win.connect_close_request(move |_| {
             if let Some(w) = weak.upgrade() {
@@ -211,6 +227,9 @@ impl Window {
             self.enable_actions(&m);
             match (&m.link, &m.call) {
                 (Link::Setup, _) => "setup",
+                (Link::Offline { server, .. }, CallState::Idle) if m.gate.is_some() => {
+                    m.gate.as_ref().map_or("status", |gate| self.show_gate(server, gate))
+                }
                 (_, CallState::Ringing { caller, .. }) => {
                     if self.last_page.get() != "incoming" {
                         self.incoming.show(&m.peer, &caller.to_string());
@@ -277,6 +296,12 @@ impl Window {
     fn on_page_shown(self: &Rc<Self>, page: &'static str) {
         if page == "setup" {
             self.setup_page.host.grab_focus();
+        }
+        if page == "password" {
+            self.password.entry.grab_focus();
+        }
+        if page == "trust" || page == "password" {
+            self.shoot_later(page, &self.win.clone().upcast());
         }
         if page == "incoming" {
             self.win.present();
