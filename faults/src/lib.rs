@@ -12,6 +12,7 @@
 //! namespaces a scenario creates and deletes itself.
 
 pub mod client;
+pub mod headless;
 pub mod netns;
 pub mod scenarios;
 pub mod server;

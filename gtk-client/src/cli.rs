@@ -22,6 +22,7 @@ Headless mode (no window; prints one line of JSON statistics at the end):
   --headless               run without a window
   --answer                 answer the first incoming call
   --duration SECONDS       hang up after this long in the call (default: until the peer stops)
+  --reconnect              when the connection is lost, reconnect with backoff and keep going
 
 Media:
   --video-source camera|test|none   (default camera; falls back to a test pattern)
@@ -96,6 +97,8 @@ pub struct Args {
     pub call: Option<String>,
     /// `--answer`.
     pub answer: bool,
+    /// `--reconnect`.
+    pub reconnect: bool,
     /// `--duration`.
     pub duration: Option<Duration>,
     /// `--print-pipelines`.
@@ -159,6 +162,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgError> {
             "--headless" => a.headless = true,
             "--call" => a.call = Some(value()?),
             "--answer" => a.answer = true,
+            "--reconnect" => a.reconnect = true,
             "--duration" => a.duration = Some(duration(&value()?)?),
             "--print-pipelines" => a.print_pipelines = true,
             "--video-source" => a.video_source = Some(video_source(&value()?)?),
@@ -187,8 +191,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgError> {
         return Err(ArgError("--call and --answer exclude each other".into()));
     }
     // In the window, --call dials once connected; answering is left to a person.
-    if (a.answer || a.duration.is_some()) && !a.headless {
-        return Err(ArgError("--answer and --duration need --headless".into()));
+    if (a.answer || a.duration.is_some() || a.reconnect) && !a.headless {
+        return Err(ArgError(
+            "--answer, --duration and --reconnect need --headless (the window reconnects by itself)".into(),
+        ));
     }
     Ok(a)
 }

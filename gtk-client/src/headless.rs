@@ -24,7 +24,26 @@ pub struct Plan {
     pub duration: Option<Duration>,
     /// A nick was asked for: wait until the server accepts it before calling.
     pub wait_for_name: bool,
+    /// `--reconnect`: when the connection is lost, connect again with backoff
+    /// and keep answering (a caller does not dial again).
+    pub reconnect: Option<Reconnect>,
 }
+
+/// What it takes to connect again.
+#[derive(Debug, Clone)]
+pub struct Reconnect {
+    /// The server, `HOST:PORT`.
+    pub server: String,
+    /// The nick to claim again.
+    pub nick: Option<String>,
+    /// The media setup, resolved once at start.
+    pub setup: MediaSetup,
+}
+
+/// The first reconnect waits this long; each failure doubles it, up to [`RECONNECT_MAX`].
+const RECONNECT_FIRST: Duration = Duration::from_millis(250);
+/// The longest wait between reconnect attempts.
+const RECONNECT_MAX: Duration = Duration::from_secs(8);
 
 /// The final JSON line.
 #[derive(Debug, Clone, Serialize)]
@@ -79,9 +98,69 @@ fn catch_signals() {
     }
 }
 
-/// Runs the plan and returns the summary and the exit code.
+/// Runs the plan and returns the summary and the exit code. With
+/// [`Plan::reconnect`], a lost connection is followed by a new engine
+/// (after [`backoff`]) and the plan goes on; the summary is the last call's.
 pub fn run(engine: Engine, plan: &Plan) -> (Summary, u8) {
     catch_signals();
+    let mut engine = engine;
+    let mut notices = Vec::new();
+    let mut first = true;
+    loop {
+        let (summary, code) = run_one(&engine, plan, first, std::mem::take(&mut notices));
+        engine.shutdown();
+        let lost = code == EXIT_CONNECTION && summary.end_reason != "name-rejected";
+        let (Some(again), true) = (&plan.reconnect, lost) else { return (summary, code) };
+        notices = summary.notices.clone();
+        match reconnect(again, &mut notices) {
+            Some(e) => engine = e,
+            None => return (summary, code),
+        }
+        first = false;
+    }
+}
+
+/// Connects again, waiting [`backoff`] before each attempt; `None` if a signal came first.
+fn reconnect(how: &Reconnect, notices: &mut Vec<String>) -> Option<Engine> {
+    let mut note = |text: String| {
+        log(&text);
+        notices.push(text);
+    };
+    for attempt in 1.. {
+        let wait = backoff(attempt);
+        note(format!("reconnecting to {} in {:.2} s (attempt {attempt})", how.server, wait.as_secs_f64()));
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if SIGNALLED.load(Ordering::SeqCst) {
+                return None;
+            }
+            std::thread::sleep(
+                until.saturating_duration_since(Instant::now()).min(Duration::from_millis(50)),
+            );
+        }
+        match Engine::start_with_setup(&how.server, how.nick.clone(), how.setup.clone()) {
+            Ok(engine) => {
+                note(format!("reconnected to {} (attempt {attempt})", how.server));
+                return Some(engine);
+            }
+            Err(e) => note(format!("reconnect attempt {attempt} failed: {e}")),
+        }
+    }
+    None
+}
+
+/// The wait before reconnect attempt `attempt` (from 1): doubling from
+/// [`RECONNECT_FIRST`] up to [`RECONNECT_MAX`], less up to a fifth at random
+/// so that clients of a restarted server do not all come back at once.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = RECONNECT_FIRST.saturating_mul(1 << attempt.clamp(1, 16).saturating_sub(1)).min(RECONNECT_MAX);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    base - base / 5 * (nanos % 1000) / 1000
+}
+
+/// One engine's share of the plan.
+fn run_one(engine: &Engine, plan: &Plan, first: bool, notices: Vec<String>) -> (Summary, u8) {
     let (tx, rx) = mpsc::channel();
     let events = engine.events();
     let fwd = tx.clone();
@@ -93,8 +172,11 @@ pub fn run(engine: Engine, plan: &Plan) -> (Summary, u8) {
         }
         let _ = fwd.send(Wake::EventsClosed);
     });
-    let mut run = Run::new(&engine, plan);
-    if plan.call.is_none() && !plan.answer {
+    let mut run = Run::new(engine, plan);
+    run.notices = notices;
+    // After a reconnect a caller does not dial again: it waits, as with no call.
+    run.may_dial = first;
+    if (plan.call.is_none() || !first) && !plan.answer {
         run.deadline = plan.duration.map(|d| Instant::now() + d);
     }
     while run.outcome.is_none() {
@@ -114,8 +196,6 @@ pub fn run(engine: Engine, plan: &Plan) -> (Summary, u8) {
     }
     let (reason, code) = run.outcome.take().unwrap_or(("no-call".into(), EXIT_OK));
     let summary = run.summary(reason);
-    drop(run);
-    engine.shutdown();
     (summary, code)
 }
 
@@ -128,6 +208,7 @@ struct Run<'a> {
     deadline: Option<Instant>,
     answered: bool,
     dialed: bool,
+    may_dial: bool,
     stats: Option<StatsSnapshot>,
     notices: Vec<String>,
     outcome: Option<(String, u8)>,
@@ -144,6 +225,7 @@ impl<'a> Run<'a> {
             deadline: None,
             answered: false,
             dialed: false,
+            may_dial: true,
             stats: None,
             notices: Vec::new(),
             outcome: None,
@@ -209,7 +291,7 @@ impl<'a> Run<'a> {
 
     fn ready(&mut self) {
         log("ready");
-        if let (Some(target), false) = (&self.plan.call, self.dialed) {
+        if let (Some(target), false, true) = (&self.plan.call, self.dialed, self.may_dial) {
             self.dialed = true;
             self.engine.call(target);
         }

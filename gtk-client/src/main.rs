@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use komunikator::cli::{self, Args};
 use komunikator::config;
-use komunikator::engine::{Engine, EngineOptions};
+use komunikator::engine::Engine;
 use komunikator::headless::{self, EXIT_CONNECTION};
 use komunikator::media::MediaSetup;
 
@@ -40,13 +40,19 @@ fn run() -> anyhow::Result<u8> {
         return Ok(komunikator::ui::run(args, file));
     }
     let server = server_address(&args, file.as_ref().map(|(p, c)| (p.as_path(), c)))?;
+    let setup = MediaSetup::resolve(media).context("setting up media")?;
     let plan = headless::Plan {
         call: args.call.clone(),
         answer: args.answer,
         duration: args.duration,
         wait_for_name: args.name.is_some(),
+        reconnect: args.reconnect.then(|| headless::Reconnect {
+            server: server.clone(),
+            nick: args.name.clone(),
+            setup: setup.clone(),
+        }),
     };
-    let engine = Engine::start(EngineOptions { server: server.clone(), nick: args.name.clone(), media })
+    let engine = Engine::start_with_setup(&server, args.name.clone(), setup)
         .with_context(|| format!("starting a connection to {server}"))?;
     let (summary, code) = headless::run(engine, &plan);
     println!("{}", serde_json::to_string(&summary).context("writing the summary")?);
