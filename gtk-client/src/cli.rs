@@ -46,6 +46,7 @@ in $XDG_CONFIG_HOME/komunikator/known_servers, like SSH's known_hosts):
   --password-file PATH     the server password, on the first line of PATH
 
   -h, --help               show this help
+  -V, --version            show the version
 ";
 
 impl Args {
@@ -85,6 +86,8 @@ impl Args {
 pub struct Args {
     /// `--help`.
     pub help: bool,
+    /// `--version`.
+    pub version: bool,
     /// `--config`.
     pub config: Option<PathBuf>,
     /// `--server`.
@@ -156,6 +159,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgError> {
             || inline.clone().or_else(|| it.next()).ok_or_else(|| ArgError(format!("{flag} needs a value")));
         match flag.as_str() {
             "-h" | "--help" => a.help = true,
+            "-V" | "--version" => a.version = true,
             "--config" => a.config = Some(PathBuf::from(value()?)),
             "--server" => a.server = Some(server(&value()?)?),
             "--name" => a.name = Some(value()?),
@@ -286,6 +290,13 @@ mod tests {
 
     fn p(s: &str) -> Result<Args, ArgError> {
         parse(s.split_whitespace().map(str::to_owned))
+    }
+
+    #[test]
+    fn version_flag() {
+        assert!(p("--version").unwrap().version);
+        assert!(p("-V").unwrap().version);
+        assert!(!p("--headless").unwrap().version);
     }
 
     #[test]

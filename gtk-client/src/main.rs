@@ -28,6 +28,10 @@ fn run() -> anyhow::Result<u8> {
         print!("{}", cli::USAGE);
         return Ok(0);
     }
+    if args.version {
+        println!("komunikator {}", env!("CARGO_PKG_VERSION"));
+        return Ok(0);
+    }
     komunikator::net::security::configure(args.security()?);
     let file = config::load(args.config.as_deref()).context("reading conf.txt")?;
     let camera_index = file.as_ref().map_or(0, |(_, c)| c.camera_index);
