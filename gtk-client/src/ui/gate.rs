@@ -51,6 +51,15 @@ pub enum Login {
 }
 
 impl Login {
+    /// For the log: `required`, `wrong` or `rate-limited`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Login::Required => "required",
+            Login::Wrong => "wrong",
+            Login::Limited(_) => "rate-limited",
+        }
+    }
+
     /// What the page shows, now.
     pub fn ask(self) -> Ask {
         match self {
@@ -103,7 +112,7 @@ impl Window {
                 i18n("The server's identity has changed")
             }
             Gate::Password(login) => {
-                log(&format!("{server} wants a password ({login:?}); asking for it"));
+                log(&format!("{server} wants a password ({}); asking for it", login.describe()));
                 i18n("Password required")
             }
         };
@@ -194,8 +203,8 @@ fn trust_certificate(w: &Rc<Window>) {
 /// and reconnects.
 fn submit_password(w: &Rc<Window>) {
     let Some(Gate::Password(login)) = w.model.borrow().gate.clone() else { return };
-    if matches!(login.ask(), Ask::Limited(1..)) {
-        return;
+    if let Ask::Limited(left @ 1..) = login.ask() {
+        return log(&format!("not sending the password: the server is rate-limiting; {left} s left"));
     }
     let Some(server) = w.launch.borrow().server() else { return };
     let password = w.password.entry.text().to_string();
@@ -213,4 +222,33 @@ fn submit_password(w: &Rc<Window>) {
     }
     log(&format!("sending the password to {server}"));
     w.connect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_counts_down_in_whole_seconds() {
+        let ask = Login::Limited(Instant::now() + Duration::from_millis(59_500)).ask();
+        assert_eq!(ask, Ask::Limited(60));
+        assert_eq!(Login::Limited(Instant::now()).ask(), Ask::Limited(0));
+        assert_eq!(Login::Wrong.ask(), Ask::Wrong);
+        assert_eq!(Login::Required.ask(), Ask::Required);
+    }
+
+    #[test]
+    fn only_a_changed_certificate_is_a_gate() {
+        let changed = EngineError::Net(NetError::CertificateChanged {
+            server: "h:1".into(),
+            pinned: "AA".into(),
+            presented: "BB".into(),
+        });
+        assert_eq!(
+            from_error(&changed),
+            Some(Gate::Untrusted { pinned: "AA".into(), presented: "BB".into() })
+        );
+        assert_eq!(from_error(&EngineError::Net(NetError::Tls("handshake".into()))), None);
+        assert_eq!(from_error(&EngineError::Net(NetError::Closed)), None);
+    }
 }

@@ -248,6 +248,11 @@ impl Window {
                     self.call.show(&m.peer, Some(since.elapsed()));
                     "call"
                 }
+                // Until the server answers as to a logged-in client (it may want a password).
+                (Link::Online { server, .. }, CallState::Idle) if !m.logged_in => {
+                    self.status.connecting(server);
+                    "status"
+                }
                 (Link::Online { server, .. }, CallState::Idle) => {
                     self.lobby.show(&m.roster, true, server);
                     "lobby"
