@@ -3,7 +3,6 @@
 use std::fmt::Write;
 
 use crate::Args;
-use crate::realcall::RealCall;
 use crate::runs::{Lat, Results};
 use crate::slow::Slow;
 use crate::svg::fmt_us;
@@ -156,11 +155,9 @@ fn summary(s: &mut String, r: &Results) {
             );
         }
     }
-    let call = match &r.real_call {
-        RealCall::Measured { .. } => "see below",
-        _ => "not measured (see below)",
-    };
-    let _ = writeln!(s, "| Real call: added p95 latency over a bare pipeline | < 30 ms | {call} | — |");
+    for row in crate::realcall::summary_rows(&r.real_call) {
+        let _ = writeln!(s, "{row}");
+    }
     if let Some(z) = r.size {
         let _ = writeln!(
             s,
@@ -394,32 +391,7 @@ fn slow(s: &mut String, r: &Results) {
 }
 
 fn real_call(s: &mut String, r: &Results) {
-    let _ = writeln!(s, "## 6. A real call (two headless GStreamer clients)\n");
-    match &r.real_call {
-        RealCall::NotRun => {
-            let _ = writeln!(s, "**Not measured**: not requested in this run (`--only`).\n");
-        }
-        RealCall::NotMeasured(why) => {
-            let _ = writeln!(
-                s,
-                "**Not measured.** {why}. The benchmark runs two `komunikator --headless` clients on test \
-                 sources (640x480@30) through the server and compares their capture-to-decode latency \
-                 with the same encoder and decoder in one bare pipeline; `scripts/bench` includes it \
-                 as soon as the client binary supports `--headless`.\n"
-            );
-        }
-        RealCall::Measured { summaries, commands } => {
-            let _ = writeln!(s, "Commands:\n");
-            for c in commands {
-                let _ = writeln!(s, "    {c}");
-            }
-            let _ = writeln!(s, "\nFinal JSON line of each client:\n");
-            for j in summaries {
-                let _ = writeln!(s, "    {j}");
-            }
-            let _ = writeln!(s);
-        }
-    }
+    crate::realcall::render(s, &r.real_call);
 }
 
 fn binary(s: &mut String, r: &Results) {

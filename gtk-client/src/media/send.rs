@@ -132,6 +132,7 @@ fn pump(kind: MediaKind, sink: &gst_app::AppSink, pipeline: &gst::Pipeline, writ
             }
             MediaKind::Audio => {
                 stats.audio_packets_sent.fetch_add(1, Relaxed);
+                stats.audio_bytes_sent.fetch_add(size, Relaxed);
             }
         }
     }

@@ -37,6 +37,8 @@ pub struct Stats {
     pub video_frames_decoded: AtomicU64,
     /// Opus packets handed to the writer.
     pub audio_packets_sent: AtomicU64,
+    /// Opus payload bytes handed to the writer.
+    pub audio_bytes_sent: AtomicU64,
     /// Opus packets that arrived from the peer during the call.
     pub audio_packets_received: AtomicU64,
     /// Buffers that came out of the Opus decoder.
@@ -73,6 +75,8 @@ pub struct StatsSnapshot {
     pub video_frames_decoded: u64,
     /// See [`Stats::audio_packets_sent`].
     pub audio_packets_sent: u64,
+    /// See [`Stats::audio_bytes_sent`].
+    pub audio_bytes_sent: u64,
     /// See [`Stats::audio_packets_received`].
     pub audio_packets_received: u64,
     /// See [`Stats::audio_packets_decoded`].
@@ -160,6 +164,7 @@ impl Stats {
             video_frames_received: n(&self.video_frames_received),
             video_frames_decoded: n(&self.video_frames_decoded),
             audio_packets_sent: n(&self.audio_packets_sent),
+            audio_bytes_sent: n(&self.audio_bytes_sent),
             audio_packets_received: n(&self.audio_packets_received),
             audio_packets_decoded: n(&self.audio_packets_decoded),
             audio_decoded_ms: n(&self.audio_samples_decoded) / 48,
