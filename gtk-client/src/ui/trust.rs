@@ -51,6 +51,8 @@ impl TrustPage {
             .child(&clamp)
             .vexpand(true)
             .build();
+        // The fingerprints and buttons should fit without scrolling.
+        root.add_css_class("compact");
         TrustPage { root, pinned, presented }
     }
 
