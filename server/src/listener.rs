@@ -254,14 +254,14 @@ fn run_session(shared: &Shared, stream: TcpStream, id: SocketAddr) {
         Err(e) => return give_up(&e),
     };
     let tls = !sink.is_plain();
-    let clones = (stream.try_clone(), stream.try_clone());
-    let (Ok(for_abort), Ok(for_fast_path)) = clones else {
+    let Ok(for_abort) = stream.try_clone() else {
         return give_up(&"cannot clone the socket");
     };
     let mut outbox = Outbox::new(limits, Some(for_abort));
     if !tls {
-        // Plain text: media may skip the writer thread (never under TLS).
-        outbox = outbox.with_fast_path(for_fast_path);
+        // Plain text: media may skip the writer thread (never under TLS),
+        // through the handle kept for shutdown (no extra descriptor).
+        outbox = outbox.with_fast_path();
     }
     let outbox = Arc::new(outbox);
     let conn = Arc::new(Conn::new(id, Arc::clone(&outbox)));

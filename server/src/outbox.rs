@@ -17,6 +17,14 @@
 //!   `max_queue_ms` or larger than `max_queue_bytes`, together with the queued
 //!   rest of the current group of pictures, until the next keyframe; the
 //!   caller is told to ask the sender for a keyframe;
+//! * a receiver that stays congested gets fewer keyframes: when congestion
+//!   comes back within [`STILL_SLOW`] of video resuming, the pause before video
+//!   may resume doubles (up to [`KEYFRAME_BACKOFF_MAX`] × `max_queue_ms`).
+//!   During the pause every video frame is dropped, keyframes included, and no
+//!   keyframe is asked for; then one is asked for, and the first keyframe that
+//!   arrives while the queue is short resumes video. On a link too slow for
+//!   the video, this keeps large keyframes, which audio must wait behind
+//!   (a frame is never interrupted), from taking most of the link;
 //! * audio is dropped, oldest first, only past `max_audio_queue_ms` or the byte cap;
 //! * control lines are never dropped: past `max_control_bytes` the outbox is
 //!   closed and the client disconnected.
@@ -101,6 +109,12 @@ struct State {
     media_bytes: usize,
     dropping_video: bool,
     last_keyframe_request: Option<Instant>,
+    /// Video stays dropped, keyframes included, until then (the backoff).
+    paused_until: Option<Instant>,
+    /// The current backoff pause; zero when the receiver kept up last time.
+    backoff: Duration,
+    /// When video last resumed after a drop.
+    resumed_at: Option<Instant>,
     /// No more pushes; the writer drains the control lane, then exits.
     closing: bool,
     /// The writer has exited; nothing more will be written.
@@ -142,6 +156,15 @@ impl State {
     }
 }
 
+/// Congestion that comes back this soon after video resumed means the
+/// receiver is still too slow: the keyframe backoff grows.
+pub const STILL_SLOW: Duration = Duration::from_secs(2);
+
+/// The longest keyframe backoff, in multiples of `max_queue_ms` (so 1.2 s
+/// with the default 300 ms): video comes back at most this long after the
+/// receiver speeds up.
+pub const KEYFRAME_BACKOFF_MAX: u32 = 4;
+
 /// One client's outbound queue. See the module documentation.
 pub struct Outbox {
     state: Mutex<State>,
@@ -149,24 +172,26 @@ pub struct Outbox {
     limits: Limits,
     /// A handle on the client's socket, used only to shut it down (which never blocks).
     socket: Option<TcpStream>,
-    /// The same socket when it carries plain text: pushers may write to it
-    /// without blocking when the writer is idle (see [`Outbox::with_fast_path`]).
-    fast: Option<TcpStream>,
+    /// The socket carries plain text: pushers may write to `socket` without
+    /// blocking when the writer is idle (see [`Outbox::with_fast_path`]).
+    fast: bool,
 }
 
 impl Outbox {
     /// An empty outbox with these limits. `socket` is shut down when the
     /// client must be disconnected at once (`None` in unit tests).
     pub fn new(limits: Limits, socket: Option<TcpStream>) -> Outbox {
-        Outbox { state: Mutex::new(State::default()), ready: Condvar::new(), limits, socket, fast: None }
+        Outbox { state: Mutex::new(State::default()), ready: Condvar::new(), limits, socket, fast: false }
     }
 
-    /// Lets pushers write media straight to `stream` when nothing is queued
-    /// and the writer is idle, with `MSG_DONTWAIT` so they never block. This
-    /// saves a writer wake-up (two context switches) per frame. Only for a
-    /// socket that carries the protocol as plain text: never under TLS.
-    pub fn with_fast_path(mut self, stream: TcpStream) -> Outbox {
-        self.fast = Some(stream);
+    /// Lets pushers write media straight to the socket given to
+    /// [`Outbox::new`] when nothing is queued and the writer is idle, with
+    /// `MSG_DONTWAIT` so they never block. This saves a writer wake-up (two
+    /// context switches) per frame. Only for a socket that carries the
+    /// protocol as plain text: never under TLS. The socket handle is the one
+    /// kept for shutdown, so the fast path costs no descriptor.
+    pub fn with_fast_path(mut self) -> Outbox {
+        self.fast = self.socket.is_some();
         self
     }
 
@@ -235,17 +260,22 @@ impl Outbox {
         let len = frame.bytes.len();
         let congested = s.oldest_media().is_some_and(|t| now.duration_since(t) > self.limits.max_queue)
             || s.media_bytes + len > self.limits.max_queue_bytes;
-        if s.dropping_video && frame.key && !congested {
+        let paused = s.paused_until.is_some_and(|t| now < t);
+        if s.dropping_video && frame.key && !congested && !paused {
             s.dropping_video = false;
+            s.resumed_at = Some(now);
         }
         if congested && !s.dropping_video {
             s.dropping_video = true;
             s.purge_video();
+            self.back_off(s, now);
             crate::log!(Debug, "receiver congested: dropping video until the next keyframe");
         }
         if s.dropping_video {
             s.stats.video_dropped += 1;
-            let due = s.last_keyframe_request.is_none_or(|t| now.duration_since(t) >= self.limits.max_queue);
+            let paused = s.paused_until.is_some_and(|t| now < t);
+            let due = !paused
+                && s.last_keyframe_request.is_none_or(|t| now.duration_since(t) >= self.limits.max_queue);
             if due {
                 s.last_keyframe_request = Some(now);
                 s.stats.keyframe_requests += 1;
@@ -261,6 +291,20 @@ impl Outbox {
         Pushed::Queued
     }
 
+    /// Starts a congestion episode's pause: none when the receiver kept up
+    /// for [`STILL_SLOW`] since video last resumed, otherwise twice the last
+    /// one (at least `max_queue`, at most [`KEYFRAME_BACKOFF_MAX`] times it).
+    fn back_off(&self, s: &mut State, now: Instant) {
+        let still_slow = s.resumed_at.is_some_and(|t| now.duration_since(t) < STILL_SLOW);
+        let base = self.limits.max_queue;
+        s.backoff = if still_slow {
+            (s.backoff * 2).clamp(base, base * KEYFRAME_BACKOFF_MAX)
+        } else {
+            Duration::ZERO
+        };
+        s.paused_until = Some(now + s.backoff);
+    }
+
     /// The fast path: when nothing is queued and the writer is idle, write the
     /// frame to the socket now, without blocking (`MSG_DONTWAIT`) and without
     /// waking the writer thread. Returns the frame when it must be queued
@@ -270,7 +314,8 @@ impl Outbox {
     /// excludes the writer from taking a batch, and the queues are empty.
     fn send_now(&self, s: &mut State, frame: MediaFrame) -> Option<MediaFrame> {
         let idle = !s.writing && s.partial.is_none() && s.control.is_empty();
-        let Some(socket) = self.fast.as_ref().filter(|_| idle && s.audio.is_empty() && s.video.is_empty())
+        let Some(socket) =
+            self.socket.as_ref().filter(|_| self.fast && idle && s.audio.is_empty() && s.video.is_empty())
         else {
             return Some(frame);
         };
@@ -313,6 +358,9 @@ impl Outbox {
         s.media_bytes = 0;
         s.dropping_video = false;
         s.last_keyframe_request = None;
+        s.paused_until = None;
+        s.backoff = Duration::ZERO;
+        s.resumed_at = None;
         drop(s);
         self.ready.notify_all();
     }
@@ -533,6 +581,70 @@ mod tests {
         assert_eq!(o.push_media(frame(MediaKind::Video, false, 10)), Pushed::Dropped);
         assert_eq!(o.push_media(frame(MediaKind::Video, true, 10)), Pushed::Queued);
         assert_eq!(o.push_media(frame(MediaKind::Video, false, 10)), Pushed::Queued);
+    }
+
+    /// Congests the outbox with one oversized frame, then drains it as the writer would.
+    fn congest_and_drain(o: &Outbox) -> Pushed {
+        let pushed = o.push_media(frame(MediaKind::Video, false, 1200));
+        let mut batch = Vec::new();
+        while o.lock().video.front().is_some() {
+            o.next_batch(&mut batch, &mut 0);
+            batch.clear();
+        }
+        pushed
+    }
+
+    #[test]
+    fn keyframe_requests_back_off_while_the_receiver_stays_slow() {
+        let o = Outbox::new(limits(), None);
+        // First episode: no pause, a keyframe is asked for at once and resumes video.
+        assert_eq!(o.push_media(frame(MediaKind::Video, true, 10)), Pushed::Queued);
+        assert_eq!(congest_and_drain(&o), Pushed::DroppedNeedKeyframe);
+        assert_eq!(o.push_media(frame(MediaKind::Video, true, 10)), Pushed::Queued);
+        // Congested again right after resuming: paused for max_queue (50 ms):
+        // no request, and even a keyframe is dropped.
+        assert_eq!(congest_and_drain(&o), Pushed::Dropped);
+        assert_eq!(o.push_media(frame(MediaKind::Video, true, 10)), Pushed::Dropped);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(o.push_media(frame(MediaKind::Video, false, 10)), Pushed::DroppedNeedKeyframe);
+        assert_eq!(o.push_media(frame(MediaKind::Video, true, 10)), Pushed::Queued);
+        // Still slow: the pause doubles (100 ms), up to KEYFRAME_BACKOFF_MAX × max_queue.
+        assert_eq!(congest_and_drain(&o), Pushed::Dropped);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(o.push_media(frame(MediaKind::Video, true, 10)), Pushed::Dropped, "still paused");
+        std::thread::sleep(Duration::from_millis(50));
+        // The first keyframe after the pause resumes video.
+        assert_eq!(o.push_media(frame(MediaKind::Video, true, 10)), Pushed::Queued);
+        {
+            let s = o.lock();
+            assert_eq!(s.backoff, Duration::from_millis(100));
+        }
+        for _ in 0..4 {
+            congest_and_drain(&o);
+            let wait = o.lock().backoff + Duration::from_millis(5);
+            std::thread::sleep(wait);
+            o.push_media(frame(MediaKind::Video, false, 10));
+            assert_eq!(o.push_media(frame(MediaKind::Video, true, 10)), Pushed::Queued);
+        }
+        assert_eq!(o.lock().backoff, limits().max_queue * KEYFRAME_BACKOFF_MAX, "capped");
+        // A call that ends forgets the backoff.
+        o.purge_media();
+        assert_eq!(congest_and_drain(&o), Pushed::DroppedNeedKeyframe);
+    }
+
+    #[test]
+    fn keyframe_backoff_resets_once_the_receiver_keeps_up() {
+        let o = Outbox::new(limits(), None);
+        assert_eq!(o.push_media(frame(MediaKind::Video, true, 10)), Pushed::Queued);
+        assert_eq!(congest_and_drain(&o), Pushed::DroppedNeedKeyframe);
+        assert_eq!(o.push_media(frame(MediaKind::Video, true, 10)), Pushed::Queued);
+        // Pretend video resumed longer ago than STILL_SLOW: the next episode has no pause.
+        let resumed = o.lock().resumed_at;
+        o.lock().resumed_at = resumed.and_then(|t| t.checked_sub(STILL_SLOW));
+        // (Past the request rate limit, max_queue, too.)
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(congest_and_drain(&o), Pushed::DroppedNeedKeyframe);
+        assert_eq!(o.lock().backoff, Duration::ZERO);
     }
 
     #[test]
