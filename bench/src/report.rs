@@ -135,6 +135,12 @@ fn summary(s: &mut String, r: &Results) {
             policy.recovery_s,
             yes(policy.recovery_s < 2.0)
         );
+        let back = policy.video_back_s.unwrap_or(f64::INFINITY);
+        let _ = writeln!(
+            s,
+            "| Slow receiver: fresh video (< 50 ms old) again after speed-up | < 2 s | {back:.2} s | {} |",
+            yes(back < 2.0)
+        );
     }
     if let Some(t) = &r.tls {
         if let Some((p, t2)) = t.throughput {

@@ -54,6 +54,9 @@ pub struct Slow {
     pub keyframe_requests: u64,
     /// Seconds from the speed-up until no delivered frame is older than 50 ms.
     pub recovery_s: f64,
+    /// Seconds from the speed-up to the first delivered video frame younger
+    /// than 50 ms (video flowing again); `None` if none came.
+    pub video_back_s: Option<f64>,
     /// Length of the slow phase, seconds.
     pub slow_s: f64,
 }
@@ -199,6 +202,9 @@ fn receive(
             }
             if !slow_phase && age > AGE_OK_NS {
                 last_bad = Some(at);
+            }
+            if !slow_phase && kind == MediaKind::Video && age <= AGE_OK_NS && out.video_back_s.is_none() {
+                out.video_back_s = Some(at.duration_since(speedup).as_secs_f64());
             }
         })?;
     }
