@@ -352,7 +352,13 @@ fn slow(s: &mut String, r: &Results) {
          asks) plus 50 audio packets/s of 100 B; then the receiver reads at full speed. Frames are stamped \
          with their capture time, so a sender blocked by the relay shows up as age. Age = arrival time \
          minus capture time. Recovery = time from the speed-up until no delivered frame is older than \
-         50 ms. Baseline: the same run with the drop policy disabled (`--no-drop-policy`, a naive relay).\n",
+         50 ms; fresh video = time from the speed-up to the first video frame under 50 ms old. Baseline: the \
+         same run with the drop policy disabled (`--no-drop-policy`, a naive relay). The policy backs off \
+         keyframe requests while the receiver stays congested: each congestion episode that comes within 2 s \
+         of video resuming doubles the pause (all video dropped, keyframes included, no request) up to \
+         4 × --max-queue-ms (1.2 s), so fresh video comes back at most about 1.2 s plus the sender's \
+         reaction after the receiver speeds up. Before the backoff (commit 3d5ee02's server, same machine, \
+         same day): audio age p95 257.8 ms, p50 113.9 ms, 66 keyframe requests.\n",
         crate::slow::RCVBUF,
         policy.slow_s
     );
@@ -457,14 +463,21 @@ fn analysis(s: &mut String, r: &Results) {
                 "- **Relay throughput ({ratio:.2} of direct).** The relay copies every payload byte through \
                  user space twice (socket to the frame buffer, then the frame buffer to the peer's socket), \
                  where a direct connection copies it once each way; on two cores that caps a copying relay \
-                 near 0.5-0.57 of direct (socat, a plain C byte copy, measures 0.57 here). The direct \
-                 baseline itself swings between 1.8 and 5.3 GB/s from run to run on this shared machine \
-                 (load average 9-12 during these runs), which moves the ratio as much as any change. The way \
-                 past the ceiling is splice(2), socket to pipe to socket after the header line, so payload \
-                 pages are never copied into the server; it is not implemented yet because a spliced frame \
-                 must still pass the per-receiver outbox (drop policy, lane priority, TLS, which cannot be \
-                 spliced), which needs a pipe-backed queue item. Media-sized frames (5-20 KB) are far from \
-                 this limit: a 640x480 call is about 1.5 Mbit/s, 0.0002 of the relay's capacity.\n"
+                 near 0.5-0.57 of direct (socat, a plain C byte copy, measures 0.57 here), and the direct \
+                 baseline itself swings between 1.8 and 5.3 GB/s from run to run on this shared machine. \
+                 The way past the ceiling is splice(2), socket to pipe to socket after the header line. It \
+                 is not implemented: it was planned for plain-text receivers with an idle outbox (splice \
+                 to the receiver with SPLICE_F_NONBLOCK, copy the pipe's rest into the queue on EAGAIN, \
+                 behind a `--no-splice` flag), but did not fit in the session that added the TLS and \
+                 real-call benchmarks, so there is no splice figure yet. Two measured facts bound what it \
+                 can win: the client speaks TLS by default, and TLS cannot be spliced; section 8 shows a \
+                 TLS relay at {tls} of the plain-text one, so for default clients the ceiling is \
+                 encryption, not copying. And media-sized frames are far from either limit: a 640x480 call \
+                 is about 1.1 Mbit/s (section 6), a few millionths of the relay's capacity.\n",
+                tls = r.tls.as_ref().and_then(|t| t.throughput).map_or(
+                    "(not measured)".into(),
+                    |(p, t)| format!("{:.2}", t.bytes_per_s / p.bytes_per_s)
+                )
             );
         }
     }
@@ -495,17 +508,11 @@ fn analysis(s: &mut String, r: &Results) {
                 s,
                 "- **Slow receiver, audio age p95 {} (target 150 ms).** At 1 Mbit/s one 10 KB video frame \
                  takes 80 ms on the wire and a 30 KB keyframe 240 ms, and a frame cannot be interrupted \
-                 once started (the wire format has no interleaving). Audio has its own lane ahead of video \
-                 in the outbox, so it waits only for the frame in flight plus what the kernel holds: the \
-                 receiver's small receive window and 4 KiB of unsent data (TCP_NOTSENT_LOWAT), about \
-                 60 ms. The median ({}) is that plus half a frame; the p95 is audio that queued behind a \
-                 keyframe. The policy asks for a keyframe after every congestion episode (at most one \
-                 request per --max-queue-ms), so on a link that cannot carry the video at all, keyframes \
-                 take a large share of the link. Before this run's server changes (no NOTSENT_LOWAT, \
-                 256 KiB batches) the backlog hid in the kernel send buffer, the policy never engaged and \
-                 audio age grew past 1.2 s in 2 s. Lowering the p95 further needs fewer keyframes on a \
-                 link that is persistently too slow (backing off keyframe requests), or a sender that \
-                 lowers its bitrate; both change the policy, so they are left for a decision.\n",
+                 once started (the wire format has no interleaving), so audio that arrives during a keyframe \
+                 waits for it. The server backs off keyframe requests while a receiver stays congested \
+                 (the pause before video may resume doubles up to 4 × --max-queue-ms, 1.2 s), which keeps \
+                 keyframes from taking most of the link; the rest is keyframes the sender makes on its own \
+                 schedule. The median is {}.\n",
                 ms(p95),
                 ms(a.pct_us(50.0))
             );
