@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::media::{AudioOutputKind, AudioSourceKind, MediaOptions, VideoSourceKind};
+use crate::media::{AudioOutputKind, AudioSourceKind, MediaOptions, SourceFailure, VideoSourceKind};
 
 /// The usage text for `--help`.
 pub const USAGE: &str = "\
@@ -136,6 +136,11 @@ pub struct Args {
     pub trust_new_certificate: bool,
     /// `--password-file`.
     pub password_file: Option<PathBuf>,
+    /// `--inject-source-failure video|audio:SECONDS[:eos]`, for tests only and
+    /// so not in `--help`: the live source of that sending pipeline posts an
+    /// error (or, with `:eos`, ends its stream) SECONDS into every call, as a
+    /// camera or microphone unplugged mid-call does.
+    pub inject_source_failure: Option<SourceFailure>,
 }
 
 /// A flag that could not be understood.
@@ -188,6 +193,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgError> {
             }
             "--trust-new-certificate" => a.trust_new_certificate = true,
             "--password-file" => a.password_file = Some(PathBuf::from(value()?)),
+            "--inject-source-failure" => a.inject_source_failure = Some(source_failure(&value()?)?),
             other => return Err(ArgError(format!("unknown argument {other:?}"))),
         }
     }
@@ -221,6 +227,7 @@ impl Args {
             video_kbps: self.video_kbps.unwrap_or(d.video_kbps),
             video_encoder: self.video_encoder.clone(),
             video_decoder: self.video_decoder.clone(),
+            inject_source_failure: self.inject_source_failure,
             ..d
         }
     }
@@ -256,6 +263,27 @@ fn size(s: &str) -> Result<(u32, u32), ArgError> {
     let w = w.parse::<u32>().ok().filter(|w| (64..=3840).contains(w) && w % 2 == 0).ok_or_else(bad)?;
     let h = h.parse::<u32>().ok().filter(|h| (64..=2160).contains(h) && h % 2 == 0).ok_or_else(bad)?;
     Ok((w, h))
+}
+
+fn source_failure(s: &str) -> Result<SourceFailure, ArgError> {
+    use komunikator_protocol::MediaKind;
+    let bad = || ArgError(format!("--inject-source-failure wants video|audio:SECONDS[:eos], got {s:?}"));
+    let mut parts = s.split(':');
+    let kind = match parts.next() {
+        Some("video") => MediaKind::Video,
+        Some("audio") => MediaKind::Audio,
+        _ => return Err(bad()),
+    };
+    let after = parts.next().ok_or_else(bad).and_then(|d| duration(d).map_err(|_| bad()))?;
+    let eos = match parts.next() {
+        None => false,
+        Some("eos") => true,
+        Some(_) => return Err(bad()),
+    };
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(SourceFailure { kind, after, eos })
 }
 
 fn video_source(s: &str) -> Result<VideoSourceKind, ArgError> {
@@ -327,9 +355,29 @@ mod tests {
             "--camera 999",
             "--size 641x480",
             "--name",
+            "--inject-source-failure camera:1",
+            "--inject-source-failure video",
+            "--inject-source-failure video:x",
+            "--inject-source-failure audio:1:later",
         ] {
             assert!(p(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn source_failure_injection() {
+        use komunikator_protocol::MediaKind;
+        let f = p("--headless --inject-source-failure video:2.5").unwrap().inject_source_failure.unwrap();
+        assert_eq!(
+            f,
+            SourceFailure { kind: MediaKind::Video, after: Duration::from_millis(2500), eos: false }
+        );
+        let f = p("--inject-source-failure=audio:1:eos").unwrap().media_options(0).inject_source_failure;
+        assert_eq!(
+            f,
+            Some(SourceFailure { kind: MediaKind::Audio, after: Duration::from_secs(1), eos: true })
+        );
+        assert!(!USAGE.contains("inject"), "a test hook, not a user option");
     }
 
     #[test]

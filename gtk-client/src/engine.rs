@@ -18,7 +18,8 @@ use komunikator_protocol::{ClientId, Command, ErrorCode, Presence, Target, is_va
 use crate::call::{Action, CallInput, CallState, EndReason, Send};
 use crate::media::session::Controls;
 use crate::media::{
-    CallMedia, FrameRoute, MediaError, MediaEvent, MediaOptions, MediaSetup, Notify, Stats, StatsSnapshot,
+    CallMedia, FrameRoute, MediaError, MediaEvent, MediaOptions, MediaSetup, Notify, SourceFailure, Stats,
+    StatsSnapshot,
 };
 use crate::net::{Connection, NetError, NetEvent, PeerInfo};
 
@@ -252,6 +253,7 @@ impl Engine {
             nick,
             last_request: None,
             last_forced: None,
+            inject: None,
         };
         let thread = std::thread::Builder::new()
             .name("control".into())
@@ -313,17 +315,32 @@ struct Control {
     nick: Option<String>,
     last_request: Option<Instant>,
     last_forced: Option<Instant>,
+    /// `--inject-source-failure` (tests only): what fails, and when, in this call.
+    inject: Option<(SourceFailure, Instant)>,
 }
 
 impl Control {
     fn run(&mut self, rx: &mpsc::Receiver<Input>) {
-        while let Ok(input) = rx.recv() {
+        loop {
+            let input = match self.next_timer() {
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(input) => Some(input),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(input) => Some(input),
+                    Err(_) => break,
+                },
+            };
             match input {
-                Input::Net(ev) => self.on_net(ev),
-                Input::Media(ev) => self.on_media(ev),
-                Input::User(cmd) => self.on_user(cmd),
-                Input::Shutdown => break,
+                Some(Input::Net(ev)) => self.on_net(ev),
+                Some(Input::Media(ev)) => self.on_media(ev),
+                Some(Input::User(cmd)) => self.on_user(cmd),
+                Some(Input::Shutdown) => break,
+                None => {}
             }
+            self.on_timers();
         }
         if !self.state.is_idle() {
             self.step(CallInput::Hangup);
@@ -400,8 +417,20 @@ impl Control {
     fn on_media(&mut self, ev: MediaEvent) {
         match ev {
             MediaEvent::KeyframeWanted => self.request_keyframe(),
-            MediaEvent::Error { pipeline, message } => {
-                self.emit(Event::MediaProblem(format!("{pipeline}: error: {message}")));
+            MediaEvent::Error { pipeline, generation, message } => {
+                if let Some(media) = &mut self.media {
+                    // Errors of an instance already replaced are old news.
+                    if media.failed(pipeline, generation, Instant::now()) {
+                        self.emit(Event::MediaProblem(format!("{pipeline}: error: {message}")));
+                    }
+                }
+            }
+            MediaEvent::Ended { pipeline, generation } => {
+                if let Some(media) = &mut self.media {
+                    if media.failed(pipeline, generation, Instant::now()) {
+                        self.emit(Event::MediaProblem(format!("{pipeline}: the source ended")));
+                    }
+                }
             }
             MediaEvent::Warning { pipeline, message } => {
                 self.emit(Event::MediaProblem(format!("{pipeline}: warning: {message}")));
@@ -425,13 +454,13 @@ impl Control {
             UserCommand::Msg(text) => self.send_msg(&text),
             UserCommand::SetMuted(muted) => {
                 self.controls.muted = muted;
-                if let Some(m) = &self.media {
+                if let Some(m) = &mut self.media {
                     m.set_muted(muted);
                 }
             }
             UserCommand::SetCamera(enabled) => {
                 self.controls.camera_enabled = enabled;
-                if let Some(m) = &self.media {
+                if let Some(m) = &mut self.media {
                     m.set_camera_enabled(enabled);
                 }
             }
@@ -503,8 +532,38 @@ impl Control {
             self.emit(Event::Notice(n));
         }
         self.media = Some(media);
+        self.inject = self.setup.options.inject_source_failure.map(|f| (f, Instant::now() + f.after));
         self.last_request = None;
         self.request_keyframe();
+    }
+
+    /// The next time something is due: a pipeline rebuild or an injected failure.
+    fn next_timer(&self) -> Option<Instant> {
+        let restart = self.media.as_ref().and_then(CallMedia::next_restart);
+        let inject = self.inject.filter(|_| self.media.is_some()).map(|(_, at)| at);
+        restart.into_iter().chain(inject).min()
+    }
+
+    /// Rebuilds failed pipelines that are due, and injects a test failure when it is time.
+    fn on_timers(&mut self) {
+        let Some(media) = &mut self.media else { return };
+        let now = Instant::now();
+        if let Some((failure, _)) = self.inject.filter(|(_, at)| *at <= now) {
+            self.inject = None;
+            if let Some(what) = media.inject_source_failure(failure) {
+                self.emit(Event::Notice(what));
+            }
+        }
+        let Some(media) = &mut self.media else { return };
+        if media.next_restart().is_none_or(|at| at > now) {
+            return;
+        }
+        for restarted in media.restart_due(now) {
+            self.emit(Event::MediaProblem(restarted.notice));
+            if restarted.wants_keyframe {
+                self.request_keyframe();
+            }
+        }
     }
 
     /// Asks the peer for a keyframe, at most every [`KEYFRAME_REQUEST_INTERVAL`].

@@ -16,14 +16,20 @@ mod describe;
 mod devices;
 pub mod pipelines;
 mod receive;
+mod recovery;
 mod send;
 pub mod session;
 pub mod stats;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use komunikator_protocol::MediaKind;
 
 pub use describe::PipelineSet;
 pub use receive::FrameRoute;
+pub use recovery::Restarted;
 pub use session::CallMedia;
 pub use stats::{Stats, StatsSnapshot};
 
@@ -100,6 +106,23 @@ pub struct MediaOptions {
     /// The source fragment of a chosen microphone (for example
     /// `pulsesrc device="NAME"`), used instead of `autoaudiosrc`.
     pub microphone: Option<String>,
+    /// For tests only (`--inject-source-failure`): make a sending pipeline's
+    /// live source fail this long into every call.
+    pub inject_source_failure: Option<SourceFailure>,
+}
+
+/// A fault injected into a sending pipeline's live source, for tests: the
+/// source element itself posts an error (as `v4l2src` does when a camera is
+/// unplugged) or sends end-of-stream, so recovery takes the same path a real
+/// device loss takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceFailure {
+    /// Which sending pipeline's source fails.
+    pub kind: MediaKind,
+    /// How long after the call's media started.
+    pub after: Duration,
+    /// Post end-of-stream instead of an error.
+    pub eos: bool,
 }
 
 impl Default for MediaOptions {
@@ -121,6 +144,7 @@ impl Default for MediaOptions {
             video_sink: None,
             preview_sink: None,
             microphone: None,
+            inject_source_failure: None,
         }
     }
 }
@@ -180,8 +204,19 @@ pub enum MediaEvent {
     Error {
         /// Which pipeline.
         pipeline: &'static str,
+        /// Which instance of it: a rebuilt
+        /// pipeline's predecessor may still post after it was replaced.
+        generation: u64,
         /// GStreamer's message.
         message: String,
+    },
+    /// A pipeline reached end-of-stream: for a sending pipeline, its live
+    /// source (a camera, a microphone) stopped.
+    Ended {
+        /// Which pipeline.
+        pipeline: &'static str,
+        /// Which instance of it.
+        generation: u64,
     },
     /// A pipeline posted a warning.
     Warning {
@@ -355,16 +390,26 @@ fn parse_pipeline(name: &'static str, launch: &str) -> Result<gst::Pipeline, Med
         .map_err(|_| MediaError::Parse { pipeline: name, message: "not a pipeline".into() })
 }
 
-/// Forwards errors and warnings to `notify` from whichever thread posts them;
-/// every message is dropped from the bus so nothing piles up there.
-fn watch_bus(pipeline: &gst::Pipeline, name: &'static str, notify: Notify) {
+/// A number no other pipeline instance of this process has.
+pub(crate) fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Forwards errors, warnings and end-of-stream to `notify` from whichever
+/// thread posts them; every message is dropped from the bus so nothing piles
+/// up there.
+fn watch_bus(pipeline: &gst::Pipeline, name: &'static str, generation: u64, notify: Notify) {
     use gst::prelude::*;
     let Some(bus) = pipeline.bus() else { return };
     bus.set_sync_handler(move |_, msg| {
         match msg.view() {
-            gst::MessageView::Error(e) => {
-                notify(MediaEvent::Error { pipeline: name, message: bus_text(&e.error(), e.debug()) })
-            }
+            gst::MessageView::Error(e) => notify(MediaEvent::Error {
+                pipeline: name,
+                generation,
+                message: bus_text(&e.error(), e.debug()),
+            }),
+            gst::MessageView::Eos(_) => notify(MediaEvent::Ended { pipeline: name, generation }),
             gst::MessageView::Warning(w) => {
                 notify(MediaEvent::Warning { pipeline: name, message: bus_text(&w.error(), w.debug()) })
             }

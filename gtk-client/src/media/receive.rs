@@ -10,7 +10,10 @@ use komunikator_protocol::{MediaHeader, MediaKind};
 
 use super::send::{now_us, picture_grid};
 use super::stats::Stats;
-use super::{MediaError, MediaEvent, Notify, SinkFactory, attach_external_sink, parse_pipeline, watch_bus};
+use super::{
+    MediaError, MediaEvent, Notify, SinkFactory, attach_external_sink, next_generation, parse_pipeline,
+    watch_bus,
+};
 use crate::net::FrameSink;
 
 /// No timestamp has been seen yet.
@@ -77,6 +80,23 @@ impl FrameRoute {
     pub(super) fn detach(&self) {
         if let Ok(mut t) = self.targets.lock() {
             *t = None;
+        }
+    }
+
+    /// Points `kind`'s frames at a rebuilt pipeline's appsrc (`None` drops
+    /// them meanwhile). Video starts over as at the beginning of a call: the
+    /// first delta frame before a keyframe asks for one.
+    pub(super) fn replace(&self, kind: MediaKind, src: Option<gst_app::AppSrc>) {
+        let Ok(mut guard) = self.targets.lock() else { return };
+        let Some(t) = guard.as_mut() else { return };
+        match kind {
+            MediaKind::Video => {
+                t.video = src;
+                t.seen_key = false;
+                t.dropping_video = false;
+                t.undecoded.store(0, Relaxed);
+            }
+            MediaKind::Audio => t.audio = src,
         }
     }
 }
@@ -148,6 +168,8 @@ fn clock_time_us(us: u64) -> gst::ClockTime {
 pub(super) struct Receiving {
     pipeline: gst::Pipeline,
     pub(super) appsrc: gst_app::AppSrc,
+    /// Tells this instance's bus messages from its predecessors'.
+    pub(super) generation: u64,
     external: Option<gst::Element>,
 }
 
@@ -163,7 +185,8 @@ impl Receiving {
     ) -> Result<Receiving, MediaError> {
         const NAME: &str = "receive-video";
         let pipeline = parse_pipeline(NAME, launch)?;
-        watch_bus(&pipeline, NAME, notify.clone());
+        let generation = next_generation();
+        watch_bus(&pipeline, NAME, generation, notify.clone());
         let external = match sink {
             Some(factory) => attach_external_sink(&pipeline, NAME, factory)?,
             None => None,
@@ -171,7 +194,7 @@ impl Receiving {
         let appsrc = appsrc(&pipeline, NAME)?;
         probe_keyframe_requests(&appsrc, notify);
         probe_decoded_video(&pipeline, stats, base, undecoded);
-        Receiving::play(pipeline, appsrc, external, NAME)
+        Receiving::play(pipeline, appsrc, external, generation, NAME)
     }
 
     /// Builds and starts the receive-audio pipeline.
@@ -182,20 +205,22 @@ impl Receiving {
     ) -> Result<Receiving, MediaError> {
         const NAME: &str = "receive-audio";
         let pipeline = parse_pipeline(NAME, launch)?;
-        watch_bus(&pipeline, NAME, notify);
+        let generation = next_generation();
+        watch_bus(&pipeline, NAME, generation, notify);
         let appsrc = appsrc(&pipeline, NAME)?;
         probe_decoded_audio(&pipeline, stats);
-        Receiving::play(pipeline, appsrc, None, NAME)
+        Receiving::play(pipeline, appsrc, None, generation, NAME)
     }
 
     fn play(
         pipeline: gst::Pipeline,
         appsrc: gst_app::AppSrc,
         external: Option<gst::Element>,
+        generation: u64,
         name: &'static str,
     ) -> Result<Receiving, MediaError> {
         match pipeline.set_state(gst::State::Playing) {
-            Ok(_) => Ok(Receiving { pipeline, appsrc, external }),
+            Ok(_) => Ok(Receiving { pipeline, appsrc, generation, external }),
             Err(e) => {
                 let _ = pipeline.set_state(gst::State::Null);
                 Err(MediaError::Start { pipeline: name, message: e.to_string() })

@@ -10,7 +10,9 @@ use gst::prelude::*;
 use komunikator_protocol::MediaKind;
 
 use super::stats::{Stats, luma_grid};
-use super::{MediaError, Notify, SinkFactory, attach_external_sink, parse_pipeline, watch_bus};
+use super::{
+    MediaError, Notify, SinkFactory, attach_external_sink, next_generation, parse_pipeline, watch_bus,
+};
 use crate::net::Writer;
 
 /// Every how many raw frames the sender's luma grid is taken.
@@ -18,7 +20,9 @@ const GRID_EVERY: u64 = 15;
 
 /// A running sending pipeline.
 pub(super) struct Sending {
-    pipeline: gst::Pipeline,
+    pub(super) pipeline: gst::Pipeline,
+    /// Tells this instance's bus messages from its predecessors'.
+    pub(super) generation: u64,
     appsink: gst_app::AppSink,
     thread: Option<JoinHandle<()>>,
     external: Option<gst::Element>,
@@ -42,7 +46,8 @@ impl Sending {
             .property("clock-type", gst::ClockType::Realtime)
             .build();
         pipeline.use_clock(Some(&clock));
-        watch_bus(&pipeline, name, notify);
+        let generation = next_generation();
+        watch_bus(&pipeline, name, generation, notify);
         let external = match preview {
             Some(factory) => attach_external_sink(&pipeline, name, factory)?,
             None => None,
@@ -64,7 +69,7 @@ impl Sending {
             .spawn(move || pump(kind, &sink, &pipe, &writer, &stats))
             .map_err(|e| MediaError::Start { pipeline: name, message: e.to_string() });
         match thread {
-            Ok(t) => Ok(Sending { pipeline, appsink, thread: Some(t), external }),
+            Ok(t) => Ok(Sending { pipeline, generation, appsink, thread: Some(t), external }),
             Err(e) => {
                 let _ = pipeline.set_state(gst::State::Null);
                 Err(e)

@@ -1,5 +1,5 @@
-//! [`CallMedia`]: the four pipelines of one call. Created and stopped by the
-//! engine's control thread only.
+//! [`CallMedia`]: the four pipelines of one call. Created, rebuilt (see
+//! [`super::recovery`]) and stopped by the engine's control thread only.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -7,22 +7,89 @@ use std::sync::atomic::AtomicU64;
 use komunikator_protocol::MediaKind;
 
 use super::receive::{Receiving, Targets};
+use super::recovery::Restarts;
 use super::send::Sending;
-use super::{AudioIn, FrameRoute, MediaSetup, Notify, Stats, VideoIn};
+use super::{AudioIn, FrameRoute, MediaError, MediaSetup, Notify, SinkFactory, Stats, VideoIn};
 use crate::net::Writer;
 
 /// The pipelines of the call in progress.
 pub struct CallMedia {
-    send_video: Option<Sending>,
-    send_audio: Option<Sending>,
-    receive_video: Option<Receiving>,
-    receive_audio: Option<Receiving>,
-    route: Arc<FrameRoute>,
+    pub(super) send_video: Option<Sending>,
+    pub(super) send_audio: Option<Sending>,
+    pub(super) receive_video: Option<Receiving>,
+    pub(super) receive_audio: Option<Receiving>,
+    pub(super) route: Arc<FrameRoute>,
     /// What actually runs, for reports: the video and audio inputs after any
-    /// start-time fallback.
+    /// fallback (at start or mid-call).
     pub video_in: VideoIn,
     /// See `video_in`.
     pub audio_in: AudioIn,
+    /// What it takes to build a pipeline again.
+    pub(super) ctx: Context,
+    /// The user's switches, applied to rebuilt sending pipelines too.
+    pub(super) controls: Controls,
+    /// Pipelines that failed and wait to be rebuilt (see [`super::recovery`]).
+    pub(super) restarts: Restarts,
+}
+
+/// Everything needed to build one of the call's pipelines, at start or
+/// again after a failure.
+pub(super) struct Context {
+    setup: Arc<MediaSetup>,
+    writer: Writer,
+    stats: Arc<Stats>,
+    notify: Notify,
+    /// Shared by every receive-video instance of the call, so timestamps
+    /// stay relative to the sender's first frame.
+    video_base: Arc<AtomicU64>,
+    /// Shared with the route's stall detector.
+    undecoded: Arc<AtomicU64>,
+}
+
+impl Context {
+    /// A new receive-video pipeline; `None` without a decoder.
+    pub(super) fn receive_video(&self) -> Result<Option<Receiving>, MediaError> {
+        let Some(launch) = self.setup.receive_video_launch()? else { return Ok(None) };
+        let sink = self.setup.options.video_sink.as_ref();
+        let (base, undecoded) = (self.video_base.clone(), self.undecoded.clone());
+        Receiving::start_video(&launch, self.stats.clone(), base, undecoded, self.notify.clone(), sink)
+            .map(Some)
+    }
+
+    /// A new receive-audio pipeline.
+    pub(super) fn receive_audio(&self) -> Result<Receiving, MediaError> {
+        let launch = self.setup.receive_audio_launch()?;
+        Receiving::start_audio(&launch, self.stats.clone(), self.notify.clone())
+    }
+
+    /// A new send-video pipeline from `input`; `None` when nothing is sent.
+    pub(super) fn send_video(&self, input: &VideoIn) -> Result<Option<Sending>, MediaError> {
+        let Some(launch) = self.setup.send_video_launch(input)? else { return Ok(None) };
+        let preview = self.setup.options.preview_sink.as_ref();
+        self.send("send-video", MediaKind::Video, &launch, preview).map(Some)
+    }
+
+    /// A new send-audio pipeline from `input`; `None` when nothing is sent.
+    pub(super) fn send_audio(&self, input: AudioIn) -> Result<Option<Sending>, MediaError> {
+        let Some(launch) = self.setup.send_audio_launch(input)? else { return Ok(None) };
+        self.send("send-audio", MediaKind::Audio, &launch, None).map(Some)
+    }
+
+    fn send(
+        &self,
+        name: &'static str,
+        kind: MediaKind,
+        launch: &str,
+        preview: Option<&SinkFactory>,
+    ) -> Result<Sending, MediaError> {
+        let (writer, stats, notify) = (self.writer.clone(), self.stats.clone(), self.notify.clone());
+        Sending::start(name, kind, launch, writer, stats, notify, preview)
+    }
+
+    /// The fallback for a failed video input: the live test pattern.
+    pub(super) fn video_fallback(&self) -> VideoIn {
+        VideoIn::Test(self.setup.options.test_pattern.clone())
+    }
 }
 
 /// The user's switches, applied to every new call.
@@ -46,7 +113,7 @@ impl CallMedia {
     /// back: camera to test pattern, microphone to silence); each such event
     /// is returned as a notice, so the call itself always goes ahead.
     pub fn start(
-        setup: &MediaSetup,
+        setup: &Arc<MediaSetup>,
         writer: &Writer,
         route: Arc<FrameRoute>,
         stats: Arc<Stats>,
@@ -54,55 +121,52 @@ impl CallMedia {
         controls: Controls,
     ) -> (CallMedia, Vec<String>) {
         let mut notices = Vec::new();
-        let video_base = Arc::new(AtomicU64::new(u64::MAX));
-        let undecoded = Arc::new(AtomicU64::new(0));
-        let receive_video = setup.receive_video_launch().and_then(|launch| {
-            launch
-                .map(|l| {
-                    let sink = setup.options.video_sink.as_ref();
-                    let (base, undecoded) = (video_base.clone(), undecoded.clone());
-                    Receiving::start_video(&l, stats.clone(), base, undecoded, notify.clone(), sink)
-                })
-                .transpose()
-        });
-        let receive_video = keep(receive_video, &mut notices);
-        let receive_audio = setup
-            .receive_audio_launch()
-            .and_then(|l| Receiving::start_audio(&l, stats.clone(), notify.clone()));
-        let receive_audio = keep(receive_audio.map(Some), &mut notices);
+        let ctx = Context {
+            setup: setup.clone(),
+            writer: writer.clone(),
+            stats: stats.clone(),
+            notify: notify.clone(),
+            video_base: Arc::new(AtomicU64::new(u64::MAX)),
+            undecoded: Arc::new(AtomicU64::new(0)),
+        };
+        let receive_video = keep(ctx.receive_video(), &mut notices);
+        let receive_audio = keep(ctx.receive_audio().map(Some), &mut notices);
         route.attach(Targets {
             video: receive_video.as_ref().map(|r| r.appsrc.clone()),
             audio: receive_audio.as_ref().map(|r| r.appsrc.clone()),
-            video_base,
+            video_base: ctx.video_base.clone(),
             audio_base: Arc::new(AtomicU64::new(u64::MAX)),
             last_audio_pts: None,
-            stats: stats.clone(),
-            undecoded,
+            stats,
+            undecoded: ctx.undecoded.clone(),
             seen_key: false,
             dropping_video: false,
-            notify: notify.clone(),
+            notify,
         });
-        let send = |kind, launch: &str, preview| {
-            let name = if kind == MediaKind::Video { "send-video" } else { "send-audio" };
-            Sending::start(name, kind, launch, writer.clone(), stats.clone(), notify.clone(), preview)
-        };
-        let preview = setup.options.preview_sink.as_ref();
         let (send_video, video_in) = start_with_fallback(
             setup.video_in.clone(),
             VideoIn::Test(setup.options.test_pattern.clone()),
-            |input| setup.send_video_launch(input),
-            |launch| send(MediaKind::Video, launch, preview),
+            |input| ctx.send_video(input),
             &mut notices,
         );
         let (send_audio, audio_in) = start_with_fallback(
             setup.audio_in,
             AudioIn::Silence,
-            |input| setup.send_audio_launch(*input),
-            |launch| send(MediaKind::Audio, launch, None),
+            |input| ctx.send_audio(*input),
             &mut notices,
         );
-        let media =
-            CallMedia { send_video, send_audio, receive_video, receive_audio, route, video_in, audio_in };
+        let mut media = CallMedia {
+            send_video,
+            send_audio,
+            receive_video,
+            receive_audio,
+            route,
+            video_in,
+            audio_in,
+            ctx,
+            controls,
+            restarts: Restarts::default(),
+        };
         media.set_muted(controls.muted);
         media.set_camera_enabled(controls.camera_enabled);
         (media, notices)
@@ -116,14 +180,16 @@ impl CallMedia {
     }
 
     /// Mutes or unmutes the microphone (silence keeps flowing).
-    pub fn set_muted(&self, muted: bool) {
+    pub fn set_muted(&mut self, muted: bool) {
+        self.controls.muted = muted;
         if let Some(s) = &self.send_audio {
             s.set("volume", "mute", muted);
         }
     }
 
     /// Stops or resumes sending pictures; resuming starts with a keyframe.
-    pub fn set_camera_enabled(&self, enabled: bool) {
+    pub fn set_camera_enabled(&mut self, enabled: bool) {
+        self.controls.camera_enabled = enabled;
         if let Some(s) = &self.send_video {
             s.set("camera", "drop", !enabled);
             if enabled {
@@ -150,7 +216,7 @@ impl CallMedia {
     }
 }
 
-fn keep<T>(r: Result<Option<T>, super::MediaError>, notices: &mut Vec<String>) -> Option<T> {
+fn keep<T>(r: Result<Option<T>, MediaError>, notices: &mut Vec<String>) -> Option<T> {
     r.unwrap_or_else(|e| {
         notices.push(e.to_string());
         None
@@ -161,11 +227,9 @@ fn keep<T>(r: Result<Option<T>, super::MediaError>, notices: &mut Vec<String>) -
 fn start_with_fallback<I: Clone + PartialEq + std::fmt::Debug>(
     input: I,
     fallback: I,
-    launch: impl Fn(&I) -> Result<Option<String>, super::MediaError>,
-    start: impl Fn(&str) -> Result<Sending, super::MediaError>,
+    try_one: impl Fn(&I) -> Result<Option<Sending>, MediaError>,
     notices: &mut Vec<String>,
 ) -> (Option<Sending>, I) {
-    let try_one = |i: &I| launch(i).and_then(|l| l.map(|l| start(&l)).transpose());
     match try_one(&input) {
         Ok(s) => (s, input),
         Err(e) if input != fallback => {
