@@ -6,11 +6,7 @@
 use komunikator_faults::{Mode, Verdict, server};
 
 /// Scenarios that fail because of a bug found and not yet fixed, with why.
-const KNOWN_BUGS: &[(&str, &str)] = &[(
-    "garbage-media",
-    "receive-video stops for the rest of the call after garbage H.264 (not-negotiated / no valid frames); \
-     see faults/RESULTS.md",
-)];
+const KNOWN_BUGS: &[(&str, &str)] = &[];
 
 #[test]
 fn quick_fault_suite() {

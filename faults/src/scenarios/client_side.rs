@@ -1,7 +1,10 @@
 //! The client under fire: a peer that sends garbage media, a server that
-//! sends malformed lines, and a camera that fails mid-call. The client is
-//! the real `komunikator --headless` binary (or, for the camera, the real
-//! engine in this process); peers and servers are real sockets.
+//! sends malformed lines, and a camera and a microphone that fail mid-call.
+//! The client is the real `komunikator --headless` binary; peers and servers
+//! are real sockets. The device failures are injected with the client's
+//! hidden `--inject-source-failure` flag, which makes the real source element
+//! post an error (as `v4l2src` does when its camera is unplugged) or end its
+//! stream: this machine has no camera to unplug.
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -66,9 +69,14 @@ pub(super) fn garbage_media(mode: Mode, rng: &mut Rng) -> Result<Ran> {
     }
     let garbage_requests = keyframe_requests;
     // Phase 2: the peer mirrors the target's own media back (valid H.264 and
-    // Opus), and passes the target's keyframe requests back to it.
-    let mirror_until = Instant::now() + Duration::from_secs(3);
-    let mut mirrored = 0;
+    // Opus), and passes the target's keyframe requests back to it. Long mode
+    // leaves more time: a rebuild may be up to 2 s away when the garbage stops.
+    let mirror_for = match mode {
+        Mode::Quick => Duration::from_secs(3),
+        Mode::Long => Duration::from_secs(6),
+    };
+    let mirror_until = Instant::now() + mirror_for;
+    let (mut mirrored, mut mirrored_video) = (0, 0u64);
     while Instant::now() < mirror_until {
         match peer.try_recv(Duration::from_millis(50)) {
             Some(Msg::Media { header, payload }) => {
@@ -77,6 +85,7 @@ pub(super) fn garbage_media(mode: Mode, rng: &mut Rng) -> Result<Ran> {
                 let pts: u64 = pts.unwrap_or("0").parse().unwrap_or(0);
                 peer.send_media(kind.unwrap_or("video"), pts, flags == Some("k"), &payload)?;
                 mirrored += 1;
+                mirrored_video += u64::from(kind == Some("video"));
             }
             Some(m) if m.line() == "keyframe" => {
                 keyframe_requests += 1;
@@ -96,14 +105,38 @@ pub(super) fn garbage_media(mode: Mode, rng: &mut Rng) -> Result<Ran> {
     ensure!(garbage_requests > 0, "no keyframe was requested while the video was garbage");
     let decoded = json["video_frames_decoded"].as_u64().unwrap_or(0);
     let audio = json["audio_packets_decoded"].as_u64().unwrap_or(0);
-    ensure!(decoded > 0, "no picture decoded after the garbage: {json}");
+    // Video came back after the garbage: most valid frames were decoded, and
+    // the last picture decoded is the target's own pattern, not noise.
+    ensure!(decoded * 2 >= mirrored_video, "{decoded} of {mirrored_video} valid frames decoded: {json}");
+    let distance = luma_distance(&json["video_received_luma"], &json["video_sent_luma"]);
+    ensure!(distance < 12.0, "the last decoded picture is not the pattern (distance {distance:.1}): {json}");
+    ensure!(audio > 0, "no audio decoded: {json}");
+    let restarts = notices_with(&json, "decoder was restarted");
+    let limit = 4 * (garbage_for + mirror_for).as_secs() as usize + 4;
+    ensure!(restarts <= limit, "{restarts} decoder restarts: a storm");
     Ok(Ran::Done(format!(
         "{sent} garbage video frames + {sent} garbage audio packets over {:.1} s: call stayed up, \
-         {garbage_requests} keyframe requests during the garbage ({keyframe_requests} in all); then \
-         {mirrored} valid frames mirrored back: {decoded} pictures and {audio} audio packets decoded; \
-         the target hung up normally (exit 0)",
+         {restarts} decoder restarts (rate-limited), {garbage_requests} keyframe requests during the \
+         garbage ({keyframe_requests} in all); then {mirrored} valid frames mirrored back: {decoded} of \
+         {mirrored_video} pictures decoded, the last one the target's own pattern (luma distance \
+         {distance:.1}), {audio} audio packets decoded; the target hung up normally (exit 0)",
         garbage_for.as_secs_f64()
     )))
+}
+
+/// Mean absolute difference of two luma grids from a summary (infinite when one is missing).
+fn luma_distance(a: &serde_json::Value, b: &serde_json::Value) -> f64 {
+    let (Some(a), Some(b)) = (a.as_array(), b.as_array()) else { return f64::INFINITY };
+    let sum: f64 =
+        a.iter().zip(b).map(|(x, y)| (x.as_f64().unwrap_or(0.0) - y.as_f64().unwrap_or(0.0)).abs()).sum();
+    sum / a.len().max(1) as f64
+}
+
+/// How many of a summary's notices contain `text`.
+fn notices_with(json: &serde_json::Value, text: &str) -> usize {
+    json["notices"]
+        .as_array()
+        .map_or(0, |n| n.iter().filter(|n| n.as_str().is_some_and(|t| t.contains(text))).count())
 }
 
 /// Lines a broken server might send, none of them fatal to the framing.
@@ -200,15 +233,55 @@ fn accept(listener: &TcpListener) -> Result<(TcpStream, std::net::SocketAddr)> {
     Ok((s, peer))
 }
 
-pub(super) fn camera_lost(_mode: Mode, _rng: &mut Rng) -> Result<Ran> {
-    // The engine falls back at call start (tests/camera_fallback.rs in
-    // gtk-client), but a sending pipeline that fails mid-call is only
-    // reported (Event::MediaProblem), not restarted on the fallback source;
-    // without a way to unplug a camera here this stays a documented gap.
-    Ok(Ran::Skipped(
-        "not run: the engine reports a camera or microphone that fails mid-call (MediaProblem) but has no \
-         mid-call fallback yet, and this machine has no camera to unplug; start-time fallback is covered \
-         by gtk-client/tests/camera_fallback.rs"
-            .into(),
-    ))
+pub(super) fn camera_lost(mode: Mode, _rng: &mut Rng) -> Result<Ran> {
+    let (seconds, fail_at) = match mode {
+        Mode::Quick => (5.0, 1.5),
+        Mode::Long => (20.0, 5.0),
+    };
+    let server = ServerProc::start(&[])?;
+    let addr = server.addr.to_string();
+    // In one call, the callee's microphone ends its stream and the caller's
+    // camera posts an error, both `fail_at` seconds in.
+    let (seconds_arg, mic, cam) =
+        (seconds.to_string(), format!("audio:{fail_at}:eos"), format!("video:{fail_at}"));
+    let callee_args =
+        [TEST_MEDIA, &["--name", "callee", "--answer", "--inject-source-failure", &mic]].concat();
+    let callee = Headless::spawn("callee", &addr, &callee_args)?;
+    let t0 = Instant::now();
+    callee.wait_line("ready", t0, START)?;
+    let caller_args =
+        [TEST_MEDIA, &["--call", "callee", "--duration", &seconds_arg, "--inject-source-failure", &cam]]
+            .concat();
+    let caller = Headless::spawn("caller", &addr, &caller_args)?;
+    let started = caller.wait_line("call started", t0, START)?;
+    let camera_told = caller.wait_line("sending a test pattern instead", started, Duration::from_secs(20))?;
+    let mic_told = callee.wait_line("sending silence instead", started, Duration::from_secs(20))?;
+    let (status, caller_json) = caller.finish(Duration::from_secs(60))?;
+    let (callee_status, callee_json) = callee.finish(Duration::from_secs(20))?;
+    ensure!(status.success() && callee_status.success(), "exit {status} and {callee_status}");
+    ensure!(caller_json["end_reason"] == "hangup", "the call ended with {}", caller_json["end_reason"]);
+    ensure!(notices_with(&caller_json, "the call goes on") == 1, "caller notices: {caller_json}");
+    ensure!(notices_with(&callee_json, "the call goes on") == 1, "callee notices: {callee_json}");
+    let n = |j: &serde_json::Value, k: &str| j[k].as_u64().unwrap_or(0);
+    // 15 pictures and 50 audio packets a second; without the fallback they
+    // stop at `fail_at`.
+    let (video_sent, audio_sent) =
+        (n(&caller_json, "video_frames_sent"), n(&callee_json, "audio_packets_sent"));
+    ensure!(video_sent as f64 >= 15.0 * seconds * 0.8, "{video_sent} pictures sent: {caller_json}");
+    ensure!(audio_sent as f64 >= 50.0 * seconds * 0.8, "{audio_sent} audio packets sent: {callee_json}");
+    let decoded = n(&callee_json, "video_frames_decoded");
+    ensure!(decoded * 100 >= video_sent * 80, "{decoded} of {video_sent} pictures decoded: {callee_json}");
+    let heard = n(&caller_json, "audio_packets_decoded");
+    ensure!(heard * 100 >= audio_sent * 80, "{heard} of {audio_sent} audio packets decoded: {caller_json}");
+    let rms = caller_json["audio_rms"].as_f64().unwrap_or(1.0);
+    ensure!(rms < 0.01, "the caller still hears the tone, not the fallback's silence (rms {rms})");
+    Ok(Ran::Done(format!(
+        "{seconds:.0} s call; at {fail_at:.1} s the caller's video source posted an error and the callee's \
+         audio source ended its stream: the user was told ({:.0} and {:.0} ms after the call started), \
+         the call went on, {video_sent} pictures sent ({decoded} decoded by the peer) and {audio_sent} \
+         audio packets sent ({heard} decoded; the last second is the fallback's silence, rms {rms:.4}); \
+         both hung up normally (exit 0)",
+        camera_told.saturating_duration_since(started).as_secs_f64() * 1e3,
+        mic_told.saturating_duration_since(started).as_secs_f64() * 1e3,
+    )))
 }
