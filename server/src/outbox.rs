@@ -18,7 +18,8 @@
 //!   rest of the current group of pictures, until the next keyframe; the
 //!   caller is told to ask the sender for a keyframe;
 //! * a receiver that stays congested gets fewer keyframes: when congestion
-//!   comes back within [`STILL_SLOW`] of video resuming, the pause before video
+//!   (an old queue, not merely a full one) comes back within [`STILL_SLOW`] of
+//!   video resuming, the pause before video
 //!   may resume doubles (up to [`KEYFRAME_BACKOFF_MAX`] × `max_queue_ms`).
 //!   During the pause every video frame is dropped, keyframes included, and no
 //!   keyframe is asked for; then one is asked for, and the first keyframe that
@@ -258,8 +259,8 @@ impl Outbox {
 
     fn push_video(&self, s: &mut State, frame: MediaFrame, now: Instant) -> Pushed {
         let len = frame.bytes.len();
-        let congested = s.oldest_media().is_some_and(|t| now.duration_since(t) > self.limits.max_queue)
-            || s.media_bytes + len > self.limits.max_queue_bytes;
+        let too_old = s.oldest_media().is_some_and(|t| now.duration_since(t) > self.limits.max_queue);
+        let congested = too_old || s.media_bytes + len > self.limits.max_queue_bytes;
         let paused = s.paused_until.is_some_and(|t| now < t);
         if s.dropping_video && frame.key && !congested && !paused {
             s.dropping_video = false;
@@ -268,7 +269,7 @@ impl Outbox {
         if congested && !s.dropping_video {
             s.dropping_video = true;
             s.purge_video();
-            self.back_off(s, now);
+            self.back_off(s, now, too_old);
             crate::log!(Debug, "receiver congested: dropping video until the next keyframe");
         }
         if s.dropping_video {
@@ -294,8 +295,10 @@ impl Outbox {
     /// Starts a congestion episode's pause: none when the receiver kept up
     /// for [`STILL_SLOW`] since video last resumed, otherwise twice the last
     /// one (at least `max_queue`, at most [`KEYFRAME_BACKOFF_MAX`] times it).
-    fn back_off(&self, s: &mut State, now: Instant) {
-        let still_slow = s.resumed_at.is_some_and(|t| now.duration_since(t) < STILL_SLOW);
+    /// Only an old queue counts: a full one (the byte cap) on a fast link
+    /// drains at once and needs no pause.
+    fn back_off(&self, s: &mut State, now: Instant, too_old: bool) {
+        let still_slow = too_old && s.resumed_at.is_some_and(|t| now.duration_since(t) < STILL_SLOW);
         let base = self.limits.max_queue;
         s.backoff = if still_slow {
             (s.backoff * 2).clamp(base, base * KEYFRAME_BACKOFF_MAX)
@@ -583,11 +586,13 @@ mod tests {
         assert_eq!(o.push_media(frame(MediaKind::Video, false, 10)), Pushed::Queued);
     }
 
-    /// Congests the outbox with one oversized frame, then drains it as the writer would.
+    /// Congests the outbox with a queue older than max_queue, then drains it as the writer would.
     fn congest_and_drain(o: &Outbox) -> Pushed {
-        let pushed = o.push_media(frame(MediaKind::Video, false, 1200));
+        o.push_media(frame(MediaKind::Audio, true, 10));
+        std::thread::sleep(Duration::from_millis(55));
+        let pushed = o.push_media(frame(MediaKind::Video, false, 10));
         let mut batch = Vec::new();
-        while o.lock().video.front().is_some() {
+        while o.lock().oldest_media().is_some() {
             o.next_batch(&mut batch, &mut 0);
             batch.clear();
         }
@@ -630,6 +635,19 @@ mod tests {
         // A call that ends forgets the backoff.
         o.purge_media();
         assert_eq!(congest_and_drain(&o), Pushed::DroppedNeedKeyframe);
+    }
+
+    #[test]
+    fn a_full_queue_on_a_fast_link_does_not_back_off() {
+        let o = Outbox::new(limits(), None);
+        assert_eq!(o.push_media(frame(MediaKind::Video, true, 600)), Pushed::Queued);
+        assert_eq!(o.push_media(frame(MediaKind::Video, true, 600)), Pushed::DroppedNeedKeyframe);
+        assert_eq!(o.push_media(frame(MediaKind::Video, true, 600)), Pushed::Queued);
+        // Full again by bytes right after resuming (the queue is purged): no
+        // pause, so the next keyframe resumes at once.
+        assert_eq!(o.push_media(frame(MediaKind::Video, true, 600)), Pushed::Dropped);
+        assert_eq!(o.lock().backoff, Duration::ZERO);
+        assert_eq!(o.push_media(frame(MediaKind::Video, true, 600)), Pushed::Queued);
     }
 
     #[test]
