@@ -77,10 +77,17 @@ pub struct ServerProc {
 impl ServerProc {
     /// Starts the server on 127.0.0.1 and a free port, with extra flags.
     ///
+    /// The scenarios drive the plain-text protocol, so the server runs with
+    /// `--no-tls`: otherwise every client that waits for `hello` would first
+    /// wait out the server's grace period for a TLS handshake, and a scenario
+    /// of a thousand connections would measure that instead of the server.
+    /// TLS itself is tested in server/tests/tls.rs and gtk-client/tests/tls.rs.
+    ///
     /// # Errors
     /// When it does not start or does not print `listening on`.
     pub fn start(args: &[&str]) -> Result<ServerProc> {
         let mut cmd = Command::new(binary("komunikator-server")?);
+        cmd.arg("--no-tls");
         if !args.contains(&"--bind") {
             cmd.args(["--bind", "127.0.0.1"]);
         }

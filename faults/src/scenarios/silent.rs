@@ -50,7 +50,7 @@ pub(super) fn run(mode: Mode, _rng: &mut Rng) -> Result<Ran> {
     };
 
     let mut cmd = server_ns.command(&binary("komunikator-server")?);
-    cmd.args(["--bind", "0.0.0.0", "--port", "0", "--dead-peer-timeout", &dead.to_string()]);
+    cmd.args(["--no-tls", "--bind", "0.0.0.0", "--port", "0", "--dead-peer-timeout", &dead.to_string()]);
     let server = ServerProc::spawn(cmd, Some([127, 0, 0, 1].into()))?;
     let port = server.addr.port();
     let local: SocketAddr = server.addr;
