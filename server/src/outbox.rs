@@ -129,6 +129,17 @@ struct State {
 }
 
 impl State {
+    /// Takes no more pushes and forgets everything queued.
+    fn drop_everything(&mut self) {
+        self.closing = true;
+        self.partial = None;
+        self.control.clear();
+        self.audio.clear();
+        self.video.clear();
+        self.control_bytes = 0;
+        self.media_bytes = 0;
+    }
+
     fn oldest_media(&self) -> Option<Instant> {
         match (self.audio.front(), self.video.front()) {
             (Some(a), Some(v)) => Some(a.at.min(v.at)),
@@ -378,15 +389,7 @@ impl Outbox {
     /// Disconnects now: drops everything queued and shuts the socket down,
     /// which unblocks both the writer and the session thread. Never blocks.
     pub fn abort(&self) {
-        let mut s = self.lock();
-        s.closing = true;
-        s.partial = None;
-        s.control.clear();
-        s.audio.clear();
-        s.video.clear();
-        s.control_bytes = 0;
-        s.media_bytes = 0;
-        drop(s);
+        self.lock().drop_everything();
         self.ready.notify_all();
         if let Some(socket) = &self.socket {
             let _ = socket.shutdown(Shutdown::Both);
@@ -454,13 +457,8 @@ impl Outbox {
 
     fn mark_closed(&self) {
         let mut s = self.lock();
-        s.closing = true;
+        s.drop_everything();
         s.closed = true;
-        s.control.clear();
-        s.audio.clear();
-        s.video.clear();
-        s.control_bytes = 0;
-        s.media_bytes = 0;
         drop(s);
         self.ready.notify_all();
     }
