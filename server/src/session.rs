@@ -15,7 +15,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use komunikator_protocol::{Command, ErrorCode, Status, next_line};
+use komunikator_protocol::{Command, ErrorCode, FramingError, ParseError, Status, next_line};
 
 use crate::auth::Verdict;
 use crate::config::Config;
@@ -243,11 +243,25 @@ fn next(reader: &mut Reader, conn: &Conn, config: &Config) -> Result<Option<(Vec
     match next_line(reader.buffered(), config.max_line) {
         Ok(Status::Complete { item, consumed }) => Ok(Some((item.to_vec(), consumed))),
         Ok(Status::Partial) => reader.fill().map(|()| None),
-        Err(e) => {
-            conn.send_error(e.code(), &e.to_string());
-            Err(End::Fatal(e.code()))
-        }
+        Err(e) => Err(broken(conn, e)),
     }
+}
+
+/// Answers a stream that cannot be framed any more; the session ends.
+fn broken(conn: &Conn, e: FramingError) -> End {
+    conn.send_error(e.code(), &e.to_string());
+    End::Fatal(e.code())
+}
+
+/// Answers a line that did not parse. A fatal error ends the session;
+/// otherwise any payload the line announced is skipped, to stay in sync.
+fn refuse(reader: &mut Reader, conn: &Conn, e: &ParseError) -> Result<Progress, End> {
+    conn.send_error(e.code, e.reason);
+    if e.code.is_fatal() {
+        return Err(End::Fatal(e.code));
+    }
+    reader.skip(e.skip as usize)?;
+    Ok(Progress::Continue)
 }
 
 /// Before logging in, only `auth` and `ping` are accepted.
@@ -289,15 +303,7 @@ fn login_step(reader: &mut Reader, conn: &Conn, shared: &Shared) -> Result<Progr
             conn.send_error(ErrorCode::AuthRequired, "send auth <password> first");
             Progress::Continue
         }
-        Err(e) if e.code.is_fatal() => {
-            conn.send_error(e.code, e.reason);
-            return Err(End::Fatal(e.code));
-        }
-        Err(e) => {
-            conn.send_error(e.code, e.reason);
-            reader.skip(e.skip as usize)?;
-            Progress::Continue
-        }
+        Err(e) => refuse(reader, conn, &e)?,
     };
     reader.item_done();
     Ok(progress)
@@ -309,10 +315,7 @@ fn step(reader: &mut Reader, conn: &Arc<Conn>, shared: &Shared) -> Result<Progre
     let (line, consumed) = match next_line(reader.buffered(), config.max_line) {
         Ok(Status::Complete { item, consumed }) => (item, consumed),
         Ok(Status::Partial) => return reader.fill().map(|()| Progress::Continue),
-        Err(e) => {
-            conn.send_error(e.code(), &e.to_string());
-            return Err(End::Fatal(e.code()));
-        }
+        Err(e) => return Err(broken(conn, e)),
     };
     let media = match Command::parse(line, config.max_frame) {
         Ok(Command::Media(header)) => Some(header),
@@ -329,15 +332,9 @@ fn step(reader: &mut Reader, conn: &Arc<Conn>, shared: &Shared) -> Result<Progre
             shared.registry.execute(conn.id, &command);
             None
         }
-        Err(e) if e.code.is_fatal() => {
-            conn.send_error(e.code, e.reason);
-            return Err(End::Fatal(e.code));
-        }
         Err(e) => {
-            conn.send_error(e.code, e.reason);
-            let skip = e.skip as usize;
             reader.consume(consumed);
-            reader.skip(skip)?;
+            refuse(reader, conn, &e)?;
             reader.item_done();
             return Ok(Progress::Continue);
         }
