@@ -28,7 +28,8 @@ pub(super) fn run(mode: Mode, _rng: &mut Rng) -> Result<Ran> {
     let port = first.addr.port();
     let addr = first.addr.to_string();
     let with = |extra: &[&'static str]| [TEST_MEDIA, &["--reconnect"], extra].concat();
-    let bob = Headless::spawn("bob", &addr, &with(&["--name", "bob", "--answer", "--duration", "2"]))?;
+    let bob_args = with(&["--name", "bob", "--answer", "--duration", "2"]);
+    let mut bob = Headless::spawn("bob", &addr, &bob_args)?;
     let t0 = Instant::now();
     bob.wait_line("ready", t0, START)?;
     let ala = Headless::spawn("ala", &addr, &with(&["--name", "ala", "--call", "bob", "--duration", "600"]))?;
@@ -72,7 +73,13 @@ pub(super) fn run(mode: Mode, _rng: &mut Rng) -> Result<Ran> {
             ms(setup)
         ));
         if round + 1 < rounds {
-            // bob answered and hung up; it keeps running only if it is still connected.
+            // bob answered the observer and hung up after its --duration,
+            // which ends a headless run: the next round needs a new bob in
+            // the table before the server is killed again.
+            let (status, json) = bob.finish(Duration::from_secs(20))?;
+            ensure!(status.success(), "round {round}: bob exited with {status}: {json}");
+            bob = Headless::spawn("bob", &addr, &bob_args)?;
+            bob.wait_line("ready", Instant::now(), START)?;
             server = Some(h);
         } else {
             return finish(h, ala, bob, lines);
