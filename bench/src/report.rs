@@ -23,7 +23,14 @@ fn machine() -> String {
         .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned()))
         .and_then(|kb| kb.parse::<u64>().ok())
         .map_or(0, |kb| kb / 1024 / 1024);
-    format!("{cores} cores ({cpu}), {mem} GiB RAM, Linux {}", kernel.trim())
+    // The 1, 5 and 15 minute load averages when the report is written.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" / "))
+        .unwrap_or_default();
+    format!(
+        "{cores} cores ({cpu}), {mem} GiB RAM, Linux {}, load average {load} (1/5/15 min) at the end",
+        kernel.trim()
+    )
 }
 
 fn date() -> String {
