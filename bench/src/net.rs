@@ -42,34 +42,7 @@ impl Endpoint {
     /// # Errors
     /// On timeout (10 s), EOF or an `error` line.
     pub fn wait_line(&mut self, prefix: &str) -> anyhow::Result<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 16384];
-        self.stream.set_read_timeout(Some(Duration::from_millis(200)))?;
-        loop {
-            while let Some(line) = self.pending.pop_front() {
-                if line.starts_with(prefix) {
-                    return Ok(line);
-                }
-                if line.starts_with("error") {
-                    bail!("waiting for {prefix:?}: got {line:?}");
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("timed out waiting for {prefix:?}");
-            }
-            let n = match self.stream.read(&mut buf) {
-                Ok(0) => bail!("connection closed while waiting for {prefix:?}"),
-                Ok(n) => n,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
-                Err(e) => return Err(e).context("reading"),
-            };
-            let pending = &mut self.pending;
-            self.parser.feed(&buf[..n], |e| {
-                if let Event::Line(l) = e {
-                    pending.push_back(l);
-                }
-            })?;
-        }
+        wait_line(&mut &self.stream, &self.stream, &mut self.parser, &mut self.pending, prefix)
     }
 }
 
@@ -214,4 +187,47 @@ pub fn poll_one(fd: i32, events: i16, ms: i32) {
     let mut p = libc::pollfd { fd, events, revents: 0 };
     // SAFETY: one valid pollfd for the call's duration.
     unsafe { libc::poll(&mut p, 1, ms) };
+}
+
+/// Reads `source` until a line starting with `prefix` arrives; lines before it
+/// are skipped, and kept in `pending` when several arrive at once. `socket` is
+/// the connection underneath, for the read timeout. Shared by the plain-text
+/// endpoints and the TLS peers.
+///
+/// # Errors
+/// On timeout (10 s), EOF or an `error` line.
+pub fn wait_line(
+    source: &mut impl Read,
+    socket: &TcpStream,
+    parser: &mut Parser,
+    pending: &mut VecDeque<String>,
+    prefix: &str,
+) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 16384];
+    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+    loop {
+        while let Some(line) = pending.pop_front() {
+            if line.starts_with(prefix) {
+                return Ok(line);
+            }
+            if line.starts_with("error") {
+                bail!("waiting for {prefix:?}: got {line:?}");
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {prefix:?}");
+        }
+        let n = match source.read(&mut buf) {
+            Ok(0) => bail!("connection closed while waiting for {prefix:?}"),
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+            Err(e) => return Err(e).context("reading"),
+        };
+        parser.feed(&buf[..n], |e| {
+            if let Event::Line(l) = e {
+                pending.push_back(l);
+            }
+        })?;
+    }
 }

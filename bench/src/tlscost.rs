@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use komunikator_protocol::MediaKind;
 
 use crate::engine::sleep_until;
@@ -94,34 +94,7 @@ impl Peer {
     }
 
     fn wait_line(&mut self, prefix: &str) -> anyhow::Result<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 16384];
-        self.socket.set_read_timeout(Some(Duration::from_millis(200)))?;
-        loop {
-            while let Some(line) = self.pending.pop_front() {
-                if line.starts_with(prefix) {
-                    return Ok(line);
-                }
-                if line.starts_with("error") {
-                    bail!("waiting for {prefix:?}: got {line:?}");
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("timed out waiting for {prefix:?}");
-            }
-            let n = match self.reader.read(&mut buf) {
-                Ok(0) => bail!("connection closed while waiting for {prefix:?}"),
-                Ok(n) => n,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
-                Err(e) => return Err(e).context("reading"),
-            };
-            let pending = &mut self.pending;
-            self.parser.feed(&buf[..n], |e| {
-                if let Event::Line(l) = e {
-                    pending.push_back(l);
-                }
-            })?;
-        }
+        crate::net::wait_line(&mut self.reader, &self.socket, &mut self.parser, &mut self.pending, prefix)
     }
 }
 
