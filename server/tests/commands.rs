@@ -151,14 +151,10 @@ fn decline_and_callee_stop_while_ringing() {
     let server = Server::start();
     let mut a = server.named("ala");
     let mut b = server.named("bob");
-    a.send("connect bob");
-    a.expect_prefix("calling");
-    b.expect_prefix("ask");
+    support::ring(&mut a, &mut b);
     b.send("ask no");
     a.expect("ask no");
-    a.send("connect bob");
-    a.expect_prefix("calling");
-    b.expect_prefix("ask");
+    support::ring(&mut a, &mut b);
     b.send("stop");
     a.expect("stop hangup");
     // Both are free again.
@@ -186,9 +182,7 @@ fn commands_outside_their_state_are_refused_without_effect() {
     a.expect("pong");
     // While ringing: the caller cannot answer, media and chat are refused.
     let mut b = server.named("bob");
-    a.send("connect bob");
-    a.expect_prefix("calling");
-    b.expect_prefix("ask");
+    support::ring(&mut a, &mut b);
     a.send("ask yes");
     a.expect_prefix("error not-asked");
     a.send("msg hi");
@@ -209,9 +203,7 @@ fn ask_yes_twice_and_after_no() {
     b.expect_prefix("error not-asked");
     a.send("stop");
     b.expect("stop hangup");
-    a.send("connect bob");
-    a.expect_prefix("calling");
-    b.expect_prefix("ask");
+    support::ring(&mut a, &mut b);
     b.send("ask no");
     a.expect("ask no");
     b.send("ask yes");
@@ -224,9 +216,7 @@ fn unanswered_call_times_out_for_both() {
     let server = Server::start_with(&["--ring-timeout", "1"]);
     let mut a = server.named("ala");
     let mut b = server.named("bob");
-    a.send("connect bob");
-    a.expect_prefix("calling");
-    b.expect_prefix("ask");
+    support::ring(&mut a, &mut b);
     a.expect("stop timeout");
     b.expect("stop timeout");
     b.send("ask yes");

@@ -27,9 +27,7 @@ fn calling_someone_who_is_ringing_gets_busy() {
     let mut a = server.named("ala");
     let mut b = server.named("bob");
     let mut c = server.named("cyryl");
-    a.send("connect bob");
-    a.expect_prefix("calling");
-    b.expect_prefix("ask");
+    support::ring(&mut a, &mut b);
     c.send("connect bob");
     c.expect(&format!("busy {}", b.id));
     c.send("connect ala");
@@ -71,9 +69,7 @@ fn a_third_client_cannot_answer_someone_elses_ask() {
     let mut a = server.named("ala");
     let mut b = server.named("bob");
     let mut c = server.named("cyryl");
-    a.send("connect bob");
-    a.expect_prefix("calling");
-    b.expect_prefix("ask");
+    support::ring(&mut a, &mut b);
     c.send("ask yes");
     c.expect_prefix("error not-asked");
     c.send("ask no");

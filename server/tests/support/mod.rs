@@ -24,14 +24,13 @@ pub struct Server {
     own_state: Option<std::path::PathBuf>,
 }
 
-fn nick_of(c: &mut Client) -> String {
+fn nick_of(c: &mut Client) {
     if c.nick.is_empty() {
         c.nick = format!("n{}", c.id.rsplit(':').next().unwrap_or("x"));
         let nick = c.nick.clone();
         c.send(&format!("name {nick}"));
         c.expect(&format!("ok name {nick}"));
     }
-    c.nick.clone()
 }
 
 impl Server {
@@ -398,6 +397,14 @@ impl Client {
     }
 }
 
+/// `caller` calls `callee` by nick; checks both sides of the ringing.
+pub fn ring(caller: &mut Client, callee: &mut Client) {
+    caller.send(&format!("connect {}", callee.nick));
+    caller.expect(&format!("calling {}", callee.id));
+    let nick = if caller.nick.is_empty() { "-" } else { caller.nick.as_str() };
+    callee.expect(&format!("ask {} {nick}", caller.id));
+}
+
 /// Two named clients in a call: (caller, callee).
 pub fn call_pair(server: &Server, a: &str, b: &str) -> (Client, Client) {
     let caller = server.named(a);
@@ -407,10 +414,9 @@ pub fn call_pair(server: &Server, a: &str, b: &str) -> (Client, Client) {
 
 /// Names `callee` and puts the two in a call.
 pub fn call_between(mut caller: Client, mut callee: Client) -> (Client, Client) {
-    let (a, b) = (nick_of(&mut caller), nick_of(&mut callee));
-    caller.send(&format!("connect {b}"));
-    caller.expect(&format!("calling {}", callee.id));
-    callee.expect(&format!("ask {} {a}", caller.id));
+    nick_of(&mut caller);
+    nick_of(&mut callee);
+    ring(&mut caller, &mut callee);
     callee.send("ask yes");
     caller.expect("ask yes");
     caller.expect(&format!("start {}", callee.id));
