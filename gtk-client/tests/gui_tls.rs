@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gui_support::{Display, Window, exclusive, press, refreshed_nicks, xdotool};
+use gui_support::{Display, Window, exclusive, press, refreshed_nicks, refreshed_nicks_after, xdotool};
 use support::{server_binary, target_dir, test_dir};
 
 /// A server started with extra flags; its address and certificate fingerprint.
@@ -99,26 +99,7 @@ fn eventually(what: &str, f: impl Fn() -> bool) {
 
 /// The nicks a raw client that logs in with `password` sees with `refresh`.
 fn refreshed_nicks_with(server: &str, password: &str) -> Vec<String> {
-    let mut stream = TcpStream::connect(server).expect("connect to the server");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    stream.write_all(format!("auth {password}\nrefresh\n").as_bytes()).expect("send auth and refresh");
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(reader.read_line(&mut line).expect("read") > 0, "the server closed the connection");
-        assert!(!line.starts_with("error"), "the server answered {line:?}");
-        if let Some(n) = line.trim().strip_prefix("clients ") {
-            let n: usize = n.parse().expect("count");
-            return (0..n)
-                .map(|_| {
-                    line.clear();
-                    reader.read_line(&mut line).expect("client line");
-                    line.split_whitespace().nth(2).unwrap_or("-").to_owned()
-                })
-                .collect();
-        }
-    }
+    refreshed_nicks_after(server, &format!("auth {password}\n"))
 }
 
 fn fresh(name: &str) -> (PathBuf, PathBuf) {

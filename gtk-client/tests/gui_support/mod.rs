@@ -187,16 +187,23 @@ pub fn press(display: &Display, key: &str) {
 
 /// The nicks a raw protocol client sees with `refresh`.
 pub fn refreshed_nicks(server: &str) -> Vec<String> {
+    refreshed_nicks_after(server, "")
+}
+
+/// The nicks a raw protocol client sees with `refresh` after sending
+/// `before` (lines with their newlines, such as `auth PASSWORD\n`).
+pub fn refreshed_nicks_after(server: &str, before: &str) -> Vec<String> {
     let mut stream = TcpStream::connect(server).expect("connect to the server");
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut line = String::new();
     reader.read_line(&mut line).expect("hello");
     assert!(line.starts_with("hello "), "server greeted with {line:?}");
-    stream.write_all(b"refresh\n").expect("send refresh");
+    stream.write_all(format!("{before}refresh\n").as_bytes()).expect("send refresh");
     loop {
         line.clear();
-        reader.read_line(&mut line).expect("read clients");
+        assert!(reader.read_line(&mut line).expect("read") > 0, "the server closed the connection");
+        assert!(!line.starts_with("error"), "the server answered {line:?}");
         if let Some(n) = line.trim().strip_prefix("clients ") {
             let n: usize = n.parse().expect("count");
             return (0..n)
