@@ -124,17 +124,56 @@ pub fn calls(addr: SocketAddr, n: usize, rcvbuf: Option<usize>) -> anyhow::Resul
         pairs.push((a, b));
     }
     for (i, (a, b)) in pairs.iter_mut().enumerate() {
-        a.send_line(&format!("name a{i}"))?;
-        a.wait_line("ok name")?;
-        b.send_line(&format!("name b{i}"))?;
-        b.wait_line("ok name")?;
-        a.send_line(&format!("connect {}", b.id))?;
-        b.wait_line("ask ")?;
-        b.send_line("ask yes")?;
-        a.wait_line("start ")?;
-        b.wait_line("start ")?;
+        pair_up(a, b, &i.to_string())?;
     }
     Ok(pairs)
+}
+
+/// A client that speaks control lines while a call is set up.
+pub trait Control {
+    /// Sends one control line.
+    ///
+    /// # Errors
+    /// When the connection fails.
+    fn send_line(&mut self, line: &str) -> anyhow::Result<()>;
+    /// Waits for a line starting with `prefix`.
+    ///
+    /// # Errors
+    /// As [`wait_line`].
+    fn wait_line(&mut self, prefix: &str) -> anyhow::Result<String>;
+    /// The id the server gave this client.
+    fn id(&self) -> &str;
+}
+
+impl Control for Endpoint {
+    fn send_line(&mut self, line: &str) -> anyhow::Result<()> {
+        Endpoint::send_line(self, line)
+    }
+
+    fn wait_line(&mut self, prefix: &str) -> anyhow::Result<String> {
+        Endpoint::wait_line(self, prefix)
+    }
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// Names the two clients `a{tag}` and `b{tag}` and puts them in a call, `a` calling.
+///
+/// # Errors
+/// When any step of the call setup fails.
+pub fn pair_up(a: &mut impl Control, b: &mut impl Control, tag: &str) -> anyhow::Result<()> {
+    a.send_line(&format!("name a{tag}"))?;
+    a.wait_line("ok name")?;
+    b.send_line(&format!("name b{tag}"))?;
+    b.wait_line("ok name")?;
+    a.send_line(&format!("connect {}", b.id()))?;
+    b.wait_line("ask ")?;
+    b.send_line("ask yes")?;
+    a.wait_line("start ")?;
+    b.wait_line("start ")?;
+    Ok(())
 }
 
 /// Opens `n` direct loopback connections: the baseline without a server.

@@ -25,6 +25,7 @@ use anyhow::Context;
 use komunikator_protocol::MediaKind;
 
 use crate::engine::sleep_until;
+use crate::net::Control as _;
 use crate::procfs::Sample;
 use crate::runs::Lat;
 use crate::stats::Samples;
@@ -88,13 +89,19 @@ impl Peer {
         peer.id = hello.split(' ').nth(1).unwrap_or_default().to_owned();
         Ok(peer)
     }
+}
 
+impl crate::net::Control for Peer {
     fn send_line(&mut self, line: &str) -> anyhow::Result<()> {
         self.writer.write_all(format!("{line}\n").as_bytes()).context("sending a line")
     }
 
     fn wait_line(&mut self, prefix: &str) -> anyhow::Result<String> {
         crate::net::wait_line(&mut self.reader, &self.socket, &mut self.parser, &mut self.pending, prefix)
+    }
+
+    fn id(&self) -> &str {
+        &self.id
     }
 }
 
@@ -105,15 +112,7 @@ impl Peer {
 pub fn call(addr: SocketAddr, mode: Mode, tag: &str) -> anyhow::Result<(Peer, Peer)> {
     let mut a = Peer::connect(addr, mode).context("caller")?;
     let mut b = Peer::connect(addr, mode).context("callee")?;
-    a.send_line(&format!("name a{tag}"))?;
-    a.wait_line("ok name")?;
-    b.send_line(&format!("name b{tag}"))?;
-    b.wait_line("ok name")?;
-    a.send_line(&format!("connect {}", b.id))?;
-    b.wait_line("ask ")?;
-    b.send_line("ask yes")?;
-    a.wait_line("start ")?;
-    b.wait_line("start ")?;
+    crate::net::pair_up(&mut a, &mut b, tag)?;
     Ok((a, b))
 }
 
