@@ -82,6 +82,13 @@ pub struct Config {
     #[arg(long, default_value_t = 256 << 10, value_name = "BYTES")]
     pub sndbuf: usize,
 
+    /// Move large video payloads (64 KiB and up) between plain-text clients
+    /// with splice(2) instead of copying them through the server. Measured
+    /// slower than copying on a 2-core virtual machine (see BENCHMARKS.md);
+    /// it may pay off where copying memory is expensive.
+    #[arg(long)]
+    pub splice: bool,
+
     /// Benchmarking only: disable the drop policy, so a slow receiver slows its sender
     /// the way a naive relay does.
     #[arg(long, hide = true)]

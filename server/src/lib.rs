@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod registry;
 pub mod relay;
 pub mod session;
+pub mod splice;
 pub mod transport;
 
 pub use config::Config;

@@ -36,8 +36,8 @@
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::AsRawFd;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use komunikator_protocol::MediaKind;
@@ -94,6 +94,12 @@ pub struct Stats {
     pub audio_dropped: u64,
     /// Keyframe requests made on this client's behalf.
     pub keyframe_requests: u64,
+    /// Video frames spliced from the sender's socket to this client's,
+    /// never copied through the server (see [`Outbox::begin_direct`]).
+    pub video_spliced: u64,
+    /// Video frames a splice started and the writer thread finished, because
+    /// the socket could not take them at once.
+    pub video_spilled: u64,
 }
 
 struct Timed {
@@ -122,6 +128,9 @@ struct State {
     closed: bool,
     /// The writer holds a batch it is writing: nobody else may write.
     writing: bool,
+    /// A pusher is writing a frame to the socket itself (a [`DirectWrite`]):
+    /// nobody else may write.
+    direct: bool,
     /// The unwritten rest of a frame a pusher started to write itself; it
     /// goes before anything else so the wire stays well formed.
     partial: Option<(Vec<u8>, usize)>,
@@ -138,6 +147,18 @@ impl State {
         self.video.clear();
         self.control_bytes = 0;
         self.media_bytes = 0;
+    }
+
+    /// Nothing queued or being written: a pusher may write to the socket.
+    fn idle(&self) -> bool {
+        !self.writing
+            && !self.direct
+            && self.partial.is_none()
+            && self.control.is_empty()
+            && self.audio.is_empty()
+            && self.video.is_empty()
+            && !self.closing
+            && !self.closed
     }
 
     fn oldest_media(&self) -> Option<Instant> {
@@ -187,13 +208,22 @@ pub struct Outbox {
     /// The socket carries plain text: pushers may write to `socket` without
     /// blocking when the writer is idle (see [`Outbox::with_fast_path`]).
     fast: bool,
+    /// The socket's usual write timeout, restored after a [`DirectWrite`].
+    write_timeout: Option<Duration>,
 }
 
 impl Outbox {
     /// An empty outbox with these limits. `socket` is shut down when the
     /// client must be disconnected at once (`None` in unit tests).
     pub fn new(limits: Limits, socket: Option<TcpStream>) -> Outbox {
-        Outbox { state: Mutex::new(State::default()), ready: Condvar::new(), limits, socket, fast: false }
+        Outbox {
+            state: Mutex::new(State::default()),
+            ready: Condvar::new(),
+            limits,
+            socket,
+            fast: false,
+            write_timeout: None,
+        }
     }
 
     /// Lets pushers write media straight to the socket given to
@@ -204,6 +234,7 @@ impl Outbox {
     /// kept for shutdown, so the fast path costs no descriptor.
     pub fn with_fast_path(mut self) -> Outbox {
         self.fast = self.socket.is_some();
+        self.write_timeout = self.socket.as_ref().and_then(|s| s.write_timeout().ok().flatten());
         self
     }
 
@@ -270,10 +301,23 @@ impl Outbox {
 
     fn push_video(&self, s: &mut State, frame: MediaFrame, now: Instant) -> Pushed {
         let len = frame.bytes.len();
+        if let Some(dropped) = self.admit_video(s, frame.key, len, now) {
+            return dropped;
+        }
+        if let Some(frame) = self.send_now(s, frame) {
+            s.media_bytes += len;
+            s.video.push_back(Timed { at: now, frame });
+        }
+        Pushed::Queued
+    }
+
+    /// The video drop policy: `None` when a `len`-byte frame may go to the
+    /// receiver (and is counted as queued), otherwise how it was dropped.
+    fn admit_video(&self, s: &mut State, key: bool, len: usize, now: Instant) -> Option<Pushed> {
         let too_old = s.oldest_media().is_some_and(|t| now.duration_since(t) > self.limits.max_queue);
         let congested = too_old || s.media_bytes + len > self.limits.max_queue_bytes;
         let paused = s.paused_until.is_some_and(|t| now < t);
-        if s.dropping_video && frame.key && !congested && !paused {
+        if s.dropping_video && key && !congested && !paused {
             s.dropping_video = false;
             s.resumed_at = Some(now);
         }
@@ -291,16 +335,41 @@ impl Outbox {
             if due {
                 s.last_keyframe_request = Some(now);
                 s.stats.keyframe_requests += 1;
-                return Pushed::DroppedNeedKeyframe;
+                return Some(Pushed::DroppedNeedKeyframe);
             }
-            return Pushed::Dropped;
+            return Some(Pushed::Dropped);
         }
         s.stats.video_queued += 1;
-        if let Some(frame) = self.send_now(s, frame) {
-            s.media_bytes += len;
-            s.video.push_back(Timed { at: now, frame });
+        None
+    }
+
+    /// Lets the caller write a `len`-byte video frame (header and payload)
+    /// to the socket itself, when the outbox has the fast path, nothing is
+    /// queued or being written, and the drop policy admits the frame. The
+    /// writer keeps off the socket until the returned [`DirectWrite`] is
+    /// dropped; anything pushed meanwhile waits behind the frame.
+    ///
+    /// The caller must not block on the socket: for as long as the claim
+    /// lasts, the socket's writes time out after [`DIRECT_STALL`]. What the
+    /// socket does not take in time goes to the writer through
+    /// [`DirectWrite::spill`].
+    pub fn begin_direct(self: &Arc<Self>, key: bool, len: usize) -> Direct {
+        let Some(socket) = self.socket.as_ref().filter(|_| self.fast && self.limits.drop_policy) else {
+            return Direct::Busy;
+        };
+        let now = Instant::now();
+        let mut s = self.lock();
+        if !s.idle() {
+            return Direct::Busy;
         }
-        Pushed::Queued
+        if let Some(dropped) = self.admit_video(&mut s, key, len, now) {
+            return Direct::Dropped(dropped);
+        }
+        s.direct = true;
+        drop(s);
+        let _ = socket.set_write_timeout(Some(DIRECT_STALL));
+        let fd = socket.as_raw_fd();
+        Direct::Claimed(DirectWrite { outbox: Arc::clone(self), fd, owed: len, spill: Vec::new() })
     }
 
     /// Starts a congestion episode's pause: none when the receiver kept up
@@ -327,10 +396,7 @@ impl Outbox {
     /// Writing here, under the outbox lock, cannot reorder anything: the lock
     /// excludes the writer from taking a batch, and the queues are empty.
     fn send_now(&self, s: &mut State, frame: MediaFrame) -> Option<MediaFrame> {
-        let idle = !s.writing && s.partial.is_none() && s.control.is_empty();
-        let Some(socket) =
-            self.socket.as_ref().filter(|_| self.fast && idle && s.audio.is_empty() && s.video.is_empty())
-        else {
+        let Some(socket) = self.socket.as_ref().filter(|_| self.fast && s.idle()) else {
             return Some(frame);
         };
         match send_dontwait(socket, &frame.bytes) {
@@ -414,6 +480,11 @@ impl Outbox {
         // The previous batch, if any, is written.
         s.writing = false;
         loop {
+            if s.direct {
+                // A pusher is writing a frame; its rest, if any, comes back as `partial`.
+                s = self.ready.wait(s).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
             let mut bytes = 0;
             if let Some((rest, written)) = s.partial.take() {
                 bytes += rest.len() - written;
@@ -461,6 +532,100 @@ impl Outbox {
         s.closed = true;
         drop(s);
         self.ready.notify_all();
+    }
+}
+
+/// How long a pusher's write may wait for room in the socket during a
+/// [`DirectWrite`] before the rest of the frame goes to the writer thread.
+pub const DIRECT_STALL: Duration = Duration::from_millis(2);
+
+/// What [`Outbox::begin_direct`] decided.
+pub enum Direct {
+    /// The caller writes the frame itself.
+    Claimed(DirectWrite),
+    /// The drop policy dropped the frame; the caller discards its payload.
+    Dropped(Pushed),
+    /// The caller must queue the frame with [`Outbox::push_media`] as usual.
+    Busy,
+}
+
+/// A claim on a receiver's socket for one frame that the caller writes
+/// itself. Dropping it hands the unwritten rest of the frame to the writer
+/// thread: the bytes given to [`DirectWrite::spill`], then zeros for any the
+/// caller never had, so the wire stays well formed even when the sender
+/// vanished mid-frame.
+pub struct DirectWrite {
+    outbox: Arc<Outbox>,
+    /// The receiver's socket.
+    fd: RawFd,
+    /// Bytes of the frame not yet written to the socket.
+    owed: usize,
+    spill: Vec<u8>,
+}
+
+impl DirectWrite {
+    /// Writes as much of `bytes` as the socket takes within
+    /// [`DIRECT_STALL`]; returns how much that was. A broken connection
+    /// takes nothing: the writer thread meets the error and closes it.
+    pub fn send(&mut self, bytes: &[u8]) -> usize {
+        let mut done = 0;
+        while done < bytes.len() {
+            // SAFETY: the pointer and length describe the unsent part of `bytes`.
+            let n = unsafe {
+                libc::send(self.fd, bytes[done..].as_ptr().cast(), bytes.len() - done, libc::MSG_NOSIGNAL)
+            };
+            if n > 0 {
+                done += n as usize;
+            } else if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                break;
+            }
+        }
+        self.owed -= done.min(self.owed);
+        done
+    }
+
+    /// Splices what `pipe` holds into the socket, as far as the socket takes
+    /// it within [`DIRECT_STALL`]; returns how much that was. `more`: more of
+    /// the frame follows.
+    pub fn splice_from(&mut self, pipe: &mut crate::splice::Pipe, more: bool) -> usize {
+        // One call: a short count means the socket is full, and waiting
+        // again could add up to many stalls for a trickling receiver.
+        let done = pipe.drain_to(self.fd, more).unwrap_or(0);
+        self.owed -= done.min(self.owed);
+        done
+    }
+
+    /// Bytes of the frame not written yet.
+    pub fn owed(&self) -> usize {
+        self.owed
+    }
+
+    /// Where the caller puts the unwritten rest of the frame, in order, for
+    /// the writer thread to send once the claim is dropped.
+    pub fn spill(&mut self) -> &mut Vec<u8> {
+        &mut self.spill
+    }
+}
+
+impl Drop for DirectWrite {
+    fn drop(&mut self) {
+        let o = &self.outbox;
+        if let Some(socket) = &o.socket {
+            let _ = socket.set_write_timeout(o.write_timeout);
+        }
+        let mut rest = std::mem::take(&mut self.spill);
+        let mut s = o.lock();
+        s.direct = false;
+        if self.owed == 0 {
+            s.stats.video_spliced += 1;
+        } else if !(s.closing || s.closed) {
+            s.stats.video_spilled += 1;
+            rest.truncate(self.owed);
+            rest.resize(self.owed, 0);
+            s.partial = Some((rest, 0));
+        }
+        drop(s);
+        o.ready.notify_all();
     }
 }
 

@@ -49,9 +49,9 @@ impl Conn {
     }
 
     /// Runs `f` with the peer's outbox, or `None` outside a call, holding the slot.
-    pub fn with_peer<R>(&self, f: impl FnOnce(Option<&Outbox>) -> R) -> R {
+    pub fn with_peer<R>(&self, f: impl FnOnce(Option<&Arc<Outbox>>) -> R) -> R {
         let slot = self.peer.lock().unwrap_or_else(PoisonError::into_inner);
-        f(slot.as_deref())
+        f(slot.as_ref())
     }
 
     fn set_peer(&self, peer: Option<Arc<Outbox>>) {
@@ -411,6 +411,14 @@ fn log_call_end(t: &Table, id: ClientId, other: ClientId, reason: StopReason) {
                     s.video_dropped,
                     s.audio_dropped,
                     s.keyframe_requests
+                );
+            }
+            if s.video_spliced + s.video_spilled > 0 {
+                crate::log!(
+                    Info,
+                    "{party}: {} video frames spliced, {} of them finished by the writer",
+                    s.video_spliced + s.video_spilled,
+                    s.video_spilled
                 );
             }
         }

@@ -12,6 +12,7 @@
 
 use std::io::{self, Read};
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ use crate::auth::Verdict;
 use crate::config::Config;
 use crate::listener::Shared;
 use crate::registry::Conn;
+use crate::splice::Pipe;
 use crate::transport::ReadHalf;
 
 const READ_CHUNK: usize = 8 << 10;
@@ -52,6 +54,8 @@ pub struct Reader {
     item_started: Option<Instant>,
     io_timeout: Duration,
     read_timeout: Option<Duration>,
+    /// For splicing large payloads (plain text only), made when first needed.
+    pipe: Option<Pipe>,
 }
 
 impl Reader {
@@ -65,6 +69,7 @@ impl Reader {
             item_started: None,
             io_timeout,
             read_timeout: None,
+            pipe: None,
         }
     }
 
@@ -96,6 +101,56 @@ impl Reader {
             }
             self.set_read_timeout(Some(left)).map_err(End::Io)?;
             match self.source.read(out) {
+                Ok(0) => return Err(End::Eof),
+                Ok(n) => return Ok(n),
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(End::Io(e)),
+            }
+        }
+    }
+
+    /// Whether the next `len` payload bytes can be spliced: the connection
+    /// is plain text, they have all arrived (so splicing them cannot wait on
+    /// the sender while the receiver's socket is claimed), and a pipe exists.
+    pub fn splice_ready(&mut self, len: usize) -> bool {
+        if !matches!(self.source, ReadHalf::Plain(_)) {
+            return false;
+        }
+        let buffered = self.end - self.start;
+        if buffered + crate::splice::readable(self.stream.as_raw_fd()) < len {
+            return false;
+        }
+        if self.pipe.is_none() {
+            self.pipe = Pipe::new().map_err(|e| crate::log!(Debug, "no pipe for splicing: {e}")).ok();
+        }
+        self.pipe.is_some()
+    }
+
+    /// The pipe made by [`Reader::splice_ready`].
+    pub fn pipe(&mut self) -> Option<&mut Pipe> {
+        self.pipe.as_mut()
+    }
+
+    /// Splices up to `max` payload bytes from the socket into the pipe, after
+    /// the buffered ones are used up, waiting at most until the item deadline.
+    ///
+    /// # Errors
+    /// [`End::Eof`], [`End::Timeout`] or [`End::Io`]; `Io` too without a pipe.
+    pub fn splice_into(&mut self, max: usize) -> Result<usize, End> {
+        debug_assert_eq!(self.start, self.end, "buffered bytes go first");
+        let fd = self.stream.as_raw_fd();
+        loop {
+            let started = *self.item_started.get_or_insert_with(Instant::now);
+            let left = self.io_timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(End::Timeout);
+            }
+            self.set_read_timeout(Some(left)).map_err(End::Io)?;
+            let Some(pipe) = self.pipe.as_mut() else {
+                return Err(End::Io(io::ErrorKind::Unsupported.into()));
+            };
+            match pipe.fill_from(fd, max) {
                 Ok(0) => return Err(End::Eof),
                 Ok(n) => return Ok(n),
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
@@ -341,7 +396,7 @@ fn step(reader: &mut Reader, conn: &Arc<Conn>, shared: &Shared) -> Result<Progre
     };
     reader.consume(consumed);
     if let Some(header) = media {
-        crate::relay::handle_connection(reader, conn, header)?;
+        crate::relay::handle_connection(reader, conn, header, config.splice)?;
     }
     reader.item_done();
     Ok(Progress::Continue)
