@@ -16,6 +16,7 @@ mod idle;
 mod net;
 mod procfs;
 mod realcall;
+mod reference;
 mod report;
 mod runs;
 mod slow;

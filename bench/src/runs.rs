@@ -12,6 +12,7 @@ use crate::idle::{self, Idle};
 use crate::net;
 use crate::procfs::{Sample, Server};
 use crate::realcall::{self, RealCall};
+use crate::reference::{self, Reference};
 use crate::slow::{self, Slow};
 use crate::throughput::{self, Throughput};
 use crate::tlscost::{self, Mode, TlsCost};
@@ -122,13 +123,29 @@ pub struct Size {
     pub idle_threads: u64,
 }
 
+/// One path of the throughput run.
+#[derive(Debug, Clone)]
+pub struct ThroughputPath {
+    /// How the report names it.
+    pub label: String,
+    /// The round with the median throughput.
+    pub median: Throughput,
+    /// Each round's throughput over the direct run of the same round.
+    pub ratios: Vec<f64>,
+}
+
 /// Everything the run measured.
 #[derive(Debug, Default)]
 pub struct Results {
     /// Frame size of the throughput runs, bytes.
     pub throughput_frame: usize,
-    /// (direct, relay).
+    /// (direct, relay), medians of the rounds.
     pub throughput: Option<(Throughput, Throughput)>,
+    /// Every path of the throughput run, in the report's order, with the
+    /// median of its rounds and every round's ratio of that round's direct run.
+    pub throughput_paths: Vec<ThroughputPath>,
+    /// Rounds of the throughput run.
+    pub throughput_rounds: usize,
     /// One row per frame size.
     pub latency: Vec<LatencyRow>,
     /// One row per number of calls.
@@ -223,17 +240,53 @@ fn size(args: &Args, r: &mut Results) -> anyhow::Result<()> {
 
 fn run_throughput(args: &Args, smoke: bool, r: &mut Results) -> anyhow::Result<()> {
     let frame = 1 << 20;
-    let (warm, measure) = if smoke {
-        (Duration::from_millis(200), Duration::from_millis(500))
+    let (warm, measure, rounds) = if smoke {
+        (Duration::from_millis(200), Duration::from_millis(500), 1)
     } else {
-        (Duration::from_secs(1), Duration::from_secs(5))
+        (Duration::from_secs(1), Duration::from_secs(3), 3)
     };
     r.throughput_frame = frame;
-    let direct = throughput::run(net::direct_pairs(1, None)?.remove(0), frame, warm, measure, &|| None)?;
-    let server = start(args, &[], r)?;
-    let pair = net::calls(server.addr, 1, None)?.remove(0);
-    let relay = throughput::run(pair, frame, warm, measure, &|| server.sample().ok())?;
-    anyhow::ensure!(direct.bytes_per_s > 0.0 && relay.bytes_per_s > 0.0, "no bytes arrived");
+    r.throughput_rounds = rounds;
+    let plain = start(args, &[], r)?;
+    let spliced = start(args, &["--splice"], r)?;
+    let servers = [("Through komunikator-server", &plain), ("Through komunikator-server --splice", &spliced)];
+    let references = [Reference::Copy, Reference::Splice];
+    // Rounds interleave the paths, so a noisy neighbour hits all of them alike.
+    let labels = std::iter::once("Direct loopback TCP")
+        .chain(references.iter().map(|k| k.label()))
+        .chain(servers.iter().map(|(l, _)| *l));
+    let mut runs: Vec<(String, Vec<Throughput>)> = labels.map(|l| (l.to_owned(), Vec::new())).collect();
+    for _ in 0..rounds {
+        let mut i = 0;
+        let mut record = |t: Throughput| {
+            runs[i].1.push(t);
+            i += 1;
+        };
+        record(throughput::run(net::direct_pairs(1, None)?.remove(0), frame, warm, measure, &|| None)?);
+        for kind in references {
+            let (pair, relay) = reference::pair(kind)?;
+            let t = throughput::run(pair, frame, warm, measure, &|| None)?;
+            relay.join().map_err(|_| anyhow::anyhow!("the reference relay panicked"))??;
+            record(t);
+        }
+        for (_, server) in servers {
+            let pair = net::calls(server.addr, 1, None)?.remove(0);
+            record(throughput::run(pair, frame, warm, measure, &|| server.sample().ok())?);
+        }
+    }
+    let direct: Vec<f64> = runs[0].1.iter().map(|t| t.bytes_per_s).collect();
+    anyhow::ensure!(runs.iter().all(|(_, ts)| ts.iter().all(|t| t.bytes_per_s > 0.0)), "no bytes arrived");
+    r.throughput_paths = runs
+        .into_iter()
+        .map(|(label, ts)| {
+            let ratios = ts.iter().zip(&direct).map(|(t, d)| t.bytes_per_s / d).collect();
+            let mut sorted = ts.clone();
+            sorted.sort_by(|a, b| a.bytes_per_s.total_cmp(&b.bytes_per_s));
+            ThroughputPath { label, median: sorted[sorted.len() / 2], ratios }
+        })
+        .collect();
+    let direct = r.throughput_paths[0].median;
+    let relay = r.throughput_paths[references.len() + 1].median;
     r.throughput = Some((direct, relay));
     Ok(())
 }
