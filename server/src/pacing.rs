@@ -48,9 +48,9 @@ const AVERAGE_OVER: f64 = 0.5;
 /// Backlogged time needed before the first estimate.
 const FIRST_ESTIMATE_AFTER: f64 = 0.05;
 
-/// A partly idle interval in which the receiver took at least this much, faster
-/// than the estimate, replaces it: the receiver sped up. Less could be a
-/// receive window acknowledged at once, which says nothing about the rate.
+/// An interval in which the receiver took at least this much, faster than the
+/// estimate, replaces it: the receiver sped up. Less could be a receive
+/// window acknowledged at once, which says nothing about the rate.
 const SPEED_UP_BYTES: u64 = 16 << 10;
 
 /// The longest a held frame waits before the socket is looked at again
@@ -106,6 +106,8 @@ pub enum Gate {
 #[derive(Debug, Default, Clone)]
 pub struct Pacer {
     last: Option<Sample>,
+    /// Where the interval of the next lower bound starts.
+    anchor: Option<Sample>,
     /// Bytes acknowledged and seconds elapsed in backlogged intervals, both
     /// decaying with [`AVERAGE_OVER`].
     bytes: f64,
@@ -121,11 +123,16 @@ impl Pacer {
     ///
     /// Between two samples that both found unsent bytes, the receiver was
     /// the bottleneck all along (probably), so the bytes it acknowledged per
-    /// second are its drain rate: they go into the average. Any other interval
-    /// was partly idle and gives only a lower bound, which replaces the
-    /// estimate when it is higher and covers [`SPEED_UP_BYTES`]: that is how a
-    /// receiver that speeds up is noticed.
+    /// second are its drain rate: they go into the average. Any interval
+    /// gives a lower bound; one over at least [`SPEED_UP_BYTES`] that is
+    /// higher than the estimate replaces it: that is how a receiver that
+    /// speeds up is noticed.
     pub fn observe(&mut self, now: Sample) {
+        self.average(now);
+        self.bound(now);
+    }
+
+    fn average(&mut self, now: Sample) {
         let Some(last) = self.last else {
             self.last = Some(now);
             return;
@@ -135,15 +142,30 @@ impl Pacer {
             return;
         }
         self.last = Some(now);
-        let (acked, dt) = (now.acked.saturating_sub(last.acked), dt.as_secs_f64());
         if last.notsent > 0 && now.notsent > 0 {
+            let (acked, dt) = (now.acked.saturating_sub(last.acked), dt.as_secs_f64());
             let keep = (-dt / AVERAGE_OVER).exp();
             self.bytes = self.bytes * keep + acked as f64;
             self.secs = self.secs * keep + dt;
             if self.rate.is_some() || self.secs >= FIRST_ESTIMATE_AFTER {
                 self.rate = Some(self.bytes / self.secs);
             }
-        } else if acked >= SPEED_UP_BYTES && self.rate.is_some_and(|r| acked as f64 / dt > r) {
+        }
+    }
+
+    /// Every [`SPEED_UP_BYTES`] acknowledged, busy or not, give a lower bound.
+    fn bound(&mut self, now: Sample) {
+        let Some(anchor) = self.anchor else {
+            self.anchor = Some(now);
+            return;
+        };
+        let acked = now.acked.saturating_sub(anchor.acked);
+        if acked < SPEED_UP_BYTES {
+            return;
+        }
+        self.anchor = Some(now);
+        let dt = now.at.saturating_duration_since(anchor.at).max(MIN_INTERVAL).as_secs_f64();
+        if self.rate.is_some_and(|r| acked as f64 / dt > r) {
             (self.bytes, self.secs) = (acked as f64, dt);
             self.rate = Some(self.bytes / self.secs);
         }
@@ -250,7 +272,7 @@ mod tests {
         assert_eq!(p.gate(100, 1_000), Gate::Go, "small enough");
         assert_eq!(p.gate(100_000, 10_000), Gate::Hold(MAX_RECHECK));
         // Samples closer than MIN_INTERVAL are ignored.
-        p.observe(at(t0, 101, 1_000_000, 3_000));
+        p.observe(at(t0, 101, 12_600, 3_000));
         assert_eq!(p.rate(), Some(125_000.0));
     }
 
@@ -265,13 +287,16 @@ mod tests {
         let slower = p.rate().unwrap();
         assert!(62_500.0 < slower && slower < 100_000.0, "{slower}");
         // A partly idle interval slower than the estimate says nothing.
-        p.observe(at(t0, 300, 19_000, 0));
+        p.observe(at(t0, 300, 25_000, 0));
         assert_eq!(p.rate(), Some(slower));
         // Nor does a receive window acknowledged at once.
-        p.observe(at(t0, 305, 23_096, 0));
+        p.observe(at(t0, 305, 29_096, 0));
         assert_eq!(p.rate(), Some(slower));
-        // A keyframe drained at 3 MB/s: the receiver sped up.
-        p.observe(at(t0, 315, 53_096, 0));
+        // 20 KB in 10 ms: the receiver sped up (the bound starts at 200 ms).
+        p.observe(at(t0, 310, 39_096, 0));
+        assert_eq!(p.rate(), Some(20_346.0 / 0.11));
+        // Then 30 KB in 10 ms.
+        p.observe(at(t0, 320, 69_096, 0));
         assert_eq!(p.rate(), Some(3_000_000.0));
         assert!(!p.paced(30_000));
     }
