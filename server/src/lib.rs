@@ -15,6 +15,7 @@ pub mod config;
 pub mod listener;
 pub mod log;
 pub mod outbox;
+pub mod pacing;
 pub mod registry;
 pub mod relay;
 pub mod session;

@@ -26,6 +26,16 @@
 //!   arrives while the queue is short resumes video. On a link too slow for
 //!   the video, this keeps large keyframes, which audio must wait behind
 //!   (a frame is never interrupted), from taking most of the link;
+//! * on a slow link, video is paced (see [`crate::pacing`]): the writer holds
+//!   it back while the socket still has unsent bytes, so audio that comes
+//!   meanwhile overtakes it instead of waiting behind a frame in the kernel;
+//!   and a big frame (one that takes over [`pacing::BIG_FRAME`] to drain at
+//!   the measured rate, in practice a keyframe) that comes less than
+//!   [`pacing::BIG_FRAME_GAP`] after the last big one is dropped like
+//!   congestion, with the pause lasting until that gap is over. Each big
+//!   frame delays the audio behind it by its drain time; spacing them keeps
+//!   that to a few percent of the audio, and the gap is also the longest a
+//!   receiver that speeds up waits for video;
 //! * audio is dropped, oldest first, only past `max_audio_queue_ms` or the byte cap;
 //! * control lines are never dropped: past `max_control_bytes` the outbox is
 //!   closed and the client disconnected.
@@ -41,6 +51,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use komunikator_protocol::MediaKind;
+
+use crate::pacing::{self, Gate, Pacer};
 
 /// A media frame as it goes on the wire: its header line and payload in one buffer.
 #[derive(Debug)]
@@ -122,6 +134,8 @@ struct State {
     backoff: Duration,
     /// When video last resumed after a drop.
     resumed_at: Option<Instant>,
+    /// The receiver's drain rate, and whether video must wait for the socket.
+    pacer: Pacer,
     /// No more pushes; the writer drains the control lane, then exits.
     closing: bool,
     /// The writer has exited; nothing more will be written.
@@ -304,7 +318,9 @@ impl Outbox {
         if let Some(dropped) = self.admit_video(s, frame.key, len, now) {
             return dropped;
         }
-        if let Some(frame) = self.send_now(s, frame) {
+        // On a slow link video goes through the writer, which paces it.
+        let frame = if s.pacer.paced(len) { Some(frame) } else { self.send_now(s, frame) };
+        if let Some(frame) = frame {
             s.media_bytes += len;
             s.video.push_back(Timed { at: now, frame });
         }
@@ -315,7 +331,9 @@ impl Outbox {
     /// receiver (and is counted as queued), otherwise how it was dropped.
     fn admit_video(&self, s: &mut State, key: bool, len: usize, now: Instant) -> Option<Pushed> {
         let too_old = s.oldest_media().is_some_and(|t| now.duration_since(t) > self.limits.max_queue);
-        let congested = too_old || s.media_bytes + len > self.limits.max_queue_bytes;
+        // On a slow link a big frame right after another one is dropped too.
+        let congested =
+            too_old || s.media_bytes + len > self.limits.max_queue_bytes || s.pacer.too_soon(len, now);
         let paused = s.paused_until.is_some_and(|t| now < t);
         if s.dropping_video && key && !congested && !paused {
             s.dropping_video = false;
@@ -340,14 +358,16 @@ impl Outbox {
             return Some(Pushed::Dropped);
         }
         s.stats.video_queued += 1;
+        s.pacer.let_through(len, key, now);
         None
     }
 
     /// Lets the caller write a `len`-byte video frame (header and payload)
     /// to the socket itself, when the outbox has the fast path, nothing is
-    /// queued or being written, and the drop policy admits the frame. The
-    /// writer keeps off the socket until the returned [`DirectWrite`] is
-    /// dropped; anything pushed meanwhile waits behind the frame.
+    /// queued or being written, the link is not paced, and the drop policy
+    /// admits the frame. The writer keeps off the socket until the returned
+    /// [`DirectWrite`] is dropped; anything pushed meanwhile waits behind
+    /// the frame.
     ///
     /// The caller must not block on the socket: for as long as the claim
     /// lasts, the socket's writes time out after [`DIRECT_STALL`]. What the
@@ -359,7 +379,8 @@ impl Outbox {
         };
         let now = Instant::now();
         let mut s = self.lock();
-        if !s.idle() {
+        // On a slow link video goes through the writer, which paces it.
+        if !s.idle() || s.pacer.paced(len) {
             return Direct::Busy;
         }
         if let Some(dropped) = self.admit_video(&mut s, key, len, now) {
@@ -385,7 +406,9 @@ impl Outbox {
         } else {
             Duration::ZERO
         };
-        s.paused_until = Some(now + s.backoff);
+        // On a slow link, no big frame before BIG_FRAME_GAP since the last one.
+        let pause_end = now + s.backoff;
+        s.paused_until = Some(s.pacer.big_frames_wait_until(now).map_or(pause_end, |t| t.max(pause_end)));
     }
 
     /// The fast path: when nothing is queued and the writer is idle, write the
@@ -441,6 +464,7 @@ impl Outbox {
         s.paused_until = None;
         s.backoff = Duration::ZERO;
         s.resumed_at = None;
+        s.pacer.forget_big_frames();
         drop(s);
         self.ready.notify_all();
     }
@@ -486,6 +510,7 @@ impl Outbox {
                 continue;
             }
             let mut bytes = 0;
+            let mut hold = None;
             if let Some((rest, written)) = s.partial.take() {
                 bytes += rest.len() - written;
                 *skip = written;
@@ -500,7 +525,12 @@ impl Outbox {
                 } else if let Some(t) = s.audio.pop_front() {
                     s.media_bytes -= t.frame.bytes.len();
                     t.frame.bytes
-                } else if let Some(t) = s.video.pop_front() {
+                } else if let Some(len) = s.video.front().map(|t| t.frame.bytes.len()) {
+                    if let Gate::Hold(recheck) = self.video_gate(&mut s, len) {
+                        hold = Some(recheck);
+                        break;
+                    }
+                    let Some(t) = s.video.pop_front() else { break };
                     // One video frame ends the batch: audio that arrives while
                     // it is written goes next instead of waiting behind more video.
                     s.media_bytes -= t.frame.bytes.len();
@@ -522,7 +552,28 @@ impl Outbox {
             if s.closing {
                 return false;
             }
-            s = self.ready.wait(s).unwrap_or_else(PoisonError::into_inner);
+            s = match hold {
+                // Video waits for the socket: look again soon, or when audio comes.
+                Some(recheck) => {
+                    self.ready.wait_timeout(s, recheck).unwrap_or_else(PoisonError::into_inner).0
+                }
+                None => self.ready.wait(s).unwrap_or_else(PoisonError::into_inner),
+            };
+        }
+    }
+
+    /// Asks the pacer whether the writer may write a `len`-byte video frame
+    /// now, after sampling the socket (`TCP_INFO` does not block).
+    fn video_gate(&self, s: &mut State, len: usize) -> Gate {
+        let Some(socket) = self.socket.as_ref().filter(|_| self.limits.drop_policy) else {
+            return Gate::Go;
+        };
+        match pacing::sample(socket) {
+            Ok(now) => {
+                s.pacer.observe(now);
+                s.pacer.gate(now.notsent, len)
+            }
+            Err(_) => Gate::Go,
         }
     }
 

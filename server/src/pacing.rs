@@ -1,0 +1,341 @@
+//! Audio-first pacing of video towards a slow receiver: how fast a client
+//! drains its socket, and whether a video frame may be handed to the kernel
+//! now.
+//!
+//! A [`Pacer`] lives in a client's outbox state, under the outbox lock. The
+//! client's writer thread feeds it [`Sample`]s of the socket (taken with
+//! `TCP_INFO`, which never blocks) and asks it before each video frame;
+//! pushers ask it whether a video frame may skip the writer.
+//!
+//! Why: a frame is never split on the wire, so an audio packet waits for
+//! every byte ahead of it, and on a slow link bytes are time (10 KB at
+//! 1 Mbit/s is 80 ms). The kernel accepts a whole frame as soon as its unsent
+//! data drops below `TCP_NOTSENT_LOWAT`, so video written back to back keeps
+//! a frame and more queued in the kernel, where audio can no longer overtake
+//! it. The pacer holds video in the outbox, where audio does overtake it,
+//! until the kernel has sent what it holds, whenever writing the frame now
+//! would put more than [`HOLD_ABOVE`] of draining ahead of the next audio
+//! packet. On a fast link that never happens, and video is not held.
+
+use std::io;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// Video is held back while the socket has unsent bytes and they, with the
+/// frame, would take longer than this to drain.
+pub const HOLD_ABOVE: Duration = Duration::from_millis(20);
+
+/// A frame that takes longer than this to drain is big: every audio packet
+/// that comes while it is on the wire waits behind it, up to its whole drain
+/// time (a 30 KB keyframe takes 240 ms at 1 Mbit/s, a 10 KB frame 80 ms).
+pub const BIG_FRAME: Duration = Duration::from_millis(100);
+
+/// On a slow link, big frames go at most this often: the drop policy drops a
+/// big frame (and the rest of its group of pictures) that comes sooner. This
+/// bounds the share of audio delayed by keyframes to a few percent, and it is
+/// also the longest a receiver that speeds up waits for video: a big frame is
+/// the only probe of the link that a frozen picture allows.
+pub const BIG_FRAME_GAP: Duration = Duration::from_secs(2);
+
+/// Intervals shorter than this say too little about the drain rate.
+const MIN_INTERVAL: Duration = Duration::from_millis(5);
+
+/// The estimate averages backlogged intervals over about this long, which
+/// smooths the bursts in which a small receive window is acknowledged.
+const AVERAGE_OVER: f64 = 0.5;
+
+/// Backlogged time needed before the first estimate.
+const FIRST_ESTIMATE_AFTER: f64 = 0.05;
+
+/// An interval in which the receiver took at least this much, faster than the
+/// estimate, replaces it: the receiver sped up. Less could be a receive
+/// window acknowledged at once, which says nothing about the rate.
+const SPEED_UP_BYTES: u64 = 16 << 10;
+
+/// The longest a held frame waits before the socket is looked at again
+/// (audio that arrives meanwhile wakes the writer at once).
+const MAX_RECHECK: Duration = Duration::from_millis(10);
+
+/// What the kernel says about a client socket at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// When it was taken.
+    pub at: Instant,
+    /// Bytes the receiver has acknowledged since the connection started.
+    pub acked: u64,
+    /// Bytes written to the socket and not yet sent.
+    pub notsent: u32,
+}
+
+/// Reads `TCP_INFO` of `socket`. Never blocks.
+///
+/// # Errors
+/// When `getsockopt` fails (not a TCP socket, or closed).
+pub fn sample(socket: &TcpStream) -> io::Result<Sample> {
+    // SAFETY: tcp_info is plain old data; zeroes are a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: the pointer and length describe `info`, which outlives the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Sample { at: Instant::now(), acked: info.tcpi_bytes_acked, notsent: info.tcpi_notsent_bytes })
+}
+
+/// What the writer may do with the video frame at the head of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Write it now.
+    Go,
+    /// Hold it; look at the socket again after this long, or when audio comes.
+    Hold(Duration),
+}
+
+/// The receiver's drain rate, estimated from socket samples, and when the
+/// last big frame went. See the module documentation.
+#[derive(Debug, Default, Clone)]
+pub struct Pacer {
+    last: Option<Sample>,
+    /// Where the interval of the next lower bound starts.
+    anchor: Option<Sample>,
+    /// Bytes acknowledged and seconds elapsed in backlogged intervals, both
+    /// decaying with [`AVERAGE_OVER`].
+    bytes: f64,
+    secs: f64,
+    /// Bytes per second; `None` until the socket has been seen backlogged.
+    rate: Option<f64>,
+    /// When the last big frame was let through, and its length.
+    last_big: Option<(Instant, usize)>,
+}
+
+impl Pacer {
+    /// Takes a new sample into the estimate.
+    ///
+    /// Between two samples that both found unsent bytes, the receiver was
+    /// the bottleneck all along (probably), so the bytes it acknowledged per
+    /// second are its drain rate: they go into the average. Any interval
+    /// gives a lower bound; one over at least [`SPEED_UP_BYTES`] that is
+    /// higher than the estimate replaces it: that is how a receiver that
+    /// speeds up is noticed.
+    pub fn observe(&mut self, now: Sample) {
+        self.average(now);
+        self.bound(now);
+    }
+
+    fn average(&mut self, now: Sample) {
+        let Some(last) = self.last else {
+            self.last = Some(now);
+            return;
+        };
+        let dt = now.at.saturating_duration_since(last.at);
+        if dt < MIN_INTERVAL {
+            return;
+        }
+        self.last = Some(now);
+        if last.notsent > 0 && now.notsent > 0 {
+            let (acked, dt) = (now.acked.saturating_sub(last.acked), dt.as_secs_f64());
+            let keep = (-dt / AVERAGE_OVER).exp();
+            self.bytes = self.bytes * keep + acked as f64;
+            self.secs = self.secs * keep + dt;
+            if self.rate.is_some() || self.secs >= FIRST_ESTIMATE_AFTER {
+                self.rate = Some(self.bytes / self.secs);
+            }
+        }
+    }
+
+    /// Every [`SPEED_UP_BYTES`] acknowledged, busy or not, give a lower bound.
+    fn bound(&mut self, now: Sample) {
+        let Some(anchor) = self.anchor else {
+            self.anchor = Some(now);
+            return;
+        };
+        let acked = now.acked.saturating_sub(anchor.acked);
+        if acked < SPEED_UP_BYTES {
+            return;
+        }
+        self.anchor = Some(now);
+        let dt = now.at.saturating_duration_since(anchor.at).max(MIN_INTERVAL).as_secs_f64();
+        if self.rate.is_some_and(|r| acked as f64 / dt > r) {
+            (self.bytes, self.secs) = (acked as f64, dt);
+            self.rate = Some(self.bytes / self.secs);
+        }
+    }
+
+    /// The estimated drain rate in bytes per second, if the receiver was ever backlogged.
+    pub fn rate(&self) -> Option<f64> {
+        self.rate
+    }
+
+    /// How long `bytes` take to drain at the estimated rate; zero while the
+    /// rate is unknown (the receiver never fell behind).
+    pub fn drain_time(&self, bytes: usize) -> Duration {
+        match self.rate {
+            Some(rate) if rate > 0.0 => Duration::from_secs_f64((bytes as f64 / rate).min(3600.0)),
+            Some(_) => Duration::MAX,
+            None => Duration::ZERO,
+        }
+    }
+
+    /// Whether a video frame of `len` bytes must go through the writer, which
+    /// asks [`Pacer::gate`], instead of straight to the socket.
+    pub fn paced(&self, len: usize) -> bool {
+        self.drain_time(len) > HOLD_ABOVE
+    }
+
+    /// Whether the writer may write a video frame of `len` bytes now, with
+    /// `notsent` bytes still unsent in the socket.
+    pub fn gate(&self, notsent: u32, len: usize) -> Gate {
+        let notsent = notsent as usize;
+        if notsent == 0 || !self.paced(notsent + len) {
+            return Gate::Go;
+        }
+        Gate::Hold(self.drain_time(notsent).clamp(Duration::from_millis(1), MAX_RECHECK))
+    }
+
+    /// Whether a video frame of `len` bytes is big ([`BIG_FRAME`]) and comes
+    /// less than [`BIG_FRAME_GAP`] after the last big one let through.
+    pub fn too_soon(&self, len: usize, now: Instant) -> bool {
+        self.big(len) && self.big_frames_wait_until(now).is_some()
+    }
+
+    /// Notes a video frame of `len` bytes let through now. A keyframe let
+    /// through before the rate is known counts as well if it turns out big.
+    pub fn let_through(&mut self, len: usize, key: bool, now: Instant) {
+        if self.big(len) || (key && self.rate.is_none()) {
+            self.last_big = Some((now, len));
+        }
+    }
+
+    /// Until when the next big frame would come too soon, if it would.
+    pub fn big_frames_wait_until(&self, now: Instant) -> Option<Instant> {
+        self.last_big.filter(|&(_, len)| self.big(len)).map(|(t, _)| t + BIG_FRAME_GAP).filter(|&t| now < t)
+    }
+
+    fn big(&self, len: usize) -> bool {
+        self.drain_time(len) > BIG_FRAME
+    }
+
+    /// Forgets the last big frame (a new call starts afresh); the rate is kept.
+    pub fn forget_big_frames(&mut self) {
+        self.last_big = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t0: Instant, ms: u64, acked: u64, notsent: u32) -> Sample {
+        Sample { at: t0 + Duration::from_millis(ms), acked, notsent }
+    }
+
+    #[test]
+    fn unknown_rate_never_holds() {
+        let p = Pacer::default();
+        assert_eq!(p.rate(), None);
+        assert!(!p.paced(1 << 20));
+        assert_eq!(p.gate(100_000, 30_000), Gate::Go);
+    }
+
+    #[test]
+    fn idle_intervals_alone_give_no_rate() {
+        let t0 = Instant::now();
+        let mut p = Pacer::default();
+        p.observe(at(t0, 0, 0, 0));
+        p.observe(at(t0, 100, 1_000, 0));
+        p.observe(at(t0, 200, 2_000, 4_000));
+        assert_eq!(p.rate(), None);
+    }
+
+    #[test]
+    fn a_backlogged_receiver_is_measured_and_video_held() {
+        let t0 = Instant::now();
+        let mut p = Pacer::default();
+        // 125 KB/s (1 Mbit/s) with bytes waiting all along.
+        p.observe(at(t0, 0, 0, 5_000));
+        p.observe(at(t0, 100, 12_500, 3_000));
+        assert_eq!(p.rate(), Some(125_000.0));
+        assert!(p.paced(10_000), "a 10 KB frame takes 80 ms");
+        assert!(!p.paced(1_000), "1 KB takes 8 ms");
+        assert_eq!(p.gate(0, 30_000), Gate::Go, "nothing unsent: write it");
+        assert_eq!(p.gate(1_000, 10_000), Gate::Hold(Duration::from_millis(8)));
+        assert_eq!(p.gate(100, 1_000), Gate::Go, "small enough");
+        assert_eq!(p.gate(100_000, 10_000), Gate::Hold(MAX_RECHECK));
+        // Samples closer than MIN_INTERVAL are ignored.
+        p.observe(at(t0, 101, 12_600, 3_000));
+        assert_eq!(p.rate(), Some(125_000.0));
+    }
+
+    #[test]
+    fn the_estimate_follows_a_slower_receiver_and_jumps_to_a_faster_one() {
+        let t0 = Instant::now();
+        let mut p = Pacer::default();
+        p.observe(at(t0, 0, 0, 5_000));
+        p.observe(at(t0, 100, 12_500, 5_000));
+        // Half the speed, still backlogged: the average moves towards it.
+        p.observe(at(t0, 200, 18_750, 5_000));
+        let slower = p.rate().unwrap();
+        assert!(62_500.0 < slower && slower < 100_000.0, "{slower}");
+        // A partly idle interval slower than the estimate says nothing.
+        p.observe(at(t0, 300, 25_000, 0));
+        assert_eq!(p.rate(), Some(slower));
+        // Nor does a receive window acknowledged at once.
+        p.observe(at(t0, 305, 29_096, 0));
+        assert_eq!(p.rate(), Some(slower));
+        // 20 KB in 10 ms: the receiver sped up (the bound starts at 200 ms).
+        p.observe(at(t0, 310, 39_096, 0));
+        assert_eq!(p.rate(), Some(20_346.0 / 0.11));
+        // Then 30 KB in 10 ms.
+        p.observe(at(t0, 320, 69_096, 0));
+        assert_eq!(p.rate(), Some(3_000_000.0));
+        assert!(!p.paced(30_000));
+    }
+
+    #[test]
+    fn big_frames_are_spaced_on_a_slow_link_only() {
+        let t0 = Instant::now();
+        let mut p = Pacer::default();
+        // Unknown rate: nothing is big (yet).
+        p.let_through(30_000, true, t0);
+        assert!(!p.too_soon(30_000, t0));
+        assert_eq!(p.big_frames_wait_until(t0), None);
+        p.observe(at(t0, 0, 0, 5_000));
+        p.observe(at(t0, 100, 12_500, 3_000));
+        // 125 KB/s: 30 KB (240 ms) is big, 10 KB (80 ms) is not; the keyframe
+        // let through before the rate was known counts.
+        assert!(p.too_soon(30_000, t0 + BIG_FRAME_GAP / 2));
+        p.forget_big_frames();
+        p.let_through(10_000, true, t0);
+        assert_eq!(p.big_frames_wait_until(t0), None);
+        p.let_through(30_000, false, t0);
+        assert!(p.too_soon(30_000, t0 + BIG_FRAME_GAP / 2));
+        assert!(!p.too_soon(10_000, t0 + BIG_FRAME_GAP / 2));
+        assert!(!p.too_soon(30_000, t0 + BIG_FRAME_GAP));
+        assert_eq!(p.big_frames_wait_until(t0 + BIG_FRAME_GAP / 2), Some(t0 + BIG_FRAME_GAP));
+        assert_eq!(p.big_frames_wait_until(t0 + BIG_FRAME_GAP), None);
+        p.forget_big_frames();
+        assert!(!p.too_soon(30_000, t0));
+    }
+
+    #[test]
+    fn sampling_a_real_socket_works() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut a = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let _b = listener.accept().unwrap();
+        let before = sample(&a).unwrap();
+        std::io::Write::write_all(&mut a, &[0; 1000]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let after = sample(&a).unwrap();
+        assert_eq!((after.acked - before.acked, after.notsent), (1000, 0));
+    }
+}
