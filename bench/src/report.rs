@@ -388,12 +388,19 @@ fn slow(s: &mut String, r: &Results) {
          with their capture time, so a sender blocked by the relay shows up as age. Age = arrival time \
          minus capture time. Recovery = time from the speed-up until no delivered frame is older than \
          50 ms; fresh video = time from the speed-up to the first video frame under 50 ms old. Baseline: the \
-         same run with the drop policy disabled (`--no-drop-policy`, a naive relay). The policy backs off \
-         keyframe requests while the receiver stays congested: each congestion episode that comes within 2 s \
-         of video resuming doubles the pause (all video dropped, keyframes included, no request) up to \
-         4 × --max-queue-ms (1.2 s), so fresh video comes back at most about 1.2 s plus the sender's \
-         reaction after the receiver speeds up. Before the backoff (commit 3d5ee02's server, same machine, \
-         same day): audio age p95 257.8 ms, p50 113.9 ms, 66 keyframe requests.\n",
+         same run with the drop policy disabled (`--no-drop-policy`, a naive relay).\n\n\
+         What the policy does here (server/src/pacing.rs, docs/PROTOCOL.md): a frame is never split on \
+         the wire, so audio waits for every byte ahead of it, and at 1 Mbit/s a 10 KB frame is 80 ms and \
+         a 30 KB keyframe 240 ms. The server measures each receiver's drain rate from `TCP_INFO`; on a \
+         slow link it holds video in the outbox while the socket still has unsent bytes, so audio \
+         overtakes it instead of waiting behind a frame already in the kernel, and it lets a frame that \
+         takes over 100 ms to drain (a keyframe) through at most once every 2 s, dropping the rest of a \
+         group of pictures that comes sooner. Each keyframe still delays the audio captured while it is \
+         on the wire, about 3 packets per keyframe; the 2 s gap keeps that to a few percent of the audio, \
+         and it is also the longest a receiver that speeds up waits for video, since a keyframe is the \
+         only probe of a link while the picture is frozen. Earlier servers, same machine, same day: with \
+         keyframe backoff only (commit 87d23be) audio age p95 143-159 ms; with neither (commit 3d5ee02) \
+         257.8 ms.\n",
         crate::slow::RCVBUF,
         policy.slow_s
     );
@@ -517,9 +524,12 @@ fn throughput_analysis(s: &mut String, r: &Results, server: &ThroughputPath, bes
          ceiling, does not pay here: the minimal splice relay measured {splice} against {copy} for the \
          minimal copy relay, and the server with `--splice` (which splices large frames whose payload \
          has fully arrived into an idle receiver's socket) {server_splice} against {ratio:.2} without \
-         it, {splice_verdict}. The server reaches {of_best:.0} % of the minimal relay's throughput; the \
-         rest is its real work: parsing each frame's header, the drop policy's bookkeeping, and handing \
-         frames from the session thread to the receiver's writer thread. For default clients the \
+         it, {splice_verdict}. The server reaches {of_best:.0} % of the minimal relay's throughput. What \
+         costs the rest was not isolated: on 2026-11-25 each of these left the server's ratio within \
+         its run-to-run spread (0.3-0.5): not zeroing the frame buffer, writing large frames only from \
+         the writer thread (so reading and writing overlap on two cores), a 1 MiB \
+         `TCP_NOTSENT_LOWAT`, kernel-tuned send buffers, back-pressure instead of the drop policy, and \
+         larger glibc malloc thresholds. For default clients the \
          ceiling is encryption, not relaying: TLS relays at {tls} of plain text (section 8). Media \
          frames are far from any of these limits: a 640x480 call is about 1.1 Mbit/s (section 6).\n",
         best_ratio = median_ratio(best),
@@ -564,10 +574,9 @@ fn analysis(s: &mut String, r: &Results) {
                 "- **Slow receiver, audio age p95 {} (target 150 ms).** At 1 Mbit/s one 10 KB video frame \
                  takes 80 ms on the wire and a 30 KB keyframe 240 ms, and a frame cannot be interrupted \
                  once started (the wire format has no interleaving), so audio that arrives during a keyframe \
-                 waits for it. The server backs off keyframe requests while a receiver stays congested \
-                 (the pause before video may resume doubles up to 4 × --max-queue-ms, 1.2 s), which keeps \
-                 keyframes from taking most of the link; the rest is keyframes the sender makes on its own \
-                 schedule. The median is {}.\n",
+                 waits for it. The server paces video on a slow link and lets a keyframe through at most \
+                 every 2 s (section 5), which leaves about 3 late audio packets per keyframe; on this run \
+                 that was more than 5 % of the audio. The median is {}.\n",
                 ms(p95),
                 ms(a.pct_us(50.0))
             );
