@@ -112,8 +112,8 @@ fn summary(s: &mut String, r: &Results) {
         let _ = writeln!(
             s,
             "| 250 calls: p99 latency, frames dropped | p99 < 5 ms, 0 dropped | p99 {} (direct {}), {} dropped | {} |",
-            ms(row.relay.all.p99),
-            ms(row.direct.all.p99),
+            fmt_us(row.relay.all.p99),
+            fmt_us(row.direct.all.p99),
             row.relay.lost,
             yes(ok)
         );
