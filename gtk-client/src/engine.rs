@@ -91,7 +91,7 @@ pub enum Event {
         /// Why.
         reason: EndReason,
         /// The call's statistics.
-        stats: StatsSnapshot,
+        stats: Box<StatsSnapshot>,
     },
     /// A chat line from the peer.
     Message(String),
@@ -507,7 +507,7 @@ impl Control {
                 }
             }
             Action::Ended(reason) => {
-                let stats = self.current_stats().snapshot();
+                let stats = Box::new(self.current_stats().snapshot());
                 self.emit(Event::CallEnded { reason, stats });
             }
             Action::Ignored(why) => self.emit(Event::Notice(why.into())),

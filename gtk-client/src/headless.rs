@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::call::{CallState, EndReason};
 use crate::engine::{Engine, Event};
-use crate::media::{AudioIn, MediaSetup, StatsSnapshot, VideoIn};
+use crate::media::{MediaSetup, StatsSnapshot};
 
 /// What to do once connected.
 #[derive(Debug, Clone, Default)]
@@ -58,9 +58,11 @@ pub struct Summary {
     pub video_encoder: &'static str,
     /// The H.264 decoder used.
     pub video_decoder: &'static str,
-    /// What video was sent: `camera:/dev/videoN`, `test:PATTERN` or `none`.
+    /// What video was sent: `camera:/dev/videoN`, `test:PATTERN` or `none`;
+    /// after a source failed mid-call, its fallback.
     pub video_source: String,
-    /// What audio was sent: `mic`, `tone:HZ`, `silence` or `none`.
+    /// What audio was sent: `mic`, `tone:HZ`, `silence` or `none`; after a
+    /// source failed mid-call, its fallback.
     pub audio_source: String,
     /// The call's statistics.
     #[serde(flatten)]
@@ -270,7 +272,7 @@ impl<'a> Run<'a> {
                 self.deadline = self.plan.duration.map(|d| Instant::now() + d);
             }
             Event::CallChanged(state) => log(&format!("call state: {state:?}")),
-            Event::CallEnded { reason, stats } => self.on_end(reason, stats),
+            Event::CallEnded { reason, stats } => self.on_end(reason, *stats),
             Event::Disconnected(why) => {
                 log(&format!("disconnected: {why}"));
                 if self.outcome.is_none() {
@@ -319,24 +321,16 @@ impl<'a> Run<'a> {
 
     fn summary(&self, end_reason: String) -> Summary {
         let setup: &MediaSetup = self.engine.media();
+        let stats = self.stats.clone().unwrap_or_else(|| self.engine.stats());
         Summary {
             id: self.id.clone(),
             end_reason,
             call_seconds: self.call_seconds,
             video_encoder: setup.encoder_name(),
             video_decoder: setup.decoder_name(),
-            video_source: match &setup.video_in {
-                VideoIn::Camera(path) => format!("camera:{path}"),
-                VideoIn::Test(pattern) => format!("test:{pattern}"),
-                VideoIn::None => "none".into(),
-            },
-            audio_source: match setup.audio_in {
-                AudioIn::Mic => "mic".into(),
-                AudioIn::Tone(hz) => format!("tone:{hz}"),
-                AudioIn::Silence => "silence".into(),
-                AudioIn::None => "none".into(),
-            },
-            stats: self.stats.clone().unwrap_or_else(|| self.engine.stats()),
+            video_source: stats.video_fallback.clone().unwrap_or_else(|| setup.video_in.to_string()),
+            audio_source: stats.audio_fallback.clone().unwrap_or_else(|| setup.audio_in.to_string()),
+            stats,
             notices: self.notices.clone(),
         }
     }

@@ -182,6 +182,9 @@ fn lost_microphone_falls_back_to_silence_and_the_call_goes_on() {
     assert!(callee.n("audio_packets_decoded") >= 180, "{}", callee.json());
     // The last second the callee heard is the fallback's silence, not the tone.
     assert!(callee.f("audio_rms") < 0.01, "{}", callee.json());
+    // The summary names what was sent at the end, not what the call began with.
+    assert_eq!(caller.json()["audio_source"], "silence", "{}", caller.json());
+    assert_eq!(callee.json()["audio_source"], "tone:660", "{}", callee.json());
     // Video was untouched.
     assert!(caller.n("video_frames_sent") >= 110, "{}", caller.json());
 }

@@ -241,6 +241,17 @@ pub enum VideoIn {
     None,
 }
 
+impl std::fmt::Display for VideoIn {
+    /// `camera:/dev/videoN`, `test:PATTERN` or `none`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VideoIn::Camera(path) => write!(f, "camera:{path}"),
+            VideoIn::Test(pattern) => write!(f, "test:{pattern}"),
+            VideoIn::None => f.write_str("none"),
+        }
+    }
+}
+
 /// The resolved audio input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AudioIn {
@@ -252,6 +263,18 @@ pub enum AudioIn {
     Silence,
     /// No audio is sent.
     None,
+}
+
+impl std::fmt::Display for AudioIn {
+    /// `mic`, `tone:HZ`, `silence` or `none`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AudioIn::Mic => f.write_str("mic"),
+            AudioIn::Tone(hz) => write!(f, "tone:{hz}"),
+            AudioIn::Silence => f.write_str("silence"),
+            AudioIn::None => f.write_str("none"),
+        }
+    }
 }
 
 /// The resolved audio output.

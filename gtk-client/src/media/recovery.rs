@@ -204,6 +204,8 @@ impl CallMedia {
         let fallback = self.ctx.video_fallback();
         self.video_in = fallback.clone();
         self.send_video = self.ctx.send_video(&fallback)?;
+        let now = if self.send_video.is_some() { fallback.to_string() } else { VideoIn::None.to_string() };
+        self.ctx.stats().record_fallback(Some(now), None);
         let enabled = self.controls.camera_enabled;
         self.set_camera_enabled(enabled);
         let what = match (&lost, &self.send_video) {
@@ -222,6 +224,8 @@ impl CallMedia {
         let lost = self.audio_in;
         self.audio_in = AudioIn::Silence;
         self.send_audio = self.ctx.send_audio(AudioIn::Silence)?;
+        let now = if self.send_audio.is_some() { AudioIn::Silence } else { AudioIn::None };
+        self.ctx.stats().record_fallback(None, Some(now.to_string()));
         let muted = self.controls.muted;
         self.set_muted(muted);
         let what = match (lost, &self.send_audio) {

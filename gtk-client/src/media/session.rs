@@ -47,6 +47,11 @@ pub(super) struct Context {
 }
 
 impl Context {
+    /// The call's statistics.
+    pub(super) fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
     /// A new receive-video pipeline; `None` without a decoder.
     pub(super) fn receive_video(&self) -> Result<Option<Receiving>, MediaError> {
         let Some(launch) = self.setup.receive_video_launch()? else { return Ok(None) };

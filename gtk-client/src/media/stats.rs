@@ -55,6 +55,9 @@ pub struct Stats {
     tone: Mutex<VecDeque<i16>>,
     sent_grid: Mutex<Option<LumaGrid>>,
     received_grid: Mutex<Option<LumaGrid>>,
+    /// The (video, audio) sources that replaced failed ones mid-call, named
+    /// as `VideoIn` and `AudioIn` display themselves.
+    fallbacks: Mutex<(Option<String>, Option<String>)>,
 }
 
 /// Mean luma of [`GRID_COLS`] × [`GRID_ROWS`] small blocks, row by row.
@@ -104,6 +107,12 @@ pub struct StatsSnapshot {
     pub video_sent_luma: Option<LumaGrid>,
     /// Luma grid of the last picture we decoded.
     pub video_received_luma: Option<LumaGrid>,
+    /// The video source that replaced a failed one mid-call, if any.
+    #[serde(skip)]
+    pub video_fallback: Option<String>,
+    /// The audio source that replaced a failed one mid-call, if any.
+    #[serde(skip)]
+    pub audio_fallback: Option<String>,
 }
 
 impl Stats {
@@ -143,6 +152,14 @@ impl Stats {
         }
     }
 
+    /// Notes that a failed source was replaced mid-call by `video` or `audio`.
+    pub fn record_fallback(&self, video: Option<String>, audio: Option<String>) {
+        if let Ok(mut f) = self.fallbacks.lock() {
+            f.0 = video.or(f.0.take());
+            f.1 = audio.or(f.1.take());
+        }
+    }
+
     /// Copies everything out.
     pub fn snapshot(&self) -> StatsSnapshot {
         let n = |a: &AtomicU64| a.load(Relaxed);
@@ -178,6 +195,8 @@ impl Stats {
             audio_rms: rms,
             video_sent_luma: self.sent_grid.lock().ok().and_then(|g| g.clone()),
             video_received_luma: self.received_grid.lock().ok().and_then(|g| g.clone()),
+            video_fallback: self.fallbacks.lock().ok().and_then(|f| f.0.clone()),
+            audio_fallback: self.fallbacks.lock().ok().and_then(|f| f.1.clone()),
         }
     }
 }
