@@ -93,6 +93,15 @@ impl Reader {
     /// # Errors
     /// [`End::Eof`], [`End::Timeout`] or [`End::Io`].
     pub fn read_into(&mut self, out: &mut [u8]) -> Result<usize, End> {
+        self.before_deadline(|r| r.source.read(out))
+    }
+
+    /// Retries `read` (a read from the socket, under its read timeout) until
+    /// it gives bytes, fails, or the item deadline passes. `Ok(0)` is EOF.
+    fn before_deadline(
+        &mut self,
+        mut read: impl FnMut(&mut Reader) -> io::Result<usize>,
+    ) -> Result<usize, End> {
         loop {
             let started = *self.item_started.get_or_insert_with(Instant::now);
             let left = self.io_timeout.saturating_sub(started.elapsed());
@@ -100,7 +109,7 @@ impl Reader {
                 return Err(End::Timeout);
             }
             self.set_read_timeout(Some(left)).map_err(End::Io)?;
-            match self.source.read(out) {
+            match read(self) {
                 Ok(0) => return Err(End::Eof),
                 Ok(n) => return Ok(n),
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
@@ -140,24 +149,10 @@ impl Reader {
     pub fn splice_into(&mut self, max: usize) -> Result<usize, End> {
         debug_assert_eq!(self.start, self.end, "buffered bytes go first");
         let fd = self.stream.as_raw_fd();
-        loop {
-            let started = *self.item_started.get_or_insert_with(Instant::now);
-            let left = self.io_timeout.saturating_sub(started.elapsed());
-            if left.is_zero() {
-                return Err(End::Timeout);
-            }
-            self.set_read_timeout(Some(left)).map_err(End::Io)?;
-            let Some(pipe) = self.pipe.as_mut() else {
-                return Err(End::Io(io::ErrorKind::Unsupported.into()));
-            };
-            match pipe.fill_from(fd, max) {
-                Ok(0) => return Err(End::Eof),
-                Ok(n) => return Ok(n),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(End::Io(e)),
-            }
-        }
+        self.before_deadline(|r| match r.pipe.as_mut() {
+            Some(pipe) => pipe.fill_from(fd, max),
+            None => Err(io::ErrorKind::Unsupported.into()),
+        })
     }
 
     /// Reads more bytes into the buffer. Without a partial item, waits as long as needed.
