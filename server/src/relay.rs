@@ -112,7 +112,13 @@ fn splice_frame(reader: &mut Reader, mut out: DirectWrite, mut head: Vec<u8>, le
         let held = pipe.held();
         if out.splice_from(pipe, left > 0) < held {
             if let Err(e) = pipe.take_into(out.spill()) {
+                // Zeros stand in for what the pipe still holds, and the pipe
+                // goes, so those bytes never reach the next frame.
                 crate::log!(Warn, "reading back a pipe failed: {e}");
+                let lost = pipe.held();
+                reader.drop_pipe();
+                let spill = out.spill();
+                spill.resize(spill.len() + lost, 0);
             }
             return read_payload(reader, out.spill(), left);
         }

@@ -136,6 +136,11 @@ impl Reader {
         self.pipe.is_some()
     }
 
+    /// Closes the pipe, whatever it holds; the next splice makes a new one.
+    pub fn drop_pipe(&mut self) {
+        self.pipe = None;
+    }
+
     /// The pipe made by [`Reader::splice_ready`].
     pub fn pipe(&mut self) -> Option<&mut Pipe> {
         self.pipe.as_mut()
