@@ -11,24 +11,26 @@ use super::i18n::i18n;
 use super::settings;
 use super::window::Window;
 
+/// Adds `win.<name>`, which runs `f` on the window while it exists.
+pub(super) fn add(w: &Rc<Window>, name: &str, f: fn(&Rc<Window>)) {
+    let action = gio::SimpleAction::new(name, None);
+    let weak = Rc::downgrade(w);
+    action.connect_activate(move |_, _| {
+        if let Some(w) = weak.upgrade() {
+            f(&w);
+        }
+    });
+    w.win.add_action(&action);
+}
+
 /// Adds the actions and shortcuts to `w`.
 pub fn install(w: &Rc<Window>) {
-    let simple = |name: &str, f: fn(&Rc<Window>)| {
-        let action = gio::SimpleAction::new(name, None);
-        let weak = Rc::downgrade(w);
-        action.connect_activate(move |_, _| {
-            if let Some(w) = weak.upgrade() {
-                f(&w);
-            }
-        });
-        w.win.add_action(&action);
-    };
-    simple("accept", |w| w.with_engine(|e| e.answer(true)));
-    simple("decline", |w| w.with_engine(|e| e.answer(false)));
-    simple("hang-up", |w| w.with_engine(|e| e.hangup()));
-    simple("reconnect", |w| w.connect());
-    simple("first-connect", first_connect);
-    simple("search", |w| {
+    add(w, "accept", |w| w.with_engine(|e| e.answer(true)));
+    add(w, "decline", |w| w.with_engine(|e| e.answer(false)));
+    add(w, "hang-up", |w| w.with_engine(|e| e.hangup()));
+    add(w, "reconnect", |w| w.connect());
+    add(w, "first-connect", first_connect);
+    add(w, "search", |w| {
         let bar = &w.lobby.search_bar;
         bar.set_search_mode(!bar.is_search_mode());
     });

@@ -9,7 +9,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use adw::prelude::*;
-use gtk::gio;
 use komunikator_protocol::ErrorCode;
 
 use super::i18n::i18n;
@@ -85,18 +84,8 @@ pub fn from_error(error: &EngineError) -> Option<Gate> {
 
 /// Adds `win.trust-certificate` and `win.submit-password` to `w`.
 pub fn install(w: &Rc<Window>) {
-    for (name, f) in
-        [("trust-certificate", trust_certificate as fn(&Rc<Window>)), ("submit-password", submit_password)]
-    {
-        let action = gio::SimpleAction::new(name, None);
-        let weak = Rc::downgrade(w);
-        action.connect_activate(move |_, _| {
-            if let Some(w) = weak.upgrade() {
-                f(&w);
-            }
-        });
-        w.win.add_action(&action);
-    }
+    super::actions::add(w, "trust-certificate", trust_certificate);
+    super::actions::add(w, "submit-password", submit_password);
 }
 
 impl Window {
