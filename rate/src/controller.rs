@@ -1,0 +1,371 @@
+//! [`Controller`]: the sender's video bitrate and picture size, following
+//! the path. Owned by the client's writer thread, which ticks it with an
+//! [`Observation`] about every [`TICK`]; the sending pipeline reads its
+//! [`Decision`] (through atomics) and applies it to the encoder.
+//!
+//! The path has two ends that can limit a call: the sender's own uplink,
+//! which the sender sees as media waiting in its queue and socket, and the
+//! receiver's downlink, which the server measures and reports (`rate`).
+//! The rule, in the spirit of delay-based congestion control:
+//!
+//! * **Down at once.** When media waits longer than [`CONGESTED`] to drain
+//!   at the measured uplink rate, or the server reports the peer's downlink,
+//!   the video rate drops to [`HEADROOM`] of that rate minus the audio, in
+//!   the same tick: the leftover drains the queue.
+//! * **Up by probing.** After [`CALM_AFTER`] with nothing waiting and no
+//!   limit reported, the rate grows by [`FAST_GROWTH`] a second, slowing to
+//!   [`SLOW_GROWTH`] near the rate that last limited it, so a link that
+//!   grows is found within seconds and a link that did not is touched gently.
+//! * **Smaller pictures at low rates.** Each [`Rung`] of the ladder needs a
+//!   minimum rate; below it the next smaller picture (and, at the bottom,
+//!   half the frame rate) is used, so every frame stays small enough to
+//!   cross the link in well under the audio's latency budget. Going back up
+//!   needs [`UP_MARGIN`] above the threshold for [`UP_AFTER`].
+
+use std::time::{Duration, Instant};
+
+/// How often the owner should tick the controller.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// Media waiting longer than this to drain means the uplink is full.
+pub const CONGESTED: Duration = Duration::from_millis(60);
+
+/// The share of a measured rate that the whole call's media may take.
+pub const HEADROOM: f64 = 0.85;
+
+/// Quiet time after congestion before the rate grows again.
+pub const CALM_AFTER: Duration = Duration::from_millis(600);
+
+/// Growth per second far from the last limit.
+pub const FAST_GROWTH: f64 = 0.35;
+
+/// Growth per second near the last limit (within ±15 % of it).
+pub const SLOW_GROWTH: f64 = 0.10;
+
+/// A bigger picture needs this much more than its threshold...
+pub const UP_MARGIN: f64 = 1.25;
+
+/// ...for this long.
+pub const UP_AFTER: Duration = Duration::from_secs(2);
+
+/// The video rate below which the smallest picture is used, for a
+/// 640x480@30 picture; scaled by pixel rate for other sizes.
+const VGA_FULL_KBPS: f64 = 450.0;
+
+/// The same for the middle rung.
+const VGA_MIDDLE_KBPS: f64 = 240.0;
+
+/// One picture size the sender may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rung {
+    /// Width in pixels (even).
+    pub width: u32,
+    /// Height in pixels (even).
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// The video rate this size needs, in kbit/s (0 for the smallest).
+    pub min_kbps: u32,
+}
+
+/// The ladder for a configured picture, biggest first: the picture itself,
+/// three quarters of it, then half of it at no more than 15 frames/s.
+/// Pictures of 320 pixels wide or less have only one rung.
+pub fn ladder(width: u32, height: u32, fps: u32) -> Vec<Rung> {
+    let even = |v: u32| (v / 2 * 2).max(2);
+    let scale = (f64::from(width) * f64::from(height) * f64::from(fps)) / (640.0 * 480.0 * 30.0);
+    let need = |vga: f64| (vga * scale.powf(0.75)).round() as u32;
+    if width <= 320 {
+        return vec![Rung { width, height, fps, min_kbps: 0 }];
+    }
+    vec![
+        Rung { width, height, fps, min_kbps: need(VGA_FULL_KBPS) },
+        Rung {
+            width: even(width * 3 / 4),
+            height: even(height * 3 / 4),
+            fps,
+            min_kbps: need(VGA_MIDDLE_KBPS),
+        },
+        Rung { width: even(width / 2), height: even(height / 2), fps: fps.min(15), min_kbps: 0 },
+    ]
+}
+
+/// What the owner knows at one tick.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observation {
+    /// Now.
+    pub at: Instant,
+    /// The uplink's drain rate in bytes per second, if it was measured.
+    pub uplink: Option<f64>,
+    /// Bytes of media waiting in the sender: its queue and its socket's
+    /// unsent bytes.
+    pub backlog: usize,
+    /// The peer's downlink as the server last reported it, in kbit/s.
+    pub peer_kbps: Option<u32>,
+    /// What the audio takes, framing included, in bit/s.
+    pub audio_bps: u32,
+}
+
+/// Which end of the path limits the video now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Limit {
+    /// Neither: video runs at the user's maximum or is growing towards it.
+    #[default]
+    None,
+    /// Our own uplink.
+    Uplink,
+    /// The peer's downlink, as the server reported it.
+    Downlink,
+}
+
+/// What the sender should do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// The encoder's bitrate, in kbit/s.
+    pub video_kbps: u32,
+    /// The picture to send.
+    pub rung: Rung,
+    /// What limits it.
+    pub limit: Limit,
+}
+
+/// The sender's rate controller. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct Controller {
+    min_kbps: f64,
+    max_kbps: f64,
+    target: f64,
+    ladder: Vec<Rung>,
+    rung: usize,
+    last_tick: Option<Instant>,
+    congested_at: Option<Instant>,
+    /// The video rate the last limit allowed; growth slows near it.
+    last_cap: Option<f64>,
+    /// Since when the target has been high enough for the next bigger rung.
+    up_since: Option<Instant>,
+    limit: Limit,
+}
+
+impl Controller {
+    /// A controller that starts at `max_kbps` (the user's maximum), never
+    /// goes below `min_kbps`, and picks pictures from `ladder` (biggest first,
+    /// not empty).
+    pub fn new(min_kbps: u32, max_kbps: u32, ladder: Vec<Rung>) -> Controller {
+        let ladder =
+            if ladder.is_empty() { vec![Rung { width: 0, height: 0, fps: 0, min_kbps: 0 }] } else { ladder };
+        let max = f64::from(max_kbps.max(min_kbps).max(1));
+        let mut c = Controller {
+            min_kbps: f64::from(min_kbps.min(max_kbps)),
+            max_kbps: max,
+            target: max,
+            ladder,
+            rung: 0,
+            last_tick: None,
+            congested_at: None,
+            last_cap: None,
+            up_since: None,
+            limit: Limit::None,
+        };
+        c.rung = c.rung_for(c.target, 1.0);
+        c
+    }
+
+    /// The current decision, without ticking.
+    pub fn decision(&self) -> Decision {
+        Decision { video_kbps: self.target.round() as u32, rung: self.ladder[self.rung], limit: self.limit }
+    }
+
+    /// Takes an observation and decides.
+    pub fn tick(&mut self, obs: Observation) -> Decision {
+        let dt = self
+            .last_tick
+            .map_or(Duration::ZERO, |t| obs.at.saturating_duration_since(t))
+            .min(Duration::from_secs(1))
+            .as_secs_f64();
+        self.last_tick = Some(obs.at);
+        let audio_kbps = f64::from(obs.audio_bps) / 1000.0;
+        let allowed = |link_kbps: f64| link_kbps * HEADROOM - audio_kbps;
+        let uplink_kbps = obs.uplink.map(|r| r * 8.0 / 1000.0);
+        let congested = match obs.uplink {
+            Some(rate) if rate > 0.0 => obs.backlog as f64 / rate > CONGESTED.as_secs_f64(),
+            // Not measured yet: only a large backlog counts.
+            _ => obs.backlog > 64 << 10,
+        };
+        let mut cap = f64::INFINITY;
+        self.limit = Limit::None;
+        if congested {
+            self.congested_at = Some(obs.at);
+            if let Some(up) = uplink_kbps {
+                cap = allowed(up);
+                self.limit = Limit::Uplink;
+            }
+        }
+        if let Some(peer) = obs.peer_kbps {
+            let down = allowed(f64::from(peer));
+            if down < cap {
+                (cap, self.limit) = (down, Limit::Downlink);
+            }
+        }
+        if cap.is_finite() {
+            if cap < self.target {
+                self.last_cap = Some(cap.max(self.min_kbps));
+            }
+            self.target = self.target.min(cap);
+        } else if self.calm(obs.at) {
+            let near = self.last_cap.is_some_and(|c| self.target > c * 0.85 && self.target < c * 1.15);
+            let growth = if near { SLOW_GROWTH } else { FAST_GROWTH };
+            self.target *= 1.0 + growth * dt;
+        }
+        self.target = self.target.clamp(self.min_kbps, self.max_kbps);
+        self.step_rung(obs.at);
+        self.decision()
+    }
+
+    fn calm(&self, now: Instant) -> bool {
+        self.congested_at.is_none_or(|t| now.saturating_duration_since(t) >= CALM_AFTER)
+    }
+
+    /// The index of the biggest rung whose threshold × `margin` the target meets.
+    fn rung_for(&self, target: f64, margin: f64) -> usize {
+        self.ladder
+            .iter()
+            .position(|r| target >= f64::from(r.min_kbps) * margin)
+            .unwrap_or(self.ladder.len() - 1)
+    }
+
+    fn step_rung(&mut self, now: Instant) {
+        let down = self.rung_for(self.target, 1.0);
+        if down > self.rung {
+            (self.rung, self.up_since) = (down, None);
+            return;
+        }
+        let up = self.rung_for(self.target, UP_MARGIN);
+        if up >= self.rung {
+            self.up_since = None;
+            return;
+        }
+        let since = *self.up_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= UP_AFTER {
+            (self.rung, self.up_since) = (self.rung - 1, None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUDIO: u32 = 34_000;
+
+    fn obs(at: Instant, uplink_kbps: Option<f64>, backlog_ms: f64, peer: Option<u32>) -> Observation {
+        let uplink = uplink_kbps.map(|k| k * 1000.0 / 8.0);
+        let backlog = uplink.map_or(0.0, |r| r * backlog_ms / 1000.0) as usize;
+        Observation { at, uplink, backlog, peer_kbps: peer, audio_bps: AUDIO }
+    }
+
+    /// Runs `secs` of ticks with the same link and returns the last decision.
+    fn run(
+        c: &mut Controller,
+        t: &mut Instant,
+        secs: f64,
+        f: impl Fn(f64, Instant) -> Observation,
+    ) -> Decision {
+        let mut d = c.decision();
+        for _ in 0..(secs / TICK.as_secs_f64()).round() as usize {
+            *t += TICK;
+            d = c.tick(f(c.decision().video_kbps.into(), *t));
+        }
+        d
+    }
+
+    /// A link of `kbps`: the backlog is what sending above it for one tick leaves.
+    fn link(kbps: f64) -> impl Fn(f64, Instant) -> Observation {
+        move |video, at| {
+            let total = video + f64::from(AUDIO) / 1000.0;
+            let backlog_ms = if total > kbps { 100.0 * (total - kbps) / kbps * 10.0 } else { 0.0 };
+            obs(at, Some(kbps), backlog_ms, None)
+        }
+    }
+
+    #[test]
+    fn the_ladder_of_a_vga_picture() {
+        let l = ladder(640, 480, 30);
+        let sizes: Vec<_> = l.iter().map(|r| (r.width, r.height, r.fps)).collect();
+        assert_eq!(sizes, [(640, 480, 30), (480, 360, 30), (320, 240, 15)]);
+        assert_eq!(l[0].min_kbps, 450);
+        assert_eq!(ladder(320, 240, 30).len(), 1);
+        assert!(ladder(1280, 720, 30)[0].min_kbps > 900);
+    }
+
+    #[test]
+    fn a_fast_link_keeps_the_maximum() {
+        let mut c = Controller::new(100, 1000, ladder(640, 480, 30));
+        let mut t = Instant::now();
+        let d = run(&mut c, &mut t, 10.0, link(100_000.0));
+        assert_eq!((d.video_kbps, d.rung.width, d.limit), (1000, 640, Limit::None));
+    }
+
+    #[test]
+    fn a_slow_uplink_cuts_the_rate_in_one_tick_and_shrinks_the_picture() {
+        let mut c = Controller::new(100, 1000, ladder(640, 480, 30));
+        let t = Instant::now() + TICK;
+        let d = c.tick(obs(t, Some(500.0), 300.0, None));
+        assert_eq!(d.limit, Limit::Uplink);
+        assert_eq!(d.video_kbps, (500.0 * HEADROOM - 34.0f64).round() as u32);
+        assert_eq!(d.rung.width, 480, "391 kbit/s is below the full picture's 450");
+        let d = c.tick(obs(t + TICK, Some(300.0), 300.0, None));
+        assert_eq!((d.rung.width, d.rung.fps), (320, 15));
+    }
+
+    #[test]
+    fn a_reported_downlink_caps_the_rate_until_lifted() {
+        let mut c = Controller::new(100, 1000, ladder(640, 480, 30));
+        let mut t = Instant::now();
+        let d = run(&mut c, &mut t, 3.0, |_, at| obs(at, None, 0.0, Some(500)));
+        assert_eq!((d.video_kbps, d.limit), (391, Limit::Downlink));
+        let d = run(&mut c, &mut t, 10.0, |_, at| obs(at, None, 0.0, None));
+        assert_eq!((d.video_kbps, d.limit, d.rung.width), (1000, Limit::None, 640));
+    }
+
+    #[test]
+    fn a_step_down_and_back_up_is_followed() {
+        let mut c = Controller::new(100, 2000, ladder(640, 480, 30));
+        let mut t = Instant::now();
+        let d = run(&mut c, &mut t, 5.0, link(2000.0));
+        assert!(d.video_kbps >= 1400, "{d:?}");
+        // 300 kbit/s: down within a tick, and it stays below the link.
+        t += TICK;
+        let d = c.tick(link(300.0)(f64::from(d.video_kbps), t));
+        assert!(f64::from(d.video_kbps) + 34.0 < 300.0, "{d:?}");
+        let d = run(&mut c, &mut t, 10.0, link(300.0));
+        assert!(f64::from(d.video_kbps) + 34.0 < 330.0, "{d:?}");
+        assert!(d.video_kbps > 150, "no collapse: {d:?}");
+        // Back to 2000: at least 70 % of the link within 10 s.
+        let d = run(&mut c, &mut t, 10.0, link(2000.0));
+        assert!(d.video_kbps >= 1400 - 34, "{d:?}");
+        assert_eq!(d.rung.width, 640);
+    }
+
+    #[test]
+    fn the_floor_and_the_maximum_hold() {
+        let mut c = Controller::new(100, 800, ladder(640, 480, 30));
+        let t = Instant::now();
+        let d = c.tick(obs(t, Some(50.0), 1000.0, None));
+        assert_eq!(d.video_kbps, 100);
+        let mut t = t;
+        let d = run(&mut c, &mut t, 30.0, link(100_000.0));
+        assert_eq!(d.video_kbps, 800);
+        // A degenerate ladder or limits never panic.
+        let mut c = Controller::new(500, 100, Vec::new());
+        assert_eq!(c.tick(obs(t, Some(0.0), 0.0, Some(1))).video_kbps, 100);
+    }
+
+    #[test]
+    fn an_unmeasured_backlog_only_counts_when_large() {
+        let mut c = Controller::new(100, 1000, ladder(640, 480, 30));
+        let mut t = Instant::now();
+        let o = |at| Observation { at, uplink: None, backlog: 100 << 10, peer_kbps: None, audio_bps: AUDIO };
+        let d = run(&mut c, &mut t, 2.0, |_, at| o(at));
+        assert_eq!((d.video_kbps, d.limit), (1000, Limit::None), "no rate to cut to: unchanged");
+    }
+}
