@@ -36,11 +36,33 @@ pub const HEADROOM: f64 = 0.85;
 /// Quiet time after congestion before the rate grows again.
 pub const CALM_AFTER: Duration = Duration::from_millis(600);
 
-/// Growth per second far from the last limit.
-pub const FAST_GROWTH: f64 = 0.35;
+/// The uplink's own rate is cut at most this often: a backlog takes a
+/// while to drain after a cut, and the estimate is noisy.
+pub const CUT_EVERY: Duration = Duration::from_millis(500);
 
-/// Growth per second near the last limit (within ±15 % of it).
-pub const SLOW_GROWTH: f64 = 0.10;
+/// Queueing delay on the path (the socket's smoothed round-trip time above
+/// its minimum) beyond which the uplink counts as full even while nothing
+/// waits in the sender: a router's buffer is filling.
+pub const QUEUE_DELAY: Duration = Duration::from_millis(80);
+
+/// The rate grows only while the encoder uses at least this share of it:
+/// an encoder that undershoots (a still picture) proves nothing about the
+/// link, so growing the target would only store up a burst.
+pub const USED_SHARE: f64 = 0.6;
+
+/// The most one cut takes off the rate.
+pub const MAX_CUT: f64 = 0.5;
+
+/// Growth per second well below the link rate last measured (or with none).
+pub const FAST_GROWTH: f64 = 0.4;
+
+/// Growth per second when the rate comes near the link rate last measured:
+/// probing gently for more. It doubles every [`PROBE_DOUBLING`] of calm, up
+/// to [`FAST_GROWTH`], so a link that grew is found within seconds.
+pub const SLOW_GROWTH: f64 = 0.05;
+
+/// See [`SLOW_GROWTH`].
+pub const PROBE_DOUBLING: Duration = Duration::from_secs(2);
 
 /// A bigger picture needs this much more than its threshold...
 pub const UP_MARGIN: f64 = 1.25;
@@ -104,6 +126,10 @@ pub struct Observation {
     pub peer_kbps: Option<u32>,
     /// What the audio takes, framing included, in bit/s.
     pub audio_bps: u32,
+    /// What the video actually took lately, in bit/s.
+    pub video_bps: u32,
+    /// The path's queueing delay: round-trip time above its recent minimum.
+    pub queue_delay: Duration,
 }
 
 /// Which end of the path limits the video now.
@@ -139,8 +165,12 @@ pub struct Controller {
     rung: usize,
     last_tick: Option<Instant>,
     congested_at: Option<Instant>,
-    /// The video rate the last limit allowed; growth slows near it.
-    last_cap: Option<f64>,
+    cut_at: Option<Instant>,
+    /// When the uplink was last full or the downlink last reported.
+    limited_at: Option<Instant>,
+    /// The whole call's rate at the last limit (the link, as measured);
+    /// growth slows near it.
+    last_link: Option<f64>,
     /// Since when the target has been high enough for the next bigger rung.
     up_since: Option<Instant>,
     limit: Limit,
@@ -162,7 +192,9 @@ impl Controller {
             rung: 0,
             last_tick: None,
             congested_at: None,
-            last_cap: None,
+            cut_at: None,
+            limited_at: None,
+            last_link: None,
             up_since: None,
             limit: Limit::None,
         };
@@ -185,40 +217,68 @@ impl Controller {
         self.last_tick = Some(obs.at);
         let audio_kbps = f64::from(obs.audio_bps) / 1000.0;
         let allowed = |link_kbps: f64| link_kbps * HEADROOM - audio_kbps;
-        let uplink_kbps = obs.uplink.map(|r| r * 8.0 / 1000.0);
-        let congested = match obs.uplink {
+        let backlogged = match obs.uplink {
             Some(rate) if rate > 0.0 => obs.backlog as f64 / rate > CONGESTED.as_secs_f64(),
             // Not measured yet: only a large backlog counts.
             _ => obs.backlog > 64 << 10,
         };
-        let mut cap = f64::INFINITY;
-        self.limit = Limit::None;
-        if congested {
+        let queueing = obs.queue_delay > QUEUE_DELAY;
+        // A queue in the network: what got through is the link's rate.
+        let sent_kbps = f64::from(obs.video_bps.saturating_add(obs.audio_bps)) / 1000.0;
+        let uplink_kbps = match (backlogged, queueing) {
+            (true, _) => obs.uplink.map(|r| r * 8.0 / 1000.0),
+            (false, true) => Some(sent_kbps),
+            (false, false) => None,
+        };
+        let (mut cap, mut limit) = (f64::INFINITY, Limit::None);
+        if backlogged || queueing {
             self.congested_at = Some(obs.at);
-            if let Some(up) = uplink_kbps {
-                cap = allowed(up);
-                self.limit = Limit::Uplink;
+            self.limited_at = Some(obs.at);
+            let may_cut = self.cut_at.is_none_or(|t| obs.at.saturating_duration_since(t) >= CUT_EVERY);
+            if let Some(up) = uplink_kbps.filter(|_| may_cut) {
+                (cap, limit) = (allowed(up), Limit::Uplink);
             }
         }
         if let Some(peer) = obs.peer_kbps {
             let down = allowed(f64::from(peer));
+            self.limited_at = Some(obs.at);
             if down < cap {
-                (cap, self.limit) = (down, Limit::Downlink);
+                (cap, limit) = (down, Limit::Downlink);
             }
         }
+        // One cut at most halves the rate: a stalled measurement (a busy
+        // machine, a lost burst of ACKs) must not send it to the floor.
+        cap = cap.max(self.target * MAX_CUT);
         if cap.is_finite() {
             if cap < self.target {
-                self.last_cap = Some(cap.max(self.min_kbps));
+                self.last_link = Some((cap + audio_kbps) / HEADROOM);
+                // What limits the rate stays the answer until it is back at the maximum.
+                self.limit = limit;
+                if limit == Limit::Uplink {
+                    self.cut_at = Some(obs.at);
+                }
             }
             self.target = self.target.min(cap);
-        } else if self.calm(obs.at) {
-            let near = self.last_cap.is_some_and(|c| self.target > c * 0.85 && self.target < c * 1.15);
-            let growth = if near { SLOW_GROWTH } else { FAST_GROWTH };
-            self.target *= 1.0 + growth * dt;
+        } else if self.calm(obs.at) && f64::from(obs.video_bps) / 1000.0 >= self.target * USED_SHARE {
+            self.target *= 1.0 + self.growth(obs.at, audio_kbps) * dt;
         }
         self.target = self.target.clamp(self.min_kbps, self.max_kbps);
+        if self.target >= self.max_kbps {
+            self.limit = Limit::None;
+        }
         self.step_rung(obs.at);
         self.decision()
+    }
+
+    /// Growth per second now: fast while well below the last measured link,
+    /// then slow, speeding up the longer it stays calm.
+    fn growth(&self, now: Instant, audio_kbps: f64) -> f64 {
+        let Some(link) = self.last_link else { return FAST_GROWTH };
+        if self.target + audio_kbps < link * 0.9 {
+            return FAST_GROWTH;
+        }
+        let calm = self.limited_at.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+        (SLOW_GROWTH * 2f64.powf(calm / PROBE_DOUBLING.as_secs_f64())).min(FAST_GROWTH)
     }
 
     fn calm(&self, now: Instant) -> bool {
@@ -260,7 +320,16 @@ mod tests {
     fn obs(at: Instant, uplink_kbps: Option<f64>, backlog_ms: f64, peer: Option<u32>) -> Observation {
         let uplink = uplink_kbps.map(|k| k * 1000.0 / 8.0);
         let backlog = uplink.map_or(0.0, |r| r * backlog_ms / 1000.0) as usize;
-        Observation { at, uplink, backlog, peer_kbps: peer, audio_bps: AUDIO }
+        // The encoder uses what it is given.
+        Observation {
+            at,
+            uplink,
+            backlog,
+            peer_kbps: peer,
+            audio_bps: AUDIO,
+            video_bps: u32::MAX / 2,
+            queue_delay: Duration::ZERO,
+        }
     }
 
     /// Runs `secs` of ticks with the same link and returns the last decision.
@@ -310,10 +379,13 @@ mod tests {
         let mut c = Controller::new(100, 1000, ladder(640, 480, 30));
         let t = Instant::now() + TICK;
         let d = c.tick(obs(t, Some(500.0), 300.0, None));
-        assert_eq!(d.limit, Limit::Uplink);
+        assert_eq!((d.limit, d.video_kbps), (Limit::Uplink, 500), "one cut at most halves");
+        let d = c.tick(obs(t + TICK, Some(500.0), 300.0, None));
+        assert_eq!(d.video_kbps, 500, "cuts are spaced");
+        let d = c.tick(obs(t + CUT_EVERY, Some(500.0), 300.0, None));
         assert_eq!(d.video_kbps, (500.0 * HEADROOM - 34.0f64).round() as u32);
         assert_eq!(d.rung.width, 480, "391 kbit/s is below the full picture's 450");
-        let d = c.tick(obs(t + TICK, Some(300.0), 300.0, None));
+        let d = c.tick(obs(t + CUT_EVERY * 2, Some(300.0), 300.0, None));
         assert_eq!((d.rung.width, d.rung.fps), (320, 15));
     }
 
@@ -323,6 +395,9 @@ mod tests {
         let mut t = Instant::now();
         let d = run(&mut c, &mut t, 3.0, |_, at| obs(at, None, 0.0, Some(500)));
         assert_eq!((d.video_kbps, d.limit), (391, Limit::Downlink));
+        // Lifted: growing back, and the downlink stays the answer until the maximum.
+        let d = run(&mut c, &mut t, 1.0, |_, at| obs(at, None, 0.0, None));
+        assert_eq!(d.limit, Limit::Downlink);
         let d = run(&mut c, &mut t, 10.0, |_, at| obs(at, None, 0.0, None));
         assert_eq!((d.video_kbps, d.limit, d.rung.width), (1000, Limit::None, 640));
     }
@@ -333,9 +408,11 @@ mod tests {
         let mut t = Instant::now();
         let d = run(&mut c, &mut t, 5.0, link(2000.0));
         assert!(d.video_kbps >= 1400, "{d:?}");
-        // 300 kbit/s: down within a tick, and it stays below the link.
+        // 300 kbit/s: halved at once, below the link within a second.
         t += TICK;
-        let d = c.tick(link(300.0)(f64::from(d.video_kbps), t));
+        let first = c.tick(link(300.0)(f64::from(d.video_kbps), t));
+        assert!(first.video_kbps <= d.video_kbps / 2 + 1, "{first:?}");
+        let d = run(&mut c, &mut t, 1.0, link(300.0));
         assert!(f64::from(d.video_kbps) + 34.0 < 300.0, "{d:?}");
         let d = run(&mut c, &mut t, 10.0, link(300.0));
         assert!(f64::from(d.video_kbps) + 34.0 < 330.0, "{d:?}");
@@ -350,21 +427,57 @@ mod tests {
     fn the_floor_and_the_maximum_hold() {
         let mut c = Controller::new(100, 800, ladder(640, 480, 30));
         let t = Instant::now();
-        let d = c.tick(obs(t, Some(50.0), 1000.0, None));
-        assert_eq!(d.video_kbps, 100);
         let mut t = t;
+        let d = run(&mut c, &mut t, 3.0, |_, at| obs(at, Some(50.0), 1000.0, None));
+        assert_eq!(d.video_kbps, 100);
         let d = run(&mut c, &mut t, 30.0, link(100_000.0));
         assert_eq!(d.video_kbps, 800);
         // A degenerate ladder or limits never panic.
         let mut c = Controller::new(500, 100, Vec::new());
-        assert_eq!(c.tick(obs(t, Some(0.0), 0.0, Some(1))).video_kbps, 100);
+        let d = c.tick(obs(t, Some(0.0), 0.0, Some(1)));
+        assert!((100..=500).contains(&d.video_kbps), "{d:?}");
+    }
+
+    #[test]
+    fn a_growing_network_queue_cuts_to_what_got_through() {
+        let mut c = Controller::new(100, 2000, ladder(640, 480, 30));
+        let t = Instant::now();
+        let mut o = obs(t, None, 0.0, None);
+        (o.video_bps, o.queue_delay) = (700_000, Duration::from_millis(150));
+        let d = c.tick(o);
+        assert_eq!((d.video_kbps, d.limit), (1000, Limit::Uplink), "halved");
+        // Cuts are spaced: the same queue a tick later does not cut again.
+        o.at += TICK;
+        assert_eq!(c.tick(o).video_kbps, d.video_kbps);
+        o.at += CUT_EVERY;
+        assert_eq!(c.tick(o).video_kbps, ((734.0 * HEADROOM) - 34.0f64).round() as u32);
+    }
+
+    #[test]
+    fn an_encoder_that_undershoots_does_not_raise_the_target() {
+        let mut c = Controller::new(100, 2000, ladder(640, 480, 30));
+        let mut t = Instant::now();
+        t += TICK;
+        c.tick(obs(t, Some(500.0), 300.0, None));
+        let low = c.decision().video_kbps;
+        let d =
+            run(&mut c, &mut t, 10.0, |_, at| Observation { video_bps: 50_000, ..obs(at, None, 0.0, None) });
+        assert_eq!(d.video_kbps, low, "a still picture uses 50 kbit/s of {low}");
     }
 
     #[test]
     fn an_unmeasured_backlog_only_counts_when_large() {
         let mut c = Controller::new(100, 1000, ladder(640, 480, 30));
         let mut t = Instant::now();
-        let o = |at| Observation { at, uplink: None, backlog: 100 << 10, peer_kbps: None, audio_bps: AUDIO };
+        let o = |at| Observation {
+            at,
+            uplink: None,
+            backlog: 100 << 10,
+            peer_kbps: None,
+            audio_bps: AUDIO,
+            video_bps: 1_000_000,
+            queue_delay: Duration::ZERO,
+        };
         let d = run(&mut c, &mut t, 2.0, |_, at| o(at));
         assert_eq!((d.video_kbps, d.limit), (1000, Limit::None), "no rate to cut to: unchanged");
     }

@@ -19,8 +19,8 @@ const MIN_INTERVAL: Duration = Duration::from_millis(5);
 /// smooths the bursts in which a small receive window is acknowledged.
 const AVERAGE_OVER: f64 = 0.5;
 
-/// Backlogged time needed before the first estimate.
-const FIRST_ESTIMATE_AFTER: f64 = 0.05;
+/// Backlogged time needed before the first estimate, by default.
+const FIRST_ESTIMATE_AFTER: Duration = Duration::from_millis(50);
 
 /// An interval in which the far end took at least this much, faster than
 /// the estimate, replaces it. Less could be a receive window acknowledged
@@ -28,8 +28,10 @@ const FIRST_ESTIMATE_AFTER: f64 = 0.05;
 pub const SPEED_UP_BYTES: u64 = 16 << 10;
 
 /// The estimated drain rate of one connection. See the module documentation.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct DrainEstimator {
+    /// Backlogged seconds needed before the first estimate.
+    first_after: f64,
     last: Option<Sample>,
     /// Where the interval of the next lower bound starts.
     anchor: Option<Sample>,
@@ -43,14 +45,42 @@ pub struct DrainEstimator {
     backlogged_at: Option<Instant>,
 }
 
+impl Default for DrainEstimator {
+    fn default() -> DrainEstimator {
+        DrainEstimator::first_estimate_after(FIRST_ESTIMATE_AFTER)
+    }
+}
+
 impl DrainEstimator {
+    /// An estimator that gives its first estimate only after `backlogged`
+    /// time: longer smooths the bursts of a link that delivers in chunks.
+    pub fn first_estimate_after(backlogged: Duration) -> DrainEstimator {
+        DrainEstimator {
+            first_after: backlogged.as_secs_f64(),
+            last: None,
+            anchor: None,
+            bytes: 0.0,
+            secs: 0.0,
+            rate: None,
+            backlogged_at: None,
+        }
+    }
+
     /// Takes a new sample into the estimate.
     pub fn observe(&mut self, now: Sample) {
-        self.average(now);
+        self.observe_waiting(now, false);
+    }
+
+    /// Takes a new sample into the estimate, where `waiting` says whether
+    /// the sender itself holds more to send beyond the socket: then the
+    /// connection counts as backlogged even while its unsent bytes are zero
+    /// for a moment.
+    pub fn observe_waiting(&mut self, now: Sample, waiting: bool) {
+        self.average(now, waiting);
         self.bound(now);
     }
 
-    fn average(&mut self, now: Sample) {
+    fn average(&mut self, now: Sample, waiting: bool) {
         let Some(last) = self.last else {
             self.last = Some(now);
             return;
@@ -60,13 +90,13 @@ impl DrainEstimator {
             return;
         }
         self.last = Some(now);
-        if last.notsent > 0 && now.notsent > 0 {
+        if last.notsent > 0 && (now.notsent > 0 || waiting) {
             self.backlogged_at = Some(now.at);
             let (acked, dt) = (now.acked.saturating_sub(last.acked), dt.as_secs_f64());
             let keep = (-dt / AVERAGE_OVER).exp();
             self.bytes = self.bytes * keep + acked as f64;
             self.secs = self.secs * keep + dt;
-            if self.rate.is_some() || self.secs >= FIRST_ESTIMATE_AFTER {
+            if self.rate.is_some() || self.secs >= self.first_after {
                 self.rate = Some(self.bytes / self.secs);
             }
         }
