@@ -131,6 +131,9 @@ pub enum NetEvent {
     Stop(StopReason),
     /// `keyframe`: the peer wants an independent frame.
     Keyframe,
+    /// `rate <kbps>` or `rate -`: the peer's downlink limits the call to
+    /// this many kbit/s, or no longer does.
+    Rate(Option<u32>),
     /// `msg <text>`.
     Msg(String),
     /// `pong`.
@@ -318,6 +321,7 @@ mod tests {
         let (conn, mut server, rx, frames) = open();
         let mut bytes = b"hello 127.0.0.1:5 komunikator/1\nclients 2\n127.0.0.1:6 free ala\n".to_vec();
         bytes.extend_from_slice(b"127.0.0.1:7 busy -\nvideo 10 k 4\n\nab\nstop hangup\nnonsense\nkeyframe\n");
+        bytes.extend_from_slice(b"rate 480\nrate -\n");
         // One byte at a time: partial input must never be an error.
         for b in &bytes {
             server.write_all(&[*b]).unwrap();
@@ -330,6 +334,8 @@ mod tests {
         assert_eq!(next(&rx), NetEvent::Stop(StopReason::Hangup));
         assert!(matches!(next(&rx), NetEvent::Invalid(_)));
         assert_eq!(next(&rx), NetEvent::Keyframe);
+        assert_eq!(next(&rx), NetEvent::Rate(Some(480)));
+        assert_eq!(next(&rx), NetEvent::Rate(None));
         let got = frames.0.lock().unwrap().clone();
         assert_eq!(
             got,
