@@ -23,6 +23,11 @@ use crate::spec::Shape;
 /// unlimited rate and a delay).
 const MAX_IN_FLIGHT: usize = 4 * 1024 * 1024;
 
+/// How late a wake-up may be without costing rate: the virtual clock may
+/// lag the real one by this much (or one quantum, if longer), which is also
+/// the largest burst after idling.
+const MAX_LATENESS: Duration = Duration::from_millis(50);
+
 /// The largest single read from the source.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -120,12 +125,22 @@ pub(super) struct Sender {
     /// Released chunks with the time each is due at the destination.
     line: VecDeque<(Instant, Vec<u8>)>,
     in_flight: usize,
+    /// Whether the queue had bytes left after the last release.
+    backlogged: bool,
 }
 
 impl Sender {
     /// A sender for `pipe` shaped by `shape`, whose schedule counts from `started`.
     pub(super) fn new(pipe: Arc<Pipe>, shape: Shape, started: Instant) -> Sender {
-        Sender { pipe, shape, started, next: Instant::now(), line: VecDeque::new(), in_flight: 0 }
+        Sender {
+            pipe,
+            shape,
+            started,
+            next: Instant::now(),
+            line: VecDeque::new(),
+            in_flight: 0,
+            backlogged: false,
+        }
     }
 
     /// The sender thread's body. At the end it half-closes `dst` after an
@@ -171,10 +186,11 @@ impl Sender {
             if can_release && self.next <= now {
                 let n = q.buf.len().min(quantum(kbps));
                 let chunk: Vec<u8> = q.buf.drain(..n).collect();
+                let backlogged = std::mem::replace(&mut self.backlogged, !q.buf.is_empty());
                 pipe.counters.queued.fetch_sub(n as u64, Relaxed);
                 pipe.cv.notify_all();
                 drop(q);
-                self.release(now, kbps, delay, chunk);
+                self.release(now, (kbps, delay), backlogged, chunk);
                 continue;
             }
             let wake_release = can_release.then_some(self.next);
@@ -187,11 +203,12 @@ impl Sender {
     }
 
     /// Puts a released chunk on the delay line and moves the virtual clock.
-    fn release(&mut self, now: Instant, kbps: u32, delay: Duration, chunk: Vec<u8>) {
+    fn release(&mut self, now: Instant, (kbps, delay): (u32, Duration), backlogged: bool, chunk: Vec<u8>) {
         if kbps > 0 {
             let bytes_per_sec = f64::from(kbps) * 125.0;
             let burst = Duration::from_secs_f64(quantum(kbps) as f64 / bytes_per_sec);
-            let from = self.next.max(now.checked_sub(burst).unwrap_or(now));
+            let lag = if backlogged { burst.max(MAX_LATENESS) } else { burst };
+            let from = self.next.max(now.checked_sub(lag).unwrap_or(now));
             self.next = from + Duration::from_secs_f64(chunk.len() as f64 / bytes_per_sec);
         }
         // FIFO even when the delay shrinks: a byte stream cannot reorder.
