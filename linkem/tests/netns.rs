@@ -98,7 +98,7 @@ fn delay_is_refused_by_netns_and_auto_falls_back() {
         eprintln!("SKIPPED delay_is_refused_by_netns_and_auto_falls_back: {why}");
         return;
     }
-    let (addr, _srv) = server("127.0.0.1:0", |s| drop(s));
+    let (addr, _srv) = server("127.0.0.1:0", drop);
     let spec = LinkSpec::symmetric(Shape::kbps(1000).with_delay(Duration::from_millis(50)));
     match Link::start(addr, &spec, Backend::Netns) {
         Err(LinkError::Unsupported(why)) => println!("netns with a delay: {why}"),
@@ -120,7 +120,7 @@ fn schedule_steps_change_the_qdisc() {
         eprintln!("SKIPPED schedule_steps_change_the_qdisc: {why}");
         return;
     }
-    let (addr, _srv) = server("0.0.0.0:0", |s| drop(s));
+    let (addr, _srv) = server("0.0.0.0:0", drop);
     let spec = LinkSpec::parse("2000kbit,at=300ms:700kbit", "unlimited,at=300ms:900kbit").unwrap();
     let link = Link::start(addr, &spec, Backend::Netns).unwrap();
     let ns = link.netns_name().unwrap().to_owned();
