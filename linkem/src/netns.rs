@@ -131,6 +131,44 @@ impl Drop for Netns {
     }
 }
 
+/// One end of a veth pair for [`veth_pair`].
+#[derive(Debug, Clone, Copy)]
+pub struct VethEnd<'a> {
+    /// The interface's name (at most 15 bytes).
+    pub name: &'a str,
+    /// Where it lives (`None`: the root namespace).
+    pub ns: Option<&'a Netns>,
+    /// Its IPv4 address with prefix length, e.g. `10.199.0.1/24`.
+    pub addr: &'a str,
+}
+
+impl VethEnd<'_> {
+    fn ip(&self, args: &[&str]) -> Result<(), NetnsError> {
+        match self.ns {
+            Some(ns) => ns.ip(args),
+            None => ip(args),
+        }
+    }
+}
+
+/// Creates a veth pair between `a` and `b`, gives each end its address and
+/// sets both up. Deleting either end (or its namespace) deletes both.
+///
+/// # Errors
+/// As [`ip`]; an end made before the failure is left to its namespace's drop.
+pub fn veth_pair(a: VethEnd<'_>, b: VethEnd<'_>) -> Result<(), NetnsError> {
+    let mut add = vec!["link", "add", a.name, "type", "veth", "peer", "name", b.name];
+    if let Some(ns) = b.ns {
+        add.extend_from_slice(&["netns", ns.name.as_str()]);
+    }
+    a.ip(&add)?;
+    for end in [a, b] {
+        end.ip(&["addr", "add", end.addr, "dev", end.name])?;
+        end.ip(&["link", "set", end.name, "up"])?;
+    }
+    Ok(())
+}
+
 /// Runs `f` on a new thread that has entered namespace `ns`, and returns
 /// what it returned.
 ///

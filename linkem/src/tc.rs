@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crate::netns::{Netns, NetnsError, clean_stale, ip};
+use crate::netns::{Netns, NetnsError, VethEnd, clean_stale, ip, veth_pair};
 use crate::spec::{LinkSpec, Shape};
 use crate::{Dir, LinkError};
 
@@ -55,15 +55,14 @@ impl NetnsLink {
             return Err(LinkError::Unsupported(no_delay_reason(&ns)));
         }
         let ifs = [format!("lkn{tag}"), format!("lkr{tag}")];
-        ip(&["link", "add", &ifs[1], "type", "veth", "peer", "name", &ifs[0], "netns", &ns.name])?;
-        let mut link =
-            NetnsLink { ns, ifs, client_addr: upstream, max_backlog: Default::default(), schedule: None };
         let (root_ip, ns_ip) = free_subnet()?;
-        ip(&["addr", "add", &format!("{root_ip}/30"), "dev", &link.ifs[1]])?;
-        ip(&["link", "set", &link.ifs[1], "up"])?;
-        link.ns.ip(&["addr", "add", &format!("{ns_ip}/30"), "dev", &link.ifs[0]])?;
-        link.ns.ip(&["link", "set", &link.ifs[0], "up"])?;
-        link.client_addr = SocketAddr::new(IpAddr::V4(root_ip), upstream.port());
+        let (root_cidr, ns_cidr) = (format!("{root_ip}/30"), format!("{ns_ip}/30"));
+        let root_end = VethEnd { name: &ifs[1], ns: None, addr: &root_cidr };
+        let made = veth_pair(root_end, VethEnd { name: &ifs[0], ns: Some(&ns), addr: &ns_cidr });
+        let client_addr = SocketAddr::new(IpAddr::V4(root_ip), upstream.port());
+        // Built before checking `made`, so that its drop deletes a half-made pair.
+        let mut link = NetnsLink { ns, ifs, client_addr, max_backlog: Default::default(), schedule: None };
+        made?;
         for dir in [Dir::Up, Dir::Down] {
             let shape = spec.dir(dir);
             link.set_rate(dir, shape, shape.kbps)?;
