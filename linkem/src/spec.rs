@@ -264,7 +264,7 @@ fn parse_queue(text: &str) -> Result<Queue, SpecError> {
 }
 
 impl fmt::Display for Shape {
-    /// The text form, parseable again.
+    /// The text form, parseable again (the default queue is left out).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rate = |k: u32| if k == 0 { "unlimited".to_owned() } else { format!("{k}kbit") };
         write!(f, "{}", rate(self.kbps))?;
@@ -272,6 +272,7 @@ impl fmt::Display for Shape {
             write!(f, ",delay={}ms", self.delay.as_millis())?;
         }
         match self.queue {
+            q if q == DEFAULT_QUEUE => {}
             Queue::Bytes(b) => write!(f, ",queue={b}b")?,
             Queue::Time(t) => write!(f, ",queue={}ms", t.as_millis())?,
         }
