@@ -161,6 +161,17 @@ pub struct Link {
     fallback: Option<String>,
 }
 
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link")
+            .field("backend", &self.backend())
+            .field("client_addr", &self.client_addr())
+            .field("up", &self.spec.up.to_string())
+            .field("down", &self.spec.down.to_string())
+            .finish()
+    }
+}
+
 impl Link {
     /// Starts a link to `upstream` (the server). The user-space shaper listens
     /// on 127.0.0.1 on a free port. Schedules count from this call.
@@ -288,5 +299,15 @@ impl Link {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Benchmarks keep a link in shared state and read its stats from other threads.
+    #[test]
+    fn link_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::Link>();
     }
 }

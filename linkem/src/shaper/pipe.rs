@@ -147,13 +147,17 @@ impl Sender {
     /// orderly end, or shuts both sockets down after an error.
     pub(super) fn run(mut self, src: &TcpStream, mut dst: &TcpStream) {
         let end = self.pump(&mut dst);
+        if end != End::Eof {
+            // First, so that the reader adds nothing after the count below.
+            self.pipe.stop();
+        }
+        let left = std::mem::take(&mut self.pipe.lock().buf);
         let c = &self.pipe.counters;
-        c.queued.fetch_sub(self.pipe.lock().buf.len() as u64, Relaxed);
+        c.queued.fetch_sub(left.len() as u64, Relaxed);
         c.in_flight.fetch_sub(self.in_flight as u64, Relaxed);
         if end == End::Eof {
             let _ = dst.shutdown(Shutdown::Write);
         } else {
-            self.pipe.stop();
             let _ = dst.shutdown(Shutdown::Both);
             let _ = src.shutdown(Shutdown::Both);
         }
