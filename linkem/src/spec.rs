@@ -127,9 +127,19 @@ impl Shape {
     /// The rate (kbit/s, 0: unlimited) and delay in force `elapsed` after
     /// the link started.
     pub fn at(&self, elapsed: Duration) -> (u32, Duration) {
-        let mut steps: Vec<&Step> = self.schedule.iter().filter(|s| s.at <= elapsed).collect();
-        steps.sort_by_key(|s| s.at);
-        steps.iter().fold((self.kbps, self.delay), |(k, d), s| (s.kbps.unwrap_or(k), s.delay.unwrap_or(d)))
+        // The latest passed step that sets each; no allocation (the sender
+        // thread asks before every release).
+        let mut kbps = (Duration::ZERO, self.kbps);
+        let mut delay = (Duration::ZERO, self.delay);
+        for s in self.schedule.iter().filter(|s| s.at <= elapsed) {
+            if let Some(k) = s.kbps.filter(|_| s.at >= kbps.0) {
+                kbps = (s.at, k);
+            }
+            if let Some(d) = s.delay.filter(|_| s.at >= delay.0) {
+                delay = (s.at, d);
+            }
+        }
+        (kbps.1, delay.1)
     }
 
     /// The queue bound in bytes (at least one 1500-byte packet). A time
