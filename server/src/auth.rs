@@ -44,10 +44,23 @@ pub enum AuthError {
         /// Why.
         source: std::io::Error,
     },
+    /// It is not a regular file (a FIFO, a device, a directory).
+    #[error("the password file {0} is not a regular file")]
+    NotRegular(String),
+    /// It is larger than [`MAX_PASSWORD_FILE`].
+    #[error("the password file {0} is larger than {MAX_PASSWORD_FILE} bytes")]
+    TooLarge(String),
     /// Its first line is empty or has characters a line cannot carry.
-    #[error("the password file {0} must hold the password on its first line (no control characters)")]
+    #[error(
+        "the password file {0} must hold the password on its first line \
+         (UTF-8, at most 512 bytes, no control characters)"
+    )]
     Empty(String),
 }
+
+/// Largest password file accepted, in bytes. The password is one line of at
+/// most 512 bytes; anything much larger is a mistake (or `/dev/zero`).
+pub const MAX_PASSWORD_FILE: u64 = 4 << 10;
 
 impl Auth {
     /// No password: every client is in at once.
@@ -60,8 +73,9 @@ impl Auth {
     /// # Errors
     /// When the file cannot be read or its first line is not a usable password.
     pub fn from_file(path: &Path) -> Result<Auth, AuthError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| AuthError::Read { path: path.display().to_string(), source })?;
+        let text = read_password_file(path)?;
+        // Editors on Windows start UTF-8 files with a byte order mark.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
         if line.is_empty() || line.chars().any(char::is_control) || line.len() > 512 {
             return Err(AuthError::Empty(path.display().to_string()));
@@ -93,6 +107,39 @@ impl Auth {
         failures.entry(ip).or_insert_with(|| TokenBucket::new(FAILURE_BURST, FAILURE_RATE)).take(now);
         Verdict::Failed
     }
+}
+
+/// Reads a regular file of at most [`MAX_PASSWORD_FILE`] bytes, without
+/// blocking on a FIFO or reading a device forever.
+fn read_password_file(path: &Path) -> Result<String, AuthError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = || path.display().to_string();
+    let read_error = |source| AuthError::Read { path: name(), source };
+    // Refuse anything but a regular file before opening it: opening a FIFO
+    // for reading waits for a writer.
+    if !std::fs::metadata(path).map_err(read_error)?.is_file() {
+        return Err(AuthError::NotRegular(name()));
+    }
+    // O_NONBLOCK too, in case it was swapped for a FIFO meanwhile; checked again below.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(read_error)?;
+    let meta = file.metadata().map_err(read_error)?;
+    if !meta.is_file() {
+        return Err(AuthError::NotRegular(name()));
+    }
+    if meta.len() > MAX_PASSWORD_FILE {
+        return Err(AuthError::TooLarge(name()));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_PASSWORD_FILE + 1).read_to_end(&mut bytes).map_err(read_error)?;
+    if bytes.len() as u64 > MAX_PASSWORD_FILE {
+        return Err(AuthError::TooLarge(name()));
+    }
+    String::from_utf8(bytes).map_err(|_| AuthError::Empty(name()))
 }
 
 /// Compares without leaking, through timing, how much of a guess was right.

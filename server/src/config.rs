@@ -117,8 +117,8 @@ pub struct Config {
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     pub no_tls: bool,
 
-    /// A file whose first line is the server password. Clients must then send
-    /// `auth <password>` before anything but `ping`.
+    /// A regular file (at most 4 KiB) whose first line is the server password.
+    /// Clients must then send `auth <password>` before anything but `ping`.
     #[arg(long, value_name = "PATH")]
     pub password_file: Option<PathBuf>,
 
