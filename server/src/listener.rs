@@ -15,8 +15,9 @@ use socket2::{SockRef, TcpKeepalive};
 
 use crate::auth::{Auth, AuthError};
 use crate::config::Config;
+use crate::fdlimit::{self, Reserve};
 use crate::outbox::{self, Outbox};
-use crate::registry::{Conn, Refused, Registry};
+use crate::registry::{Conn, Registry};
 use crate::session;
 use crate::transport;
 use komunikator_tls::server::Identity;
@@ -111,13 +112,20 @@ impl Server {
                 housekeeping.registry.expire_rings(Instant::now());
             },
         )?;
+        let mut reserve = Reserve::new();
         ready();
         for stream in self.listener.incoming() {
             match stream {
                 Ok(stream) => accept(&self.shared, stream),
+                Err(e) if crate::fdlimit::is_exhaustion(&e) => {
+                    if !reserve.refuse_one(&self.listener) {
+                        crate::log!(Warn, "accept failed: {e}");
+                        // Give sessions time to end.
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
                 Err(e) => {
                     crate::log!(Warn, "accept failed: {e}");
-                    // Out of descriptors or memory: give sessions time to end.
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
@@ -141,7 +149,7 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
     let Ok(id) = stream.peer_addr() else { return };
     if let Err(refused) = shared.registry.reserve(id.ip()) {
         crate::log!(Warn, "{id}: refused: {refused}");
-        reject(stream, refused);
+        reject(&stream, &refused.to_string());
         return;
     }
     if let Err(e) = configure(&stream, &shared.config) {
@@ -149,23 +157,34 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
     }
     let for_thread = Arc::clone(shared);
     shared.sessions.fetch_add(1, Ordering::SeqCst);
+    // The stream comes back here if the thread cannot start, to be told why.
+    let slot = Arc::new(std::sync::Mutex::new(Some(stream)));
+    let for_session = Arc::clone(&slot);
     let spawned = std::thread::Builder::new()
         .name(format!("client {id}"))
         .stack_size(crate::THREAD_STACK)
-        .spawn(move || run_session(&for_thread, stream, id));
+        .spawn(move || {
+            let stream = for_session.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            drop(for_session);
+            if let Some(stream) = stream {
+                run_session(&for_thread, stream, id);
+            }
+        });
     if let Err(e) = spawned {
         crate::log!(Error, "{id}: cannot start a thread: {e}");
+        if let Some(stream) = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            reject(&stream, "server full: cannot start a thread");
+        }
         shared.sessions.fetch_sub(1, Ordering::SeqCst);
         shared.registry.unreserve(id.ip());
     }
 }
 
-/// Tells a refused client why, without ever blocking the accept loop.
-fn reject(stream: TcpStream, why: Refused) {
-    let text = why.to_string();
-    let line = ServerMsg::Error { code: ErrorCode::Full, text: Some(&text) }.to_line();
+/// Tells a refused client `error full <why>`, without ever blocking.
+pub(crate) fn reject(stream: &TcpStream, why: &str) {
+    let line = ServerMsg::Error { code: ErrorCode::Full, text: Some(why) }.to_line();
     if stream.set_nonblocking(true).is_ok() {
-        let _ = (&stream).write(&line);
+        let _ = (&*stream).write(&line);
     }
 }
 
@@ -244,18 +263,27 @@ fn run_session(shared: &Shared, stream: TcpStream, id: SocketAddr) {
         max_control_bytes: config.max_control_bytes,
         drop_policy: !config.no_drop_policy,
     };
-    let give_up = |why: &dyn std::fmt::Display| {
+    // A client turned away for lack of descriptors, memory or threads is
+    // told `error full`; one that failed by itself is just closed.
+    let give_up = |why: &dyn std::fmt::Display, exhausted: bool| {
         crate::log!(Info, "{id}: {why}");
+        if exhausted {
+            reject(&stream, "server full: out of resources");
+        }
         shared.registry.unreserve(id.ip());
         shared.sessions.fetch_sub(1, Ordering::SeqCst);
     };
     let (source, sink) = match transport::establish(&stream, config, shared.tls.as_ref()) {
         Ok(halves) => halves,
-        Err(e) => return give_up(&e),
+        Err(e) => {
+            let exhausted = matches!(&e, transport::Refused::Io(io) if fdlimit::is_exhaustion(io));
+            return give_up(&e, exhausted);
+        }
     };
     let tls = !sink.is_plain();
-    let Ok(for_abort) = stream.try_clone() else {
-        return give_up(&"cannot clone the socket");
+    let for_abort = match stream.try_clone() {
+        Ok(for_abort) => for_abort,
+        Err(e) => return give_up(&format!("cannot clone the socket: {e}"), true),
     };
     let mut outbox = Outbox::new(limits, Some(for_abort));
     if !tls {
@@ -266,7 +294,7 @@ fn run_session(shared: &Shared, stream: TcpStream, id: SocketAddr) {
     let outbox = Arc::new(outbox);
     let conn = Arc::new(Conn::new(id, Arc::clone(&outbox)));
     if let Err(e) = outbox::spawn_writer(outbox, sink, format!("writer {id}")) {
-        return give_up(&format!("cannot start a writer thread: {e}"));
+        return give_up(&format!("cannot start a writer thread: {e}"), true);
     }
     crate::log!(Info, "{id}: connected{}", if tls { " (TLS)" } else { "" });
     let leave = Leave { shared, conn };
