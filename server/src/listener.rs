@@ -16,6 +16,7 @@ use socket2::{SockRef, TcpKeepalive};
 use crate::auth::{Auth, AuthError};
 use crate::config::Config;
 use crate::fdlimit::{self, Reserve};
+use crate::gate::{Gate, Pending};
 use crate::outbox::{self, Outbox};
 use crate::registry::{Conn, Registry};
 use crate::session;
@@ -40,6 +41,8 @@ pub struct Shared {
     pub tls: Option<Identity>,
     /// The password gate.
     pub auth: Auth,
+    /// Connections that have not logged in yet.
+    pub gate: Gate,
 }
 
 /// Why the server could not start.
@@ -82,7 +85,8 @@ impl Server {
         let addr = SocketAddr::new(config.bind, config.port);
         let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
         let registry = Registry::new(config.clone());
-        let shared = Shared { registry, config, sessions: AtomicUsize::new(0), tls, auth };
+        let gate = Gate::new(config.login_grace(), config.max_pending, config.max_pending_per_ip);
+        let shared = Shared { registry, config, sessions: AtomicUsize::new(0), tls, auth, gate };
         Ok(Server { listener, shared: Arc::new(shared) })
     }
 
@@ -110,6 +114,7 @@ impl Server {
             move || loop {
                 std::thread::sleep(Duration::from_millis(100));
                 housekeeping.registry.expire_rings(Instant::now());
+                housekeeping.gate.expire(Instant::now());
             },
         )?;
         let mut reserve = Reserve::new();
@@ -155,10 +160,19 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
     if let Err(e) = configure(&stream, &shared.config) {
         crate::log!(Warn, "{id}: cannot set socket options: {e}");
     }
+    let pending = match shared.gate.admit(id.ip(), &stream) {
+        Ok(pending) => pending,
+        Err(e) => {
+            crate::log!(Warn, "{id}: refused: {e}");
+            reject(&stream, "server full: out of file descriptors");
+            shared.registry.unreserve(id.ip());
+            return;
+        }
+    };
     let for_thread = Arc::clone(shared);
     shared.sessions.fetch_add(1, Ordering::SeqCst);
     // The stream comes back here if the thread cannot start, to be told why.
-    let slot = Arc::new(std::sync::Mutex::new(Some(stream)));
+    let slot = Arc::new(std::sync::Mutex::new(Some((stream, pending))));
     let for_session = Arc::clone(&slot);
     let spawned = std::thread::Builder::new()
         .name(format!("client {id}"))
@@ -166,14 +180,16 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
         .spawn(move || {
             let stream = for_session.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
             drop(for_session);
-            if let Some(stream) = stream {
-                run_session(&for_thread, stream, id);
+            if let Some((stream, pending)) = stream {
+                run_session(&for_thread, stream, id, pending);
             }
         });
     if let Err(e) = spawned {
         crate::log!(Error, "{id}: cannot start a thread: {e}");
-        if let Some(stream) = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        if let Some((stream, pending)) = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        {
             reject(&stream, "server full: cannot start a thread");
+            shared.gate.remove(&pending);
         }
         shared.sessions.fetch_sub(1, Ordering::SeqCst);
         shared.registry.unreserve(id.ip());
@@ -254,8 +270,21 @@ impl Drop for Leave<'_> {
     }
 }
 
-fn run_session(shared: &Shared, stream: TcpStream, id: SocketAddr) {
+/// Takes a connection out of the gate however its session ends.
+struct LeaveGate<'a> {
+    gate: &'a Gate,
+    pending: Pending,
+}
+
+impl Drop for LeaveGate<'_> {
+    fn drop(&mut self) {
+        self.gate.remove(&self.pending);
+    }
+}
+
+fn run_session(shared: &Shared, stream: TcpStream, id: SocketAddr, pending: Pending) {
     let config = &shared.config;
+    let login = LeaveGate { gate: &shared.gate, pending };
     let limits = outbox::Limits {
         max_queue: Duration::from_millis(config.max_queue_ms),
         max_queue_bytes: config.max_queue_bytes,
@@ -298,6 +327,6 @@ fn run_session(shared: &Shared, stream: TcpStream, id: SocketAddr) {
     }
     crate::log!(Info, "{id}: connected{}", if tls { " (TLS)" } else { "" });
     let leave = Leave { shared, conn };
-    session::handle_client(stream, source, &leave.conn, shared);
+    session::handle_client(stream, source, &leave.conn, shared, &login.pending);
     crate::log!(Info, "{id}: disconnected");
 }

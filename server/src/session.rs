@@ -20,6 +20,7 @@ use komunikator_protocol::{Command, ErrorCode, FramingError, ParseError, Status,
 
 use crate::auth::Verdict;
 use crate::config::Config;
+use crate::gate::{Fate, Pending};
 use crate::listener::Shared;
 use crate::registry::Conn;
 use crate::splice::Pipe;
@@ -56,6 +57,8 @@ pub struct Reader {
     read_timeout: Option<Duration>,
     /// For splicing large payloads (plain text only), made when first needed.
     pipe: Option<Pipe>,
+    /// Complete items handled so far.
+    items: u64,
 }
 
 impl Reader {
@@ -70,6 +73,7 @@ impl Reader {
             io_timeout,
             read_timeout: None,
             pipe: None,
+            items: 0,
         }
     }
 
@@ -85,6 +89,7 @@ impl Reader {
 
     /// Marks the current item complete: the next one's deadline starts when it does.
     pub fn item_done(&mut self) {
+        self.items += 1;
         self.item_started = if self.start == self.end { None } else { Some(Instant::now()) };
     }
 
@@ -246,7 +251,17 @@ impl Reader {
 /// breaks the protocol. Greets it, and adds it to the registry once it has
 /// logged in (at once when the server has no password). The caller removes
 /// it from the registry afterwards.
-pub fn handle_client(stream: TcpStream, source: ReadHalf, conn: &Arc<Conn>, shared: &Shared) -> End {
+///
+/// Until it has logged in (on an open server: sent its first complete
+/// command), the connection is in the [gate](crate::gate) as `login`; if the
+/// gate closes it, the client is told why.
+pub fn handle_client(
+    stream: TcpStream,
+    source: ReadHalf,
+    conn: &Arc<Conn>,
+    shared: &Shared,
+    login: &Pending,
+) -> End {
     let config = &shared.config;
     let mut reader = Reader::new(stream, source, config.io_timeout());
     conn.send(&komunikator_protocol::ServerMsg::Hello {
@@ -257,6 +272,7 @@ pub fn handle_client(stream: TcpStream, source: ReadHalf, conn: &Arc<Conn>, shar
     if joined {
         shared.registry.join(Arc::clone(conn));
     }
+    let mut waiting = true;
     let end = loop {
         let step =
             if joined { step(&mut reader, conn, shared) } else { login_step(&mut reader, conn, shared) };
@@ -266,7 +282,11 @@ pub fn handle_client(stream: TcpStream, source: ReadHalf, conn: &Arc<Conn>, shar
                 joined = true;
                 shared.registry.join(Arc::clone(conn));
             }
-            Err(end) => break end,
+            Err(end) => break gate_closed(login, conn, shared).unwrap_or(end),
+        }
+        if waiting && joined && reader.items > 0 {
+            waiting = false;
+            shared.gate.remove(login);
         }
     };
     match &end {
@@ -283,6 +303,21 @@ pub fn handle_client(stream: TcpStream, source: ReadHalf, conn: &Arc<Conn>, shar
         reader.linger();
     }
     end
+}
+
+/// If the gate closed the connection (it took too long to log in, or made
+/// room for a newer one), tells the client and ends the session.
+fn gate_closed(login: &Pending, conn: &Conn, shared: &Shared) -> Option<End> {
+    let (code, text) = match login.fate() {
+        Fate::Waiting => return None,
+        Fate::TimedOut => {
+            (ErrorCode::Timeout, format!("log in within {} s of connecting", shared.gate.grace().as_secs()))
+        }
+        Fate::Evicted => (ErrorCode::Full, "too many connections waiting to log in".to_owned()),
+    };
+    conn.send_error(code, &text);
+    crate::log!(Info, "{}: closing: {text}", conn.id);
+    Some(End::Fatal(code))
 }
 
 /// What a step achieved.

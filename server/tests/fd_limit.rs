@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
@@ -29,11 +29,20 @@ fn start_limited(soft: u64, hard: u64) -> Server {
 }
 
 /// The first line the server sends on a new connection, or "" for silence.
+/// A client that got `hello` logs in with `ping` (so that it does not wait
+/// among the connections that have not logged in, which are capped).
 fn first_line(server: &Server) -> (TcpStream, String) {
-    let stream = TcpStream::connect(server.addr).expect("connect");
+    let mut stream = TcpStream::connect(server.addr).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
-    let _ = BufReader::new(&stream).read_line(&mut line);
+    let _ = reader.read_line(&mut line);
+    if line.starts_with("hello ") {
+        stream.write_all(b"ping\n").unwrap();
+        let mut pong = String::new();
+        let _ = reader.read_line(&mut pong);
+        assert_eq!(pong, "pong\n");
+    }
     (stream, line.trim_end().to_owned())
 }
 
