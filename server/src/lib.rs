@@ -22,6 +22,7 @@ pub mod registry;
 pub mod relay;
 pub mod session;
 pub mod splice;
+pub mod throttle;
 pub mod transport;
 
 pub use config::Config;

@@ -274,8 +274,11 @@ pub fn handle_client(
     }
     let mut waiting = true;
     let end = loop {
-        let step =
-            if joined { step(&mut reader, conn, shared) } else { login_step(&mut reader, conn, shared) };
+        let step = if joined {
+            step(&mut reader, conn, shared)
+        } else {
+            login_step(&mut reader, conn, shared, login)
+        };
         match step {
             Ok(Progress::Continue) => {}
             Ok(Progress::LoggedIn) => {
@@ -355,7 +358,7 @@ fn refuse(reader: &mut Reader, conn: &Conn, e: &ParseError) -> Result<Progress, 
 }
 
 /// Before logging in, only `auth` and `ping` are accepted.
-fn login_step(reader: &mut Reader, conn: &Conn, shared: &Shared) -> Result<Progress, End> {
+fn login_step(reader: &mut Reader, conn: &Conn, shared: &Shared, login: &Pending) -> Result<Progress, End> {
     let config = &shared.config;
     let Some((line, consumed)) = next(reader, conn, config)? else { return Ok(Progress::Continue) };
     reader.consume(consumed);
@@ -364,26 +367,23 @@ fn login_step(reader: &mut Reader, conn: &Conn, shared: &Shared) -> Result<Progr
             conn.send(&komunikator_protocol::ServerMsg::Pong);
             Progress::Continue
         }
-        Ok(Command::Auth(password)) => match shared.auth.check(conn.id.ip(), password) {
-            Verdict::Ok => {
-                conn.send(&komunikator_protocol::ServerMsg::OkAuth);
-                crate::log!(Info, "{}: logged in", conn.id);
-                Progress::LoggedIn
+        Ok(Command::Auth(password)) => {
+            // Waits for the guessing budgets, giving up if the client leaves or the gate closes it.
+            let wanted = || login.fate() == Fate::Waiting && !peer_closed(&reader.stream);
+            match shared.auth.check(conn.id.ip(), password, &wanted) {
+                Verdict::Ok => {
+                    conn.send(&komunikator_protocol::ServerMsg::OkAuth);
+                    crate::log!(Info, "{}: logged in", conn.id);
+                    Progress::LoggedIn
+                }
+                Verdict::Failed => {
+                    conn.send_error(ErrorCode::AuthFailed, "wrong password");
+                    crate::log!(Warn, "{}: wrong password", conn.id);
+                    return Err(End::Fatal(ErrorCode::AuthFailed));
+                }
+                Verdict::Abandoned => return Err(End::Eof),
             }
-            Verdict::Failed => {
-                conn.send_error(ErrorCode::AuthFailed, "wrong password");
-                crate::log!(Warn, "{}: wrong password", conn.id);
-                return Err(End::Fatal(ErrorCode::AuthFailed));
-            }
-            Verdict::RateLimited => {
-                conn.send_error(
-                    ErrorCode::RateLimited,
-                    "too many wrong passwords from this address; wait a minute",
-                );
-                crate::log!(Warn, "{}: password attempts rate-limited", conn.id);
-                return Err(End::Fatal(ErrorCode::RateLimited));
-            }
-        },
+        }
         Ok(Command::Media(header)) => {
             conn.send_error(ErrorCode::AuthRequired, "send auth <password> first");
             reader.skip(header.len as usize)?;
@@ -397,6 +397,16 @@ fn login_step(reader: &mut Reader, conn: &Conn, shared: &Shared) -> Result<Progr
     };
     reader.item_done();
     Ok(progress)
+}
+
+/// Whether the client has closed its side: a peek without waiting sees the FIN.
+fn peer_closed(stream: &TcpStream) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: one byte into a valid buffer; MSG_PEEK leaves it in the socket.
+    let n = unsafe {
+        libc::recv(stream.as_raw_fd(), (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+    };
+    n == 0
 }
 
 /// Handles one complete item, or reads more bytes.
