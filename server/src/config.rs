@@ -58,7 +58,7 @@ pub struct Config {
     pub max_per_ip: usize,
 
     /// Seconds a connection may take to log in (a correct `auth` on a
-    /// password server, any complete command on an open one) before it is
+    /// password server; on an open one, its TLS handshake) before it is
     /// closed with `error timeout`.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub login_grace: u64,

@@ -2,7 +2,11 @@
 //! period and the caps on how many may wait, per address and in all.
 //!
 //! A connection is pending from accept until it logs in: on a password
-//! server, a correct `auth`; on an open server, its first complete command.
+//! server, a correct `auth`; on an open server, when it is greeted with
+//! `hello` (right after the TLS handshake, or at once in plain text). An
+//! open server cannot tell an idle attacker from an idle user waiting for a
+//! call, so it only bounds handshakes here; `--max-per-ip` and
+//! `--max-clients` bound the rest.
 //! The accept loop (main thread) admits connections, making room by
 //! evicting the oldest pending connection of the address with the most;
 //! the housekeeping thread expires those past the grace period; the
@@ -40,6 +44,12 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// A handle for a connection that is never in the gate (a plain-text
+    /// connection to an open server is logged in the moment it is accepted).
+    pub fn detached() -> Pending {
+        Pending { token: u64::MAX, fate: Arc::new(AtomicU8::new(0)) }
+    }
+
     /// Whether the connection was evicted or timed out, and which.
     pub fn fate(&self) -> Fate {
         match self.fate.load(Ordering::SeqCst) {

@@ -160,7 +160,10 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
     if let Err(e) = configure(&stream, &shared.config) {
         crate::log!(Warn, "{id}: cannot set socket options: {e}");
     }
-    let pending = match shared.gate.admit(id.ip(), &stream) {
+    // A plain-text connection to an open server is logged in as soon as it is greeted.
+    let gated = shared.auth.required() || shared.tls.is_some();
+    let admitted = if gated { shared.gate.admit(id.ip(), &stream) } else { Ok(Pending::detached()) };
+    let pending = match admitted {
         Ok(pending) => pending,
         Err(e) => {
             crate::log!(Warn, "{id}: refused: {e}");

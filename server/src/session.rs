@@ -57,8 +57,6 @@ pub struct Reader {
     read_timeout: Option<Duration>,
     /// For splicing large payloads (plain text only), made when first needed.
     pipe: Option<Pipe>,
-    /// Complete items handled so far.
-    items: u64,
 }
 
 impl Reader {
@@ -73,7 +71,6 @@ impl Reader {
             io_timeout,
             read_timeout: None,
             pipe: None,
-            items: 0,
         }
     }
 
@@ -89,7 +86,6 @@ impl Reader {
 
     /// Marks the current item complete: the next one's deadline starts when it does.
     pub fn item_done(&mut self) {
-        self.items += 1;
         self.item_started = if self.start == self.end { None } else { Some(Instant::now()) };
     }
 
@@ -252,9 +248,9 @@ impl Reader {
 /// logged in (at once when the server has no password). The caller removes
 /// it from the registry afterwards.
 ///
-/// Until it has logged in (on an open server: sent its first complete
-/// command), the connection is in the [gate](crate::gate) as `login`; if the
-/// gate closes it, the client is told why.
+/// Until it has logged in (on an open server: until now), the connection is
+/// in the [gate](crate::gate) as `login`; if the gate closes it, the client
+/// is told why.
 pub fn handle_client(
     stream: TcpStream,
     source: ReadHalf,
@@ -270,9 +266,9 @@ pub fn handle_client(
     });
     let mut joined = !shared.auth.required();
     if joined {
+        shared.gate.remove(login);
         shared.registry.join(Arc::clone(conn));
     }
-    let mut waiting = true;
     let end = loop {
         let step = if joined {
             step(&mut reader, conn, shared)
@@ -283,13 +279,10 @@ pub fn handle_client(
             Ok(Progress::Continue) => {}
             Ok(Progress::LoggedIn) => {
                 joined = true;
+                shared.gate.remove(login);
                 shared.registry.join(Arc::clone(conn));
             }
             Err(end) => break gate_closed(login, conn, shared).unwrap_or(end),
-        }
-        if waiting && joined && reader.items > 0 {
-            waiting = false;
-            shared.gate.remove(login);
         }
     };
     match &end {

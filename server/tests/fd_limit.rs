@@ -29,8 +29,7 @@ fn start_limited(soft: u64, hard: u64) -> Server {
 }
 
 /// The first line the server sends on a new connection, or "" for silence.
-/// A client that got `hello` logs in with `ping` (so that it does not wait
-/// among the connections that have not logged in, which are capped).
+/// A client that got `hello` checks that it is served with `ping`.
 fn first_line(server: &Server) -> (TcpStream, String) {
     let mut stream = TcpStream::connect(server.addr).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -49,17 +49,13 @@ fn a_connection_that_does_not_log_in_in_time_is_told_and_closed() {
 }
 
 #[test]
-fn on_an_open_server_the_first_command_logs_in() {
+fn on_an_open_server_a_greeted_client_may_stay_silent() {
+    // It may be waiting for a call: an open server cannot tell it from an attacker.
     let server = Server::start_with(&["--login-grace", "1"]);
     let mut silent = server.client();
-    let mut talker = server.client();
-    talker.send("ping");
-    talker.expect("pong");
-    let got = silent.expect_closed();
-    assert!(got.iter().any(|m| m.line().starts_with("error timeout log in within")), "{got:?}");
-    std::thread::sleep(Duration::from_millis(1500));
-    talker.send("ping");
-    talker.expect("pong");
+    std::thread::sleep(Duration::from_millis(2500));
+    silent.send("ping");
+    silent.expect("pong");
 }
 
 #[test]
