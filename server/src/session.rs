@@ -260,13 +260,16 @@ pub fn handle_client(
 ) -> End {
     let config = &shared.config;
     let mut reader = Reader::new(stream, source, config.io_timeout());
+    let mut joined = !shared.auth.required();
+    if joined {
+        // Before hello, so that joining follows it as closely as before.
+        shared.gate.remove(login);
+    }
     conn.send(&komunikator_protocol::ServerMsg::Hello {
         id: conn.id,
         version: komunikator_protocol::VERSION,
     });
-    let mut joined = !shared.auth.required();
     if joined {
-        shared.gate.remove(login);
         shared.registry.join(Arc::clone(conn));
     }
     let end = loop {
