@@ -53,7 +53,8 @@ pub struct Reading {
     pub latency_ms: Option<f64>,
     /// Audio gaps in the interval.
     pub audio_gaps: u64,
-    /// What we sent at the end of the interval, when video went out in it.
+    /// What we sent at the end of the interval, when our video went out (or
+    /// was skipped for the uplink) in it.
     pub sending: Option<Sending>,
 }
 
@@ -133,7 +134,10 @@ pub fn assess(prev: &StatsSnapshot, now: &StatsSnapshot, secs: f64) -> Reading {
     } else {
         Level::Good
     };
-    let sent = d(prev.video_frames_sent, now.video_frames_sent) > 0;
+    // Pictures skipped before the encoder count: a backed-up uplink may
+    // skip every one for a moment, and that is when the words matter most.
+    let sent = d(prev.video_frames_sent, now.video_frames_sent) > 0
+        || d(prev.video_frames_skipped, now.video_frames_skipped) > 0;
     let sending = if sent { Sending::from_timeline(&now.video_rate) } else { None };
     Reading { level, fps, latency_ms: latency, audio_gaps: gaps, sending }
 }
@@ -227,15 +231,21 @@ mod tests {
         RatePoint { at_ms: 0, kbps, width, height, fps: 30, limit }
     }
 
-    /// A second of a call in which we sent `sent` frames; the timeline is `rates`.
-    fn sending(sent: u64, rates: &[RatePoint]) -> Reading {
+    /// A second of a call in which we sent `sent` frames and skipped
+    /// `skipped`; the timeline is `rates`.
+    fn sending_skipping(sent: u64, skipped: u64, rates: &[RatePoint]) -> Reading {
         let prev = snap(0, 0, None, 0);
         let now = StatsSnapshot {
             video_frames_sent: sent,
+            video_frames_skipped: skipped,
             video_rate: rates.to_vec(),
             ..snap(30, 50, Some(40.0), 0)
         };
         assess(&prev, &now, 1.0)
+    }
+
+    fn sending(sent: u64, rates: &[RatePoint]) -> Reading {
+        sending_skipping(sent, 0, rates)
     }
 
     #[test]
@@ -279,6 +289,9 @@ mod tests {
         // Only the rate lowered: the rate is named, not the unchanged picture.
         let r = sending(30, &[point(1000, 640, 480, "none"), point(500, 640, 480, "uplink")]);
         assert_eq!(words(Some(&r), "ala").label, "Your connection is slow: video limited to 500 kbit/s");
+        // A second in which the backed-up uplink skipped every picture still says so.
+        let r = sending_skipping(0, 15, &[point(1000, 640, 480, "none"), point(100, 320, 240, "uplink")]);
+        assert_eq!(words(Some(&r), "ala").label, "Your connection is slow: video lowered to 320×240");
     }
 
     #[test]
