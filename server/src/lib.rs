@@ -13,6 +13,7 @@ pub mod auth;
 pub mod call;
 pub mod config;
 pub mod fdlimit;
+pub mod feedback;
 pub mod gate;
 pub mod listener;
 pub mod log;

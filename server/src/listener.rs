@@ -16,6 +16,7 @@ use socket2::{SockRef, TcpKeepalive};
 use crate::auth::{Auth, AuthError};
 use crate::config::Config;
 use crate::fdlimit::{self, Reserve};
+use crate::feedback;
 use crate::gate::{Gate, Pending};
 use crate::outbox::{self, Outbox};
 use crate::registry::{Conn, Registry};
@@ -325,7 +326,14 @@ fn run_session(shared: &Shared, stream: TcpStream, id: SocketAddr, pending: Pend
     }
     let outbox = Arc::new(outbox);
     let conn = Arc::new(Conn::new(id, Arc::clone(&outbox)));
-    if let Err(e) = outbox::spawn_writer(outbox, sink, format!("writer {id}")) {
+    // The writer tells the peer how fast this client takes media (`rate`).
+    let for_writer = Arc::downgrade(&conn);
+    let report = move || {
+        if let Some(conn) = for_writer.upgrade() {
+            feedback::deliver(&conn);
+        }
+    };
+    if let Err(e) = outbox::spawn_writer(outbox, sink, format!("writer {id}"), report) {
         return give_up(&format!("cannot start a writer thread: {e}"), true);
     }
     crate::log!(Info, "{id}: connected{}", if tls { " (TLS)" } else { "" });

@@ -40,6 +40,11 @@
 //! * control lines are never dropped: past `max_control_bytes` the outbox is
 //!   closed and the client disconnected.
 //!
+//! The writer also decides, from the same socket samples, when the peer (the
+//! sender) must hear `rate` (see [`crate::feedback`]); it keeps sampling
+//! while video is dropped or a limit is in force, so that neither the
+//! estimate nor the limit outlives the backlog.
+//!
 //! Lock order: the registry lock, then a client's peer slot, then an outbox
 //! lock. The outbox lock is a leaf; nothing is locked while holding it.
 
@@ -52,7 +57,8 @@ use std::time::{Duration, Instant};
 
 use komunikator_protocol::MediaKind;
 
-use crate::pacing::{self, Gate, Pacer};
+use crate::feedback::{self, Feedback};
+use crate::pacing::{self, Gate, Pacer, Sample};
 
 /// A media frame as it goes on the wire: its header line and payload in one buffer.
 #[derive(Debug)]
@@ -136,6 +142,10 @@ struct State {
     resumed_at: Option<Instant>,
     /// The receiver's drain rate, and whether video must wait for the socket.
     pacer: Pacer,
+    /// What the peer is told about that rate during a call.
+    feedback: Feedback,
+    /// When the writer last sampled the socket.
+    sampled_at: Option<Instant>,
     /// No more pushes; the writer drains the control lane, then exits.
     closing: bool,
     /// The writer has exited; nothing more will be written.
@@ -347,6 +357,7 @@ impl Outbox {
         }
         if s.dropping_video {
             s.stats.video_dropped += 1;
+            s.feedback.limited(now);
             let paused = s.paused_until.is_some_and(|t| now < t);
             let due = !paused
                 && s.last_keyframe_request.is_none_or(|t| now.duration_since(t) >= self.limits.max_queue);
@@ -453,6 +464,18 @@ impl Outbox {
         Pushed::Queued
     }
 
+    /// A call starts: the peer is told about this client's connection from
+    /// now on (see [`crate::feedback`]), starting from nothing known.
+    pub fn start_call(&self) {
+        self.lock().feedback.start_call();
+    }
+
+    /// The `rate` line the writer decided for the peer, if any; see
+    /// [`feedback::deliver`].
+    pub fn take_report(&self) -> Option<Option<std::num::NonZeroU32>> {
+        self.lock().feedback.take()
+    }
+
     /// Drops all queued media (the call ended) and resets the drop state.
     pub fn purge_media(&self) {
         let mut s = self.lock();
@@ -465,6 +488,7 @@ impl Outbox {
         s.backoff = Duration::ZERO;
         s.resumed_at = None;
         s.pacer.forget_big_frames();
+        s.feedback.end_call();
         drop(s);
         self.ready.notify_all();
     }
@@ -496,52 +520,28 @@ impl Outbox {
         self.lock().stats
     }
 
-    /// Takes the next batch to write, waiting for one. `None` means: close the socket.
-    /// The first `skip` bytes of the batch's first item are already written.
+    /// Takes the next batch to write, waiting for one. `false` means: close
+    /// the socket. The first `skip` bytes of the batch's first item are
+    /// already written. An empty batch means: deliver the `rate` line decided
+    /// for the peer ([`Outbox::take_report`]).
     fn next_batch(&self, batch: &mut Vec<Vec<u8>>, skip: &mut usize) -> bool {
-        const BATCH_BYTES: usize = 256 << 10;
         let mut s = self.lock();
-        // The previous batch, if any, is written.
+        // The previous batch, if any, is written: see what it did to the
+        // socket, so that a probe after a pause is measured.
         s.writing = false;
+        if s.pacer.rate().is_some() || s.feedback.watching() {
+            self.observe(&mut s);
+        }
         loop {
             if s.direct {
                 // A pusher is writing a frame; its rest, if any, comes back as `partial`.
                 s = self.ready.wait(s).unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
-            let mut bytes = 0;
-            let mut hold = None;
-            if let Some((rest, written)) = s.partial.take() {
-                bytes += rest.len() - written;
-                *skip = written;
-                batch.push(rest);
-            }
-            while bytes < BATCH_BYTES {
-                let item = if let Some(line) = s.control.pop_front() {
-                    s.control_bytes -= line.len();
-                    line
-                } else if s.closing {
-                    break;
-                } else if let Some(t) = s.audio.pop_front() {
-                    s.media_bytes -= t.frame.bytes.len();
-                    t.frame.bytes
-                } else if let Some(len) = s.video.front().map(|t| t.frame.bytes.len()) {
-                    if let Gate::Hold(recheck) = self.video_gate(&mut s, len) {
-                        hold = Some(recheck);
-                        break;
-                    }
-                    let Some(t) = s.video.pop_front() else { break };
-                    // One video frame ends the batch: audio that arrives while
-                    // it is written goes next instead of waiting behind more video.
-                    s.media_bytes -= t.frame.bytes.len();
-                    bytes = BATCH_BYTES;
-                    t.frame.bytes
-                } else {
-                    break;
-                };
-                bytes += item.len();
-                batch.push(item);
-            }
+            let tick = self.tick(&mut s);
+            // A `rate` line waits for no write; a closing outbox sends none.
+            let report = s.feedback.has_pending() && !s.closing;
+            let hold = if report { None } else { self.fill_batch(&mut s, batch, skip) };
             if !batch.is_empty() {
                 s.writing = true;
                 drop(s);
@@ -552,8 +552,13 @@ impl Outbox {
             if s.closing {
                 return false;
             }
-            s = match hold {
-                // Video waits for the socket: look again soon, or when audio comes.
+            if report || s.feedback.has_pending() {
+                // The `rate` line goes before anything else is written.
+                return true;
+            }
+            s = match hold.or(tick) {
+                // Video waits for the socket, or the socket must be watched:
+                // look again soon, or when something comes.
                 Some(recheck) => {
                     self.ready.wait_timeout(s, recheck).unwrap_or_else(PoisonError::into_inner).0
                 }
@@ -562,19 +567,86 @@ impl Outbox {
         }
     }
 
-    /// Asks the pacer whether the writer may write a `len`-byte video frame
-    /// now, after sampling the socket (`TCP_INFO` does not block).
-    fn video_gate(&self, s: &mut State, len: usize) -> Gate {
-        let Some(socket) = self.socket.as_ref().filter(|_| self.limits.drop_policy) else {
-            return Gate::Go;
-        };
-        match pacing::sample(socket) {
-            Ok(now) => {
-                s.pacer.observe(now);
-                s.pacer.gate(now.notsent, len)
-            }
-            Err(_) => Gate::Go,
+    /// Moves what may be written now into `batch`, in priority order; returns
+    /// how long to wait before looking again when video is held.
+    fn fill_batch(&self, s: &mut State, batch: &mut Vec<Vec<u8>>, skip: &mut usize) -> Option<Duration> {
+        const BATCH_BYTES: usize = 256 << 10;
+        let mut bytes = 0;
+        if let Some((rest, written)) = s.partial.take() {
+            bytes += rest.len() - written;
+            *skip = written;
+            batch.push(rest);
         }
+        while bytes < BATCH_BYTES {
+            let item = if let Some(line) = s.control.pop_front() {
+                s.control_bytes -= line.len();
+                line
+            } else if s.closing {
+                break;
+            } else if let Some(t) = s.audio.pop_front() {
+                s.media_bytes -= t.frame.bytes.len();
+                t.frame.bytes
+            } else if let Some(len) = s.video.front().map(|t| t.frame.bytes.len()) {
+                let gate = self.video_gate(s, len);
+                if s.feedback.has_pending() {
+                    // The `rate` line this sample decided goes first.
+                    break;
+                }
+                if let Gate::Hold(recheck) = gate {
+                    return Some(recheck);
+                }
+                let Some(t) = s.video.pop_front() else { break };
+                // One video frame ends the batch: audio that arrives while
+                // it is written goes next instead of waiting behind more video.
+                s.media_bytes -= t.frame.bytes.len();
+                bytes = BATCH_BYTES;
+                t.frame.bytes
+            } else {
+                break;
+            };
+            bytes += item.len();
+            batch.push(item);
+        }
+        None
+    }
+
+    /// Asks the pacer whether the writer may write a `len`-byte video frame
+    /// now, after sampling the socket.
+    fn video_gate(&self, s: &mut State, len: usize) -> Gate {
+        match self.observe(s) {
+            Some(now) => s.pacer.gate(now.notsent, len),
+            None => Gate::Go,
+        }
+    }
+
+    /// Samples the socket into the pacer and the feedback (`TCP_INFO` does
+    /// not block). `None` without a socket or a drop policy, or on an error.
+    fn observe(&self, s: &mut State) -> Option<Sample> {
+        let socket = self.socket.as_ref().filter(|_| self.limits.drop_policy)?;
+        let now = pacing::sample(socket).ok()?;
+        s.pacer.observe(now);
+        if !s.dropping_video {
+            s.pacer.forget_if_idle(now.at);
+        }
+        s.feedback.observed(now, s.pacer.rate());
+        s.sampled_at = Some(now.at);
+        Some(now)
+    }
+
+    /// While a limit is in force, or video is dropped on an estimate, the
+    /// socket is sampled every [`feedback::TICK`] even with nothing to
+    /// write: dropped video must not keep a stale estimate or limit alive.
+    /// Returns how long the writer may wait before the next look.
+    fn tick(&self, s: &mut State) -> Option<Duration> {
+        if !(s.feedback.watching() || (s.dropping_video && s.pacer.rate().is_some())) {
+            return None;
+        }
+        let since = s.sampled_at.map_or(feedback::TICK, |t| t.elapsed());
+        if since < feedback::TICK {
+            return Some(feedback::TICK - since);
+        }
+        self.observe(s);
+        Some(feedback::TICK)
     }
 
     fn mark_closed(&self) {
@@ -682,7 +754,9 @@ impl Drop for DirectWrite {
 
 /// Starts the thread that drains `outbox` into `stream` until the outbox is
 /// closed or a write fails; then it shuts the socket down, which also ends
-/// the client's session thread.
+/// the client's session thread. The thread calls `report`, holding no lock,
+/// when it has decided a `rate` line for the client's peer: `report` should
+/// hand it on with [`feedback::deliver`].
 ///
 /// # Errors
 /// When the thread cannot be spawned.
@@ -690,6 +764,7 @@ pub fn spawn_writer(
     outbox: std::sync::Arc<Outbox>,
     mut stream: crate::transport::WriteHalf,
     name: String,
+    report: impl Fn() + Send + 'static,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name(name).stack_size(crate::THREAD_STACK).spawn(move || {
         let mut batch = Vec::with_capacity(64);
@@ -697,6 +772,12 @@ pub fn spawn_writer(
             let mut skip = 0;
             if !outbox.next_batch(&mut batch, &mut skip) {
                 break Ok(());
+            }
+            if batch.is_empty() {
+                report();
+                // Whatever `report` did not deliver is dropped, so the writer never spins.
+                outbox.take_report();
+                continue;
             }
             if let Err(e) = write_batch(&mut stream, &mut batch, skip) {
                 break Err(e);

@@ -16,6 +16,19 @@
 //! until the kernel has sent what it holds, whenever writing the frame now
 //! would put more than [`HOLD_ABOVE`] of draining ahead of the next audio
 //! packet. On a fast link that never happens, and video is not held.
+//!
+//! An estimate must never lock a fast receiver out. Video that is held or
+//! dropped is not written, so it cannot be measured; the writer therefore
+//! keeps sampling while video is dropped and after every write, and a write
+//! that starts from an idle socket bounds the rate from below by its own
+//! bytes: the big frame let through every [`BIG_FRAME_GAP`] is such a probe,
+//! so a stale low estimate lasts at most that long. While video flows, an
+//! estimate is forgotten once the socket has been idle for [`FORGET_AFTER`]
+//! ([`Pacer::forget_if_idle`]): nothing unsent and nothing in flight means
+//! the receiver is not the limit any more, and a new backlog is measured
+//! afresh. (While video is dropped the socket is idle because of the drop,
+//! which says nothing about the link: the estimate stays, so that pacing
+//! goes on when video resumes on a link that is still slow.)
 
 use std::io;
 use std::net::TcpStream;
@@ -53,6 +66,16 @@ const FIRST_ESTIMATE_AFTER: f64 = 0.05;
 /// window acknowledged at once, which says nothing about the rate.
 const SPEED_UP_BYTES: u64 = 16 << 10;
 
+/// Bytes acknowledged since the socket was last idle that bound the rate
+/// from below. More than [`SPEED_UP_BYTES`]: right after an idle moment the
+/// receiver's kernel takes a receive window's worth at once, whatever the
+/// rate its reader drains it at, so fewer bytes overstate a slow link.
+const PROBE_BYTES: u64 = 64 << 10;
+
+/// While video flows, an estimate is forgotten once every sample for this
+/// long found the socket idle (nothing unsent, nothing in flight).
+pub const FORGET_AFTER: Duration = Duration::from_secs(1);
+
 /// The longest a held frame waits before the socket is looked at again
 /// (audio that arrives meanwhile wakes the writer at once).
 const MAX_RECHECK: Duration = Duration::from_millis(10);
@@ -66,6 +89,15 @@ pub struct Sample {
     pub acked: u64,
     /// Bytes written to the socket and not yet sent.
     pub notsent: u32,
+    /// Segments sent and not yet acknowledged.
+    pub unacked: u32,
+}
+
+impl Sample {
+    /// Nothing unsent and nothing in flight: the receiver has everything.
+    pub fn idle(&self) -> bool {
+        self.notsent == 0 && self.unacked == 0
+    }
 }
 
 /// Reads `TCP_INFO` of `socket`. Never blocks.
@@ -89,7 +121,12 @@ pub fn sample(socket: &TcpStream) -> io::Result<Sample> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(Sample { at: Instant::now(), acked: info.tcpi_bytes_acked, notsent: info.tcpi_notsent_bytes })
+    Ok(Sample {
+        at: Instant::now(),
+        acked: info.tcpi_bytes_acked,
+        notsent: info.tcpi_notsent_bytes,
+        unacked: info.tcpi_unacked,
+    })
 }
 
 /// What the writer may do with the video frame at the head of the queue.
@@ -108,6 +145,11 @@ pub struct Pacer {
     last: Option<Sample>,
     /// Where the interval of the next lower bound starts.
     anchor: Option<Sample>,
+    /// The last sample that found the socket idle: bytes acknowledged since
+    /// then were all sent since then, so they bound the rate from below.
+    idle: Option<Sample>,
+    /// When a sample last found the socket busy (not idle).
+    busy_at: Option<Instant>,
     /// Bytes acknowledged and seconds elapsed in backlogged intervals, both
     /// decaying with [`AVERAGE_OVER`].
     bytes: f64,
@@ -130,6 +172,9 @@ impl Pacer {
     pub fn observe(&mut self, now: Sample) {
         self.average(now);
         self.bound(now);
+        if !now.idle() {
+            self.busy_at = Some(now.at);
+        }
     }
 
     fn average(&mut self, now: Sample) {
@@ -153,25 +198,53 @@ impl Pacer {
         }
     }
 
-    /// Every [`SPEED_UP_BYTES`] acknowledged, busy or not, give a lower bound.
+    /// Every [`SPEED_UP_BYTES`] acknowledged, busy or not, give a lower
+    /// bound; so do [`PROBE_BYTES`] acknowledged since the socket was last
+    /// idle, an interval that leaves out the idle time before a write (a
+    /// probe after a pause is measured by its own bytes).
     fn bound(&mut self, now: Sample) {
+        if let Some(idle) = self.idle {
+            self.raise(idle, now, PROBE_BYTES);
+        }
+        if now.idle() {
+            self.idle = Some(now);
+        }
         let Some(anchor) = self.anchor else {
             self.anchor = Some(now);
             return;
         };
-        let acked = now.acked.saturating_sub(anchor.acked);
-        if acked < SPEED_UP_BYTES {
-            return;
+        if self.raise(anchor, now, SPEED_UP_BYTES) {
+            self.anchor = Some(now);
         }
-        self.anchor = Some(now);
-        let dt = now.at.saturating_duration_since(anchor.at).max(MIN_INTERVAL).as_secs_f64();
+    }
+
+    /// Takes the bytes acknowledged from `from` to `now` as a lower bound,
+    /// if they are at least `enough`; returns whether they were.
+    fn raise(&mut self, from: Sample, now: Sample, enough: u64) -> bool {
+        let acked = now.acked.saturating_sub(from.acked);
+        if acked < enough {
+            return false;
+        }
+        let dt = now.at.saturating_duration_since(from.at).max(MIN_INTERVAL).as_secs_f64();
         if self.rate.is_some_and(|r| acked as f64 / dt > r) {
             (self.bytes, self.secs) = (acked as f64, dt);
             self.rate = Some(self.bytes / self.secs);
         }
+        true
     }
 
-    /// The estimated drain rate in bytes per second, if the receiver was ever backlogged.
+    /// Forgets the estimate when the socket was idle at every sample for
+    /// [`FORGET_AFTER`] before `now`, the time of the last sample. Only while
+    /// video flows: see the module documentation.
+    pub fn forget_if_idle(&mut self, now: Instant) {
+        let quiet = self.busy_at.is_none_or(|t| now.saturating_duration_since(t) >= FORGET_AFTER);
+        if self.rate.is_some() && quiet {
+            (self.rate, self.bytes, self.secs) = (None, 0.0, 0.0);
+        }
+    }
+
+    /// The estimated drain rate in bytes per second, if the receiver was
+    /// backlogged (and has not been idle for [`FORGET_AFTER`] since).
     pub fn rate(&self) -> Option<f64> {
         self.rate
     }
@@ -235,8 +308,9 @@ impl Pacer {
 mod tests {
     use super::*;
 
+    /// A sample with `notsent` bytes unsent, and something in flight if any.
     fn at(t0: Instant, ms: u64, acked: u64, notsent: u32) -> Sample {
-        Sample { at: t0 + Duration::from_millis(ms), acked, notsent }
+        Sample { at: t0 + Duration::from_millis(ms), acked, notsent, unacked: u32::from(notsent > 0) }
     }
 
     #[test]
@@ -336,6 +410,49 @@ mod tests {
         std::io::Write::write_all(&mut a, &[0; 1000]).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         let after = sample(&a).unwrap();
-        assert_eq!((after.acked - before.acked, after.notsent), (1000, 0));
+        assert_eq!((after.acked - before.acked, after.notsent, after.unacked), (1000, 0, 0));
+        assert!(after.idle());
+    }
+
+    /// 125 KB/s measured from a backlog at 0-100 ms.
+    fn slow(t0: Instant) -> Pacer {
+        let mut p = Pacer::default();
+        p.observe(at(t0, 0, 0, 5_000));
+        p.observe(at(t0, 100, 12_500, 3_000));
+        assert_eq!(p.rate(), Some(125_000.0));
+        p
+    }
+
+    #[test]
+    fn a_probe_after_a_pause_is_measured_by_its_own_bytes() {
+        let t0 = Instant::now();
+        let mut p = slow(t0);
+        // Video dropped for a while: the writer's samples find the socket idle.
+        p.observe(at(t0, 500, 20_000, 0));
+        p.observe(at(t0, 900, 20_000, 0));
+        assert!(p.paced(1 << 20), "a 1 MiB frame takes 8 s at the old estimate");
+        // A 1 MiB probe written right after the last sample, taken in 5 ms.
+        p.observe(Sample { unacked: 4, ..at(t0, 905, 1_020_000, 0) });
+        assert_eq!(p.rate(), Some(200_000_000.0));
+        assert!(!p.paced(1 << 20) && !p.too_soon(1 << 20, t0));
+    }
+
+    #[test]
+    fn an_estimate_is_forgotten_after_a_second_of_idle_socket_only() {
+        let t0 = Instant::now();
+        let mut p = slow(t0);
+        // Bytes in flight are not idle.
+        p.observe(Sample { unacked: 3, ..at(t0, 600, 14_000, 0) });
+        p.observe(at(t0, 1_500, 14_500, 0));
+        p.forget_if_idle(t0 + Duration::from_millis(1_500));
+        assert_eq!(p.rate(), Some(125_000.0));
+        p.observe(at(t0, 1_600, 14_500, 0));
+        p.forget_if_idle(t0 + Duration::from_millis(1_600));
+        assert_eq!(p.rate(), None);
+        assert!(!p.paced(1 << 20));
+        // A new backlog is measured afresh, without the old average.
+        p.observe(at(t0, 1_700, 14_500, 4_000));
+        p.observe(at(t0, 1_800, 20_750, 4_000));
+        assert_eq!(p.rate(), Some(62_500.0));
     }
 }

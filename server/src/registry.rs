@@ -14,6 +14,9 @@
 //!   which keeps every client's view of events in one order; pushing never
 //!   blocks and never touches a socket (an overflowing outbox only shuts its
 //!   socket down, which does not block).
+//! * A client's writer thread reads its own `peer` slot too, to send its peer
+//!   `rate` ([`crate::feedback::deliver`]): the slot, then its own outbox
+//!   (released), then the peer's outbox; never two outboxes at once.
 //! * A poisoned lock is recovered: every method leaves the table consistent
 //!   between statements, and one failed session must not stop the server.
 
@@ -350,6 +353,7 @@ fn answer(t: &mut Table, conn: &Conn, yes: bool) {
         caller_conn.send(&ServerMsg::AskYes);
         for (a, b) in [(&*caller_conn, conn), (conn, &*caller_conn)] {
             a.set_peer(Some(Arc::clone(&b.outbox)));
+            a.outbox.start_call();
             if let Some(c) = t.clients.get_mut(&a.id) {
                 c.call = Call::InCall { peer: b.id };
             }

@@ -425,3 +425,36 @@ pub fn call_between(mut caller: Client, mut callee: Client) -> (Client, Client) 
     callee.expect(&format!("start {}", caller.id));
     (caller, callee)
 }
+
+/// Reads and discards what `stream` receives until `until`: at most
+/// `bytes_per_s` (with bursts of 4 KiB), or as fast as it comes for `None`.
+/// Returns how many bytes it read.
+pub fn drain(stream: &mut TcpStream, bytes_per_s: Option<f64>, until: Instant) -> usize {
+    stream.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+    let mut chunk = vec![0u8; 64 << 10];
+    let (mut tokens, mut last, mut total) = (0.0f64, Instant::now(), 0);
+    while Instant::now() < until {
+        let want = match bytes_per_s {
+            Some(rate) => {
+                let now = Instant::now();
+                tokens = (tokens + now.duration_since(last).as_secs_f64() * rate).min(4096.0);
+                last = now;
+                if tokens < 512.0 {
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                }
+                tokens as usize
+            }
+            None => chunk.len(),
+        };
+        match stream.read(&mut chunk[..want]) {
+            Ok(0) => break,
+            Ok(n) => {
+                tokens -= n as f64;
+                total += n;
+            }
+            Err(_) => {}
+        }
+    }
+    total
+}
