@@ -220,9 +220,9 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let (tx, rx) = mpsc::channel::<Input>();
         let (events_tx, events) = async_channel::unbounded();
-        let route = Arc::new(FrameRoute::default());
-        let net_tx = tx.clone();
         let uplink = crate::net::Uplink::new(setup.options.rate_config());
+        let route = Arc::new(FrameRoute::new(uplink.clone()));
+        let net_tx = tx.clone();
         let on_net = move |ev| drop(net_tx.send(Input::Net(ev)));
         let conn = Connection::open(server, on_net, route.clone(), uplink)?;
         for notice in &setup.notices {

@@ -14,7 +14,8 @@ use super::{
     MediaError, MediaEvent, Notify, SinkFactory, attach_external_sink, next_generation, parse_pipeline,
     watch_bus,
 };
-use crate::net::FrameSink;
+use crate::net::{FrameSink, Uplink};
+use std::time::Duration;
 
 /// No timestamp has been seen yet.
 const UNSET: u64 = u64::MAX;
@@ -47,7 +48,43 @@ const MAX_QUEUED_AUDIO: u64 = 1 << 20;
 #[derive(Default)]
 pub struct FrameRoute {
     targets: Mutex<Option<Targets>>,
+    /// Where the queueing on our downlink is reported, so that the sender's
+    /// path probes do not blame our uplink for it.
+    uplink: Option<Arc<Uplink>>,
 }
+
+/// How late the peer's audio arrives relative to the earliest it ever
+/// arrived (the clocks' offset cancels out): the queueing on the path
+/// towards us. Audio is small and overtakes queued video at the server, as
+/// the server's `pong` does, so it sees the same downlink queue.
+#[derive(Debug, Default)]
+pub(super) struct OneWay {
+    /// The lowest arrival-minus-capture seen in this call, µs.
+    base: Option<i64>,
+    /// The last few arrival-minus-capture values, µs.
+    recent: std::collections::VecDeque<i64>,
+}
+
+impl OneWay {
+    /// Takes one packet's arrival (`now_us`) and capture time; returns the
+    /// queueing delay: the lowest of the last few above the base.
+    fn arrived(&mut self, now_us: u64, pts_us: u64) -> Duration {
+        let d = i64::try_from(now_us)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(i64::try_from(pts_us).unwrap_or(i64::MAX));
+        let base = *self.base.get_or_insert(d);
+        self.base = Some(base.min(d));
+        if self.recent.len() == ONE_WAY_WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(d);
+        let low = self.recent.iter().min().copied().unwrap_or(d);
+        Duration::from_micros(u64::try_from(low.saturating_sub(base.min(d))).unwrap_or(0))
+    }
+}
+
+/// Audio packets (20 ms each) over which the downlink's queueing is the minimum.
+const ONE_WAY_WINDOW: usize = 5;
 
 /// Where frames of the current call go.
 pub(super) struct Targets {
@@ -65,10 +102,17 @@ pub(super) struct Targets {
     pub(super) seen_key: bool,
     /// Dropping video until the next keyframe because the decoder fell behind.
     pub(super) dropping_video: bool,
+    /// The peer's audio's arrival delay.
+    pub(super) one_way: OneWay,
     pub(super) notify: Notify,
 }
 
 impl FrameRoute {
+    /// A route that reports the downlink's queueing to `uplink`.
+    pub fn new(uplink: Arc<Uplink>) -> FrameRoute {
+        FrameRoute { targets: Mutex::new(None), uplink: Some(uplink) }
+    }
+
     /// Starts delivering frames to a call's pipelines.
     pub(super) fn attach(&self, targets: Targets) {
         if let Ok(mut t) = self.targets.lock() {
@@ -133,6 +177,10 @@ impl FrameSink for FrameRoute {
                     }
                 }
                 t.last_audio_pts = Some(header.pts);
+                let queued = t.one_way.arrived(now_us(), header.pts);
+                if let Some(uplink) = &self.uplink {
+                    uplink.set_downlink_delay(queued);
+                }
                 if let Some(src) = t.audio.as_ref().filter(|s| s.current_level_bytes() <= MAX_QUEUED_AUDIO) {
                     push(src, &t.audio_base, header, payload);
                 }
@@ -348,6 +396,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_downlink_queue_is_arrival_delay_above_the_earliest() {
+        let mut w = OneWay::default();
+        // A clock 5 s ahead of ours: the offset cancels out.
+        let ahead = 5_000_000u64;
+        assert_eq!(w.arrived(1_000_000, 1_000_000 + ahead - 10_000), Duration::ZERO);
+        for i in 1..=5u64 {
+            w.arrived(1_000_000 + i * 20_000 + 150_000, 1_000_000 + ahead + i * 20_000 - 10_000);
+        }
+        assert_eq!(w.arrived(1_300_000, 1_000_000 + ahead + 140_000), Duration::from_millis(150));
+        // Hostile timestamps do not panic.
+        w.arrived(0, u64::MAX);
+        w.arrived(u64::MAX, 0);
+    }
+
+    #[test]
     fn hostile_timestamps_do_not_panic() {
         assert_eq!(clock_time_us(u64::MAX), gst::ClockTime::from_nseconds(u64::MAX - 1));
         assert_eq!(clock_time_us(5), gst::ClockTime::from_useconds(5));
@@ -373,6 +436,7 @@ mod tests {
             undecoded: Arc::new(AtomicU64::new(0)),
             seen_key: false,
             dropping_video: false,
+            one_way: OneWay::default(),
             notify: Arc::new(|_| {}),
         });
         for (kind, pts) in

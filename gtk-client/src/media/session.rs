@@ -150,6 +150,7 @@ impl CallMedia {
             undecoded: ctx.undecoded.clone(),
             seen_key: false,
             dropping_video: false,
+            one_way: Default::default(),
             notify,
         });
         let (send_video, video_in) = start_with_fallback(

@@ -91,6 +91,8 @@ pub struct Uplink {
     /// The `ping`s in flight (the writer sends them; the server answers in
     /// order), and what their answers say about the path.
     probes: Mutex<Probes>,
+    /// The queueing on our downlink, µs (see [`Uplink::set_downlink_delay`]).
+    downlink_delay_us: AtomicU64,
 }
 
 /// Round trips of `ping` through the server: the whole path's queueing,
@@ -131,6 +133,7 @@ impl Uplink {
             uplink_bps: AtomicU64::new(0),
             keyframe_owed: AtomicBool::new(false),
             probes: Mutex::new(Probes::default()),
+            downlink_delay_us: AtomicU64::new(0),
             config: RateConfig { ladder: first.map_or_else(Vec::new, |_| config.ladder.clone()), ..config },
         })
     }
@@ -221,11 +224,19 @@ impl Uplink {
         }
     }
 
-    /// The path's queueing delay as the probes see it.
+    /// The queueing on our side of the path, as the probes see it: their
+    /// round trip above its base, less what the downlink's queue explains
+    /// (that is the peer's sending, which the server reports to the peer).
     pub(super) fn path_delay(&self) -> Duration {
         let p = self.probes.lock().unwrap_or_else(PoisonError::into_inner);
         let (Some(low), Some((base, _))) = (p.recent.iter().min(), p.base) else { return Duration::ZERO };
-        low.saturating_sub(base)
+        let down = Duration::from_micros(self.downlink_delay_us.load(Relaxed));
+        low.saturating_sub(base).saturating_sub(down)
+    }
+
+    /// Stores how much the peer's audio is queued on its way to us.
+    pub fn set_downlink_delay(&self, delay: Duration) {
+        self.downlink_delay_us.store(u64::try_from(delay.as_micros()).unwrap_or(u64::MAX), Relaxed);
     }
 
     /// The uplink's measured rate in bytes/s, if any.
