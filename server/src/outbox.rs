@@ -47,6 +47,7 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -224,6 +225,9 @@ pub struct Outbox {
     fast: bool,
     /// The socket's usual write timeout, restored after a [`DirectWrite`].
     write_timeout: Option<Duration>,
+    /// How many calls have ended for this client ([`Outbox::purge_media`]):
+    /// a [`DirectWrite`] claimed during an earlier call writes nothing.
+    calls_ended: AtomicU64,
 }
 
 impl Outbox {
@@ -237,6 +241,7 @@ impl Outbox {
             socket,
             fast: false,
             write_timeout: None,
+            calls_ended: AtomicU64::new(0),
         }
     }
 
@@ -390,7 +395,8 @@ impl Outbox {
         drop(s);
         let _ = socket.set_write_timeout(Some(DIRECT_STALL));
         let fd = socket.as_raw_fd();
-        Direct::Claimed(DirectWrite { outbox: Arc::clone(self), fd, owed: len, spill: Vec::new() })
+        let call = self.calls_ended.load(Ordering::SeqCst);
+        Direct::Claimed(DirectWrite { outbox: Arc::clone(self), fd, owed: len, len, call, spill: Vec::new() })
     }
 
     /// Starts a congestion episode's pause: none when the receiver kept up
@@ -454,7 +460,11 @@ impl Outbox {
     }
 
     /// Drops all queued media (the call ended) and resets the drop state.
+    /// A frame being written stays whole: the writer's current batch, and a
+    /// [`DirectWrite`] that has written a first byte. One claimed that has
+    /// not is dropped: it writes nothing more.
     pub fn purge_media(&self) {
+        self.calls_ended.fetch_add(1, Ordering::SeqCst);
         let mut s = self.lock();
         s.audio.clear();
         s.video.clear();
@@ -611,6 +621,10 @@ pub struct DirectWrite {
     fd: RawFd,
     /// Bytes of the frame not yet written to the socket.
     owed: usize,
+    /// The frame's length, header included.
+    len: usize,
+    /// [`Outbox::calls_ended`] when the claim was made.
+    call: u64,
     spill: Vec<u8>,
 }
 
@@ -619,6 +633,9 @@ impl DirectWrite {
     /// [`DIRECT_STALL`]; returns how much that was. A broken connection
     /// takes nothing: the writer thread meets the error and closes it.
     pub fn send(&mut self, bytes: &[u8]) -> usize {
+        if self.cancelled() {
+            return 0;
+        }
         let mut done = 0;
         while done < bytes.len() {
             // SAFETY: the pointer and length describe the unsent part of `bytes`.
@@ -639,11 +656,20 @@ impl DirectWrite {
     /// it within [`DIRECT_STALL`]; returns how much that was. `more`: more of
     /// the frame follows.
     pub fn splice_from(&mut self, pipe: &mut crate::splice::Pipe, more: bool) -> usize {
+        if self.cancelled() {
+            return 0;
+        }
         // One call: a short count means the socket is full, and waiting
         // again could add up to many stalls for a trickling receiver.
         let done = pipe.drain_to(self.fd, more).unwrap_or(0);
         self.owed -= done.min(self.owed);
         done
+    }
+
+    /// The call ended before the frame's first byte was written: it never
+    /// will be (the end of a call is a barrier for its media).
+    fn cancelled(&self) -> bool {
+        self.owed == self.len && self.outbox.calls_ended.load(Ordering::SeqCst) != self.call
     }
 
     /// Bytes of the frame not written yet.
@@ -665,9 +691,12 @@ impl Drop for DirectWrite {
             let _ = socket.set_write_timeout(o.write_timeout);
         }
         let mut rest = std::mem::take(&mut self.spill);
+        let cancelled = self.cancelled();
         let mut s = o.lock();
         s.direct = false;
-        if self.owed == 0 {
+        if cancelled {
+            s.stats.video_dropped += 1;
+        } else if self.owed == 0 {
             s.stats.video_spliced += 1;
         } else if !(s.closing || s.closed) {
             s.stats.video_spilled += 1;
@@ -897,6 +926,20 @@ mod tests {
         o.push_media(frame(MediaKind::Audio, true, 10));
         let s = o.stats();
         assert_eq!((s.audio_queued, s.audio_dropped), (2, 1));
+    }
+
+    #[test]
+    fn a_direct_write_claimed_before_the_call_ended_writes_nothing() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let o = Arc::new(Outbox::new(limits(), Some(socket)).with_fast_path());
+        let Direct::Claimed(mut out) = Outbox::begin_direct(&o, true, 10) else { panic!("not claimed") };
+        o.purge_media();
+        assert_eq!(out.send(b"video 1 k 3\n"), 0);
+        out.spill().extend_from_slice(b"video 1 k 3\nabc");
+        drop(out);
+        let s = o.lock();
+        assert!(s.partial.is_none() && !s.direct, "nothing of the frame is left for the writer");
     }
 
     #[test]

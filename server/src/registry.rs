@@ -9,7 +9,9 @@
 //!   thread (through the outbox) and the table. Its `peer` slot holds the
 //!   peer's outbox while a call is up; the media path reads only that slot and
 //!   never takes the registry lock.
-//! * Lock order: registry, then a `peer` slot, then an outbox. Replies and
+//! * Lock order: registry, then a `peer` slot, then an outbox. Only the
+//!   registry, under its lock, ever holds two slots at once (both parties',
+//!   when a call starts); a session holds only its own. Replies and
 //!   notifications are pushed into outboxes while the registry lock is held,
 //!   which keeps every client's view of events in one order; pushing never
 //!   blocks and never touches a socket (an overflowing outbox only shuts its
@@ -349,13 +351,11 @@ fn answer(t: &mut Table, conn: &Conn, yes: bool) {
     if yes {
         caller_conn.send(&ServerMsg::AskYes);
         for (a, b) in [(&*caller_conn, conn), (conn, &*caller_conn)] {
-            a.set_peer(Some(Arc::clone(&b.outbox)));
             if let Some(c) = t.clients.get_mut(&a.id) {
                 c.call = Call::InCall { peer: b.id };
             }
         }
-        caller_conn.send(&ServerMsg::Start(callee));
-        conn.send(&ServerMsg::Start(caller));
+        link(&caller_conn, conn);
         crate::log!(Info, "{caller} <-> {callee}: call started");
     } else {
         for id in [caller, callee] {
@@ -370,8 +370,24 @@ fn answer(t: &mut Table, conn: &Conn, yes: bool) {
     }
 }
 
+/// Opens the media path between `a` and `b` and queues `start` for both,
+/// holding both peer slots: no frame can be queued ahead of a `start`, and a
+/// client that has read its `start` finds its slot set.
+fn link(a: &Conn, b: &Conn) {
+    let mut a_slot = a.peer.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut b_slot = b.peer.lock().unwrap_or_else(PoisonError::into_inner);
+    *a_slot = Some(Arc::clone(&b.outbox));
+    *b_slot = Some(Arc::clone(&a.outbox));
+    a.send(&ServerMsg::Start(b.id));
+    b.send(&ServerMsg::Start(a.id));
+}
+
 /// Ends `id`'s call, if any, telling the other party why. Returns whether
 /// there was a call. A caller's `stop` while ringing is reported as `cancelled`.
+///
+/// The end of a call is a barrier for its media: once this returns, no frame
+/// of the call is queued for either party, and none can be (see
+/// [`Outbox::purge_media`] for frames being written at that moment).
 fn end_call(t: &mut Table, id: ClientId, reason: StopReason) -> bool {
     let Some(call) = t.clients.get(&id).map(|c| c.call) else { return false };
     let (other, reason) = match call {
@@ -381,10 +397,17 @@ fn end_call(t: &mut Table, id: ClientId, reason: StopReason) -> bool {
         | Call::Asked { caller: other, .. }
         | Call::InCall { peer: other } => (other, reason),
     };
+    // The barrier: first unlink both directions (waiting out any push in
+    // progress, which holds a peer slot), then purge both outboxes, so no
+    // frame can be queued after its receiver's purge.
     for party in [id, other] {
         if let Some(c) = t.clients.get_mut(&party) {
             c.call = Call::Idle;
             c.conn.set_peer(None);
+        }
+    }
+    for party in [id, other] {
+        if let Some(c) = t.clients.get(&party) {
             c.conn.outbox.purge_media();
         }
     }
