@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod call;
 pub mod config;
+pub mod floods;
 pub mod listener;
 pub mod log;
 pub mod outbox;

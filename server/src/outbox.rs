@@ -269,7 +269,27 @@ impl Outbox {
     /// overflowed, in which case the outbox is closed now and the client will
     /// be disconnected.
     pub fn push_control(&self, line: Vec<u8>) -> bool {
+        self.queue_control(self.lock(), line)
+    }
+
+    /// Like [`Outbox::push_control`], for a line that supersedes any queued,
+    /// not yet written line starting with `key` (such as an older `presence`
+    /// of the same client): those are dropped, so a receiver that falls
+    /// behind holds at most one such line per key.
+    pub fn push_control_replacing(&self, line: Vec<u8>, key: &[u8]) -> bool {
         let mut s = self.lock();
+        let before = s.control_bytes;
+        let mut dropped = 0;
+        s.control.retain(|queued| {
+            let stale = queued.starts_with(key);
+            dropped += if stale { queued.len() } else { 0 };
+            !stale
+        });
+        s.control_bytes = before - dropped;
+        self.queue_control(s, line)
+    }
+
+    fn queue_control(&self, mut s: MutexGuard<'_, State>, line: Vec<u8>) -> bool {
         if s.closing || s.closed {
             return false;
         }
@@ -926,6 +946,20 @@ mod tests {
         o.push_media(frame(MediaKind::Audio, true, 10));
         let s = o.stats();
         assert_eq!((s.audio_queued, s.audio_dropped), (2, 1));
+    }
+
+    #[test]
+    fn a_newer_line_replaces_a_queued_one_with_the_same_key() {
+        let o = Outbox::new(limits(), None);
+        o.push_control(b"presence 1.2.3.4:5 busy a\n".to_vec());
+        o.push_control(b"pong\n".to_vec());
+        o.push_control_replacing(b"presence 1.2.3.4:56 free b\n".to_vec(), b"presence 1.2.3.4:56 ");
+        o.push_control_replacing(b"presence 1.2.3.4:5 free a\n".to_vec(), b"presence 1.2.3.4:5 ");
+        let mut batch = Vec::new();
+        assert!(o.next_batch(&mut batch, &mut 0));
+        let lines: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        assert_eq!(lines, [&b"pong\n"[..], b"presence 1.2.3.4:56 free b\n", b"presence 1.2.3.4:5 free a\n"]);
+        assert_eq!(o.lock().control_bytes, 0);
     }
 
     #[test]

@@ -30,6 +30,7 @@ use komunikator_protocol::{
 
 use crate::call::{Call, TokenBucket};
 use crate::config::Config;
+use crate::floods::{self, Quiet};
 use crate::outbox::Outbox;
 
 /// A connected client as its session thread and the media path see it.
@@ -89,6 +90,10 @@ struct Client {
     nick_key: Option<String>,
     call: Call,
     connects: TokenBucket,
+    /// The rename limit ([`floods::renames`]).
+    renames: TokenBucket,
+    /// Whether refused renames are being logged.
+    renames_log: Quiet,
 }
 
 impl Client {
@@ -158,7 +163,16 @@ impl Registry {
         let mut t = self.lock();
         let id = conn.id;
         let connects = TokenBucket::new(self.config.connect_burst, self.config.connect_rate);
-        t.clients.insert(id, Client { conn, nick: None, nick_key: None, call: Call::Idle, connects });
+        let client = Client {
+            conn,
+            nick: None,
+            nick_key: None,
+            call: Call::Idle,
+            connects,
+            renames: floods::renames(),
+            renames_log: Quiet::default(),
+        };
+        t.clients.insert(id, client);
         broadcast_presence(&t, id);
     }
 
@@ -319,10 +333,17 @@ fn name(t: &mut Table, conn: &Conn, nick: &str) {
         conn.send_error(ErrorCode::NameTaken, "another client has that nick");
         return;
     }
-    if let Some(c) = t.clients.get_mut(&conn.id) {
-        c.nick = Some(nick.to_owned());
-        c.nick_key = Some(key);
+    let Some(c) = t.clients.get_mut(&conn.id) else { return };
+    if !c.renames.take(Instant::now()) {
+        if c.renames_log.refused() {
+            crate::log!(Warn, "{}: renaming too fast; refusing renames for a while", conn.id);
+        }
+        conn.send_error(ErrorCode::RateLimited, "too many name commands; wait 10 seconds");
+        return;
     }
+    c.renames_log.accepted();
+    c.nick = Some(nick.to_owned());
+    c.nick_key = Some(key);
     conn.send(&ServerMsg::OkName(nick));
     crate::log!(Info, "{} is now {nick}", conn.id);
     broadcast_presence(t, conn.id);
@@ -465,7 +486,9 @@ fn broadcast_presence(t: &Table, id: ClientId) {
 fn broadcast_presence_as(t: &Table, id: ClientId, state: Presence) {
     let Some(subject) = t.clients.get(&id) else { return };
     let line = ServerMsg::Presence { id, state, nick: subject.nick.as_deref() }.to_line();
+    // A newer presence of the same client replaces one still queued.
+    let key = format!("presence {id} ");
     for c in t.clients.values().filter(|c| c.conn.id != id) {
-        c.conn.outbox.push_control(line.clone());
+        c.conn.outbox.push_control_replacing(line.clone(), key.as_bytes());
     }
 }
