@@ -62,6 +62,12 @@ impl TokenBucket {
         self.tokens + elapsed * self.rate >= self.burst
     }
 
+    /// Whether a token is there to take at `now` (takes none).
+    pub fn has_token(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.rate >= 1.0
+    }
+
     /// Takes one token if there is one.
     pub fn take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();

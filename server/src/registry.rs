@@ -30,7 +30,7 @@ use komunikator_protocol::{
 
 use crate::call::{Call, TokenBucket};
 use crate::config::Config;
-use crate::floods::{self, Quiet};
+use crate::floods::{self, Callee, Quiet, Refusal, RingLimits, Sources};
 use crate::outbox::Outbox;
 
 /// A connected client as its session thread and the media path see it.
@@ -94,6 +94,10 @@ struct Client {
     renames: TokenBucket,
     /// Whether refused renames are being logged.
     renames_log: Quiet,
+    /// Ring limits and blocks as a callee.
+    callee: Callee,
+    /// Whether this client's refused rings are being logged.
+    rings_log: Quiet,
 }
 
 impl Client {
@@ -106,6 +110,8 @@ impl Client {
 struct Table {
     clients: HashMap<ClientId, Client>,
     per_ip: HashMap<IpAddr, usize>,
+    /// Ring limits per source address; they outlive connections.
+    sources: Sources,
 }
 
 /// The shared client table. See the module documentation.
@@ -171,6 +177,8 @@ impl Registry {
             connects,
             renames: floods::renames(),
             renames_log: Quiet::default(),
+            callee: Callee::new(self.ring_limits()),
+            rings_log: Quiet::default(),
         };
         t.clients.insert(id, client);
         broadcast_presence(&t, id);
@@ -208,6 +216,8 @@ impl Registry {
             Command::Ping => {
                 conn.send(&ServerMsg::Pong);
             }
+            Command::Block(target) => block(&mut t, &conn, target, true),
+            Command::Unblock(target) => block(&mut t, &conn, target, false),
             Command::Media(_) | Command::Auth(_) => {
                 crate::log!(Error, "{id}: media or auth reached the registry; the session handles them");
             }
@@ -237,11 +247,10 @@ impl Registry {
                 return;
             }
         };
-        let Some(callee_client) = t.clients.get_mut(&callee) else { return };
-        if !callee_client.call.is_idle() {
-            conn.send(&ServerMsg::Busy(callee));
+        if !admit_ring(self.ring_limits(), t, (id, callee), now) {
             return;
         }
+        let Some(callee_client) = t.clients.get_mut(&callee) else { return };
         callee_client.call = Call::Asked { caller: id, since: now };
         let callee_conn = Arc::clone(&callee_client.conn);
         let Some(caller) = t.clients.get_mut(&id) else { return };
@@ -283,12 +292,75 @@ impl Registry {
         }
     }
 
+    fn ring_limits(&self) -> RingLimits {
+        let c = &self.config;
+        RingLimits { pair: c.rings_per_pair, callee: c.rings_per_callee, source: c.rings_per_address }
+    }
+
     /// Disconnects everyone now (server shutdown).
     pub fn abort_all(&self) {
         for c in self.lock().clients.values() {
             c.conn.outbox.abort();
         }
     }
+}
+
+/// Whether `caller` may ring `callee` now: the callee is free, has not
+/// blocked the caller, and no ring limit is reached. Otherwise the caller got
+/// its answer: `busy` for a busy callee or a block (which is not revealed),
+/// `error rate-limited` for a limit. Counts an admitted ring.
+fn admit_ring(
+    limits: RingLimits,
+    t: &mut Table,
+    (caller, callee): (ClientId, ClientId),
+    now: Instant,
+) -> bool {
+    let Some(c) = t.clients.get(&caller) else { return false };
+    let (conn, nick_key) = (Arc::clone(&c.conn), c.nick_key.clone());
+    let Table { clients, sources, .. } = t;
+    let Some(callee_client) = clients.get_mut(&callee) else { return false };
+    let refusal = if callee_client.call.is_idle() {
+        let who = (caller.ip(), nick_key.as_deref());
+        floods::admit_ring(limits, sources, &mut callee_client.callee, who, now).err()
+    } else {
+        Some(Refusal::Blocked)
+    };
+    let Some(refusal) = refusal else {
+        if let Some(c) = clients.get_mut(&caller) {
+            c.rings_log.accepted();
+        }
+        return true;
+    };
+    match refusal {
+        Refusal::Blocked => {
+            conn.send(&ServerMsg::Busy(callee));
+        }
+        Refusal::Limited(text) => {
+            if clients.get_mut(&caller).is_some_and(|c| c.rings_log.refused()) {
+                crate::log!(Warn, "{caller} -> {callee}: ring refused: {text}");
+            }
+            conn.send_error(ErrorCode::RateLimited, text);
+        }
+    }
+    false
+}
+
+/// `block <target>` (`on`) or `unblock <target>` from `conn`.
+fn block(t: &mut Table, conn: &Conn, target: Target<'_>, on: bool) {
+    let Some(c) = t.clients.get_mut(&conn.id) else { return };
+    if !on {
+        c.callee.unblock(target, nick_key);
+        conn.send(&ServerMsg::OkUnblock(target));
+    } else if c.callee.block(target, nick_key) {
+        conn.send(&ServerMsg::OkBlock(target));
+    } else {
+        conn.send_error(ErrorCode::BadArgument, "block list full; unblock someone first");
+    }
+}
+
+/// The form in which nicks are compared (case-insensitively).
+fn nick_key(nick: &str) -> String {
+    nick.to_lowercase()
 }
 
 fn release_ip(t: &mut Table, ip: IpAddr) {

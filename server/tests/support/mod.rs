@@ -48,9 +48,16 @@ impl Server {
     }
 
     /// Starts the server with exactly these flags (plus a bind address, port 0
-    /// and a private state directory) and waits for `listening on`.
+    /// and a private state directory) and waits for `listening on`. Unless
+    /// `args` set one of the ring limits (`--rings-per-*`), they are lifted:
+    /// every test client rings from 127.0.0.1, many of them the same callee.
     pub fn start_exact(args: &[&str]) -> Server {
         let bind: &[&str] = if args.contains(&"--bind") { &[] } else { &["--bind", "127.0.0.1"] };
+        let rings: &[&str] = if args.iter().any(|a| a.starts_with("--rings-per")) {
+            &[]
+        } else {
+            &["--rings-per-pair", "0", "--rings-per-callee", "0"]
+        };
         let state = match args.iter().position(|a| *a == "--state-dir") {
             Some(i) => std::path::PathBuf::from(args[i + 1]),
             None => {
@@ -63,6 +70,7 @@ impl Server {
         let own_state_dir = (!given).then(|| state.clone());
         let mut child = Command::new(env!("CARGO_BIN_EXE_komunikator-server"))
             .args(bind)
+            .args(rings)
             .args(["--port", "0"])
             .args(own_state)
             .args(args)
