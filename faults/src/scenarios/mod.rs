@@ -4,7 +4,9 @@ mod churn;
 mod client_side;
 mod flood;
 mod kill;
+mod rename_flood;
 mod restart;
+mod ring_spam;
 mod silent;
 mod slowloris;
 
@@ -22,6 +24,8 @@ pub static ALL: &[Scenario] = &[
     Scenario { name: "churn", run: churn::run },
     Scenario { name: "slowloris", run: slowloris::run },
     Scenario { name: "flood-one-address", run: flood::run },
+    Scenario { name: "ring-spam", run: ring_spam::run },
+    Scenario { name: "rename-flood", run: rename_flood::run },
     Scenario { name: "silent-peer", run: silent::run },
     Scenario { name: "server-restart", run: restart::run },
     Scenario { name: "garbage-media", run: client_side::garbage_media },
