@@ -13,9 +13,11 @@
 
 pub mod client;
 pub mod headless;
-pub mod netns;
 pub mod scenarios;
 pub mod server;
+
+/// Network namespaces, shared with the link emulator.
+pub use komunikator_linkem::netns;
 
 use std::time::{Duration, Instant};
 

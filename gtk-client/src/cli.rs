@@ -33,7 +33,8 @@ Media:
   --tone HZ                frequency of the test tone (default 440)
   --size WxH               picture size sent (default 640x480)
   --fps N                  frames per second sent (default 30)
-  --video-kbps N           video bitrate (default 1000)
+  --video-kbps N           the highest video bitrate (default 1000); it follows the link below that
+  --no-adapt               for benchmarks only: a fixed bitrate and picture, one send queue
   --video-encoder NAME     force an H.264 encoder (x264enc, openh264enc, vah264enc, ...)
   --video-decoder NAME     force an H.264 decoder (avdec_h264, openh264dec, ...)
   --print-pipelines        print the four pipelines this machine would run, and exit
@@ -124,6 +125,8 @@ pub struct Args {
     pub fps: Option<u32>,
     /// `--video-kbps`.
     pub video_kbps: Option<u32>,
+    /// `--no-adapt`.
+    pub no_adapt: bool,
     /// `--video-encoder`.
     pub video_encoder: Option<String>,
     /// `--video-decoder`.
@@ -183,6 +186,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgError> {
             "--size" => a.size = Some(size(&value()?)?),
             "--fps" => a.fps = Some(number(&flag, &value()?, 1, 120)?),
             "--video-kbps" => a.video_kbps = Some(number(&flag, &value()?, 50, 50_000)?),
+            "--no-adapt" => a.no_adapt = true,
             "--video-encoder" => a.video_encoder = Some(value()?),
             "--video-decoder" => a.video_decoder = Some(value()?),
             "--plaintext" => a.plaintext = true,
@@ -225,6 +229,7 @@ impl Args {
             height,
             fps: self.fps.unwrap_or(d.fps),
             video_kbps: self.video_kbps.unwrap_or(d.video_kbps),
+            adapt: !self.no_adapt,
             video_encoder: self.video_encoder.clone(),
             video_decoder: self.video_decoder.clone(),
             inject_source_failure: self.inject_source_failure,

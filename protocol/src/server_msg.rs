@@ -1,6 +1,7 @@
 //! Lines the server sends to a client.
 
 use std::io::Write;
+use std::num::NonZeroU32;
 
 use crate::error::{ErrorCode, ParseError};
 use crate::line::{fields, line_text, split_command};
@@ -74,6 +75,11 @@ pub enum ServerMsg<'a> {
     Msg(&'a str),
     /// `pong`.
     Pong,
+    /// `rate <kbps>` or `rate -`: during a call, how fast the peer's
+    /// connection takes media from the server, in kbit/s, when it is the
+    /// limit (the sender should keep its media below it); `None` (`rate -`)
+    /// when it no longer is.
+    Rate(Option<NonZeroU32>),
     /// `error <code> [text]`.
     Error {
         /// The error code.
@@ -129,6 +135,7 @@ impl<'a> ServerMsg<'a> {
             "keyframe" => fields::<0>(args).map(|_| ServerMsg::Keyframe)?,
             "msg" => ServerMsg::Msg(args.filter(|t| !t.is_empty()).ok_or(ParseError::bad("msg needs text"))?),
             "pong" => fields::<0>(args).map(|_| ServerMsg::Pong)?,
+            "rate" => ServerMsg::Rate(parse_rate(fields::<1>(args)?[0])?),
             "error" => parse_error(args)?,
             _ => return parse_client_entry(word, args),
         };
@@ -166,6 +173,8 @@ impl<'a> ServerMsg<'a> {
             ServerMsg::Keyframe => writeln!(out, "keyframe"),
             ServerMsg::Msg(text) => writeln!(out, "msg {text}"),
             ServerMsg::Pong => writeln!(out, "pong"),
+            ServerMsg::Rate(Some(kbps)) => writeln!(out, "rate {kbps}"),
+            ServerMsg::Rate(None) => writeln!(out, "rate -"),
             ServerMsg::Error { code, text: Some(text) } => writeln!(out, "error {code} {text}"),
             ServerMsg::Error { code, text: None } => writeln!(out, "error {code}"),
         };
@@ -181,6 +190,18 @@ impl<'a> ServerMsg<'a> {
 
 fn one_id(args: Option<&str>) -> Result<ClientId, ParseError> {
     parse_id(fields::<1>(args)?[0])
+}
+
+/// `-`, or a decimal number of kbit/s from 1 to `u32::MAX`.
+fn parse_rate(s: &str) -> Result<Option<NonZeroU32>, ParseError> {
+    if s == "-" {
+        return Ok(None);
+    }
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParseError::bad("rate must be a decimal number of kbit/s or -"));
+    }
+    let kbps = s.parse::<u32>().map_err(|_| ParseError::bad("rate too large"))?;
+    NonZeroU32::new(kbps).map(Some).ok_or(ParseError::bad("rate must be at least 1"))
 }
 
 fn parse_error(args: Option<&str>) -> Result<ServerMsg<'_>, ParseError> {
@@ -229,6 +250,10 @@ mod tests {
             "keyframe",
             "msg hi there",
             "pong",
+            "rate 1",
+            "rate 480",
+            "rate 4294967295",
+            "rate -",
             "error not-in-call",
             "error bad-argument ask takes yes or no",
         ] {
@@ -251,6 +276,37 @@ mod tests {
             "wat",
         ] {
             assert!(ServerMsg::parse(line.as_bytes(), MAX_FRAME).is_err(), "{line}");
+        }
+    }
+
+    #[test]
+    fn rate_takes_kbps_from_1_to_u32_max_or_a_dash() {
+        fn parse(line: &str) -> Result<ServerMsg<'_>, ParseError> {
+            ServerMsg::parse(line.as_bytes(), MAX_FRAME)
+        }
+        assert_eq!(parse("rate 480"), Ok(ServerMsg::Rate(NonZeroU32::new(480))));
+        assert_eq!(parse("rate 007"), Ok(ServerMsg::Rate(NonZeroU32::new(7))));
+        assert_eq!(parse("rate -"), Ok(ServerMsg::Rate(None)));
+        for line in [
+            "rate",
+            "rate ",
+            "rate 0",
+            "rate 000",
+            "rate 4294967296",
+            "rate 99999999999999999999",
+            "rate -1",
+            "rate +5",
+            "rate 1.5",
+            "rate 5k",
+            "rate x",
+            "rate --",
+            "rate 5 6",
+            "rate  5",
+            "rate 5 ",
+        ] {
+            let e = parse(line).unwrap_err();
+            assert_eq!(e.code, ErrorCode::BadArgument, "{line}");
+            assert_eq!(e.skip, 0, "{line}");
         }
     }
 }

@@ -12,7 +12,9 @@
 pub mod auth;
 pub mod call;
 pub mod config;
+pub mod fdlimit;
 pub mod floods;
+pub mod gate;
 pub mod listener;
 pub mod log;
 pub mod outbox;
@@ -21,6 +23,7 @@ pub mod registry;
 pub mod relay;
 pub mod session;
 pub mod splice;
+pub mod throttle;
 pub mod transport;
 
 pub use config::Config;

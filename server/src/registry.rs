@@ -86,7 +86,7 @@ pub enum Refused {
 struct Client {
     conn: Arc<Conn>,
     nick: Option<String>,
-    /// The nick lowercased, for case-insensitive uniqueness.
+    /// The nick's look-alike key ([`komunikator_protocol::nick_key`]), for uniqueness.
     nick_key: Option<String>,
     call: Call,
     connects: TokenBucket,
@@ -349,18 +349,13 @@ fn admit_ring(
 fn block(t: &mut Table, conn: &Conn, target: Target<'_>, on: bool) {
     let Some(c) = t.clients.get_mut(&conn.id) else { return };
     if !on {
-        c.callee.unblock(target, nick_key);
+        c.callee.unblock(target, komunikator_protocol::nick_key);
         conn.send(&ServerMsg::OkUnblock(target));
-    } else if c.callee.block(target, nick_key) {
+    } else if c.callee.block(target, komunikator_protocol::nick_key) {
         conn.send(&ServerMsg::OkBlock(target));
     } else {
         conn.send_error(ErrorCode::BadArgument, "block list full; unblock someone first");
     }
-}
-
-/// The form in which nicks are compared (case-insensitively).
-fn nick_key(nick: &str) -> String {
-    nick.to_lowercase()
 }
 
 fn release_ip(t: &mut Table, ip: IpAddr) {
@@ -388,7 +383,7 @@ fn resolve(t: &Table, target: Target<'_>) -> Result<ClientId, (ErrorCode, &'stat
             }
         }
         Target::Nick(nick) => {
-            let key = nick.to_lowercase();
+            let key = komunikator_protocol::nick_key(nick);
             t.clients
                 .iter()
                 .find(|(_, c)| c.nick_key.as_deref() == Some(key.as_str()))
@@ -399,7 +394,7 @@ fn resolve(t: &Table, target: Target<'_>) -> Result<ClientId, (ErrorCode, &'stat
 }
 
 fn name(t: &mut Table, conn: &Conn, nick: &str) {
-    let key = nick.to_lowercase();
+    let key = komunikator_protocol::nick_key(nick);
     let taken = t.clients.iter().any(|(id, c)| *id != conn.id && c.nick_key.as_deref() == Some(key.as_str()));
     if taken {
         conn.send_error(ErrorCode::NameTaken, "another client has that nick");

@@ -4,6 +4,7 @@ mod churn;
 mod client_side;
 mod flood;
 mod kill;
+mod prelogin;
 mod rename_flood;
 mod restart;
 mod ring_spam;
@@ -26,6 +27,7 @@ pub static ALL: &[Scenario] = &[
     Scenario { name: "flood-one-address", run: flood::run },
     Scenario { name: "ring-spam", run: ring_spam::run },
     Scenario { name: "rename-flood", run: rename_flood::run },
+    Scenario { name: "prelogin-flood", run: prelogin::run },
     Scenario { name: "silent-peer", run: silent::run },
     Scenario { name: "server-restart", run: restart::run },
     Scenario { name: "garbage-media", run: client_side::garbage_media },

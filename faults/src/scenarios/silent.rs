@@ -13,7 +13,7 @@ use anyhow::{Context, Result, ensure};
 
 use super::Harness;
 use crate::client::{Client, Rng, call_between};
-use crate::netns::{Netns, clean_stale, in_ns};
+use crate::netns::{Netns, VethEnd, clean_stale, in_ns, veth_pair};
 use crate::server::{Bystander, ServerProc, binary};
 use crate::{Mode, Ran};
 
@@ -26,7 +26,7 @@ pub(super) fn run(mode: Mode, _rng: &mut Rng) -> Result<Ran> {
         Mode::Quick => 3,
         Mode::Long => 60,
     };
-    clean_stale();
+    clean_stale(&["kfs", "kfc"]);
     let pid = std::process::id();
     let server_ns = match Netns::create(&format!("kfs{pid}")) {
         Ok(ns) => ns,
@@ -38,11 +38,11 @@ pub(super) fn run(mode: Mode, _rng: &mut Rng) -> Result<Ran> {
     };
     let victim_ns = Netns::create(&format!("kfc{pid}"))?;
     let (a, b) = (format!("kfa{pid}"), format!("kfb{pid}"));
-    server_ns.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b, "netns", &victim_ns.name])?;
-    server_ns.ip(&["addr", "add", &format!("{SERVER_IP}/24"), "dev", &a])?;
-    server_ns.ip(&["link", "set", &a, "up"])?;
-    victim_ns.ip(&["addr", "add", &format!("{VICTIM_IP}/24"), "dev", &b])?;
-    victim_ns.ip(&["link", "set", &b, "up"])?;
+    let (server_cidr, victim_cidr) = (format!("{SERVER_IP}/24"), format!("{VICTIM_IP}/24"));
+    veth_pair(
+        VethEnd { name: &a, ns: Some(&server_ns), addr: &server_cidr },
+        VethEnd { name: &b, ns: Some(&victim_ns), addr: &victim_cidr },
+    )?;
     let note = if tc_netem_available(&victim_ns, &b) {
         "tc netem is available but not needed: the cut is `ip link set down`"
     } else {
@@ -122,15 +122,9 @@ fn one_cut(
 }
 
 fn tc_netem_available(ns: &Netns, link: &str) -> bool {
-    let ok = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns.name, "tc", "qdisc", "add", "dev", link, "root", "netem", "loss", "100%"])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let ok = ns.tc(&["qdisc", "add", "dev", link, "root", "netem", "loss", "100%"]).is_ok();
     if ok {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "exec", &ns.name, "tc", "qdisc", "del", "dev", link, "root"])
-            .status();
+        let _ = ns.tc(&["qdisc", "del", "dev", link, "root"]);
     }
     ok
 }

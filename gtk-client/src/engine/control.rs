@@ -138,9 +138,18 @@ impl Control {
             NetEvent::AskYes => self.step(CallInput::AskYes),
             NetEvent::AskNo => self.step(CallInput::AskNo),
             NetEvent::Busy(_) => self.step(CallInput::Busy),
-            NetEvent::Start(peer) => self.step(CallInput::Start(peer)),
-            NetEvent::Stop(reason) => self.step(CallInput::Stop(reason)),
+            NetEvent::Start(peer) => {
+                self.set_peer_rate(None);
+                self.step(CallInput::Start(peer));
+            }
+            NetEvent::Stop(reason) => {
+                self.set_peer_rate(None);
+                self.step(CallInput::Stop(reason));
+            }
             NetEvent::Keyframe => self.force_keyframe(),
+            // Only while the call is on: a late report must not cap the next call.
+            NetEvent::Rate(kbps) if self.media.is_some() => self.set_peer_rate(kbps),
+            NetEvent::Rate(_) => {}
             NetEvent::Msg(text) => self.emit(Event::Message(text)),
             NetEvent::Pong | NetEvent::AuthOk => {}
             NetEvent::Error { code: code @ (ErrorCode::NameTaken | ErrorCode::BadName), .. } => {
@@ -159,6 +168,14 @@ impl Control {
                 self.step(CallInput::ConnectionLost);
                 self.emit(Event::Disconnected(reason));
             }
+        }
+    }
+
+    /// Hands the peer's downlink, as the server reports it, to the writer's
+    /// rate controller.
+    fn set_peer_rate(&self, kbps: Option<u32>) {
+        if let Some(conn) = &self.conn {
+            conn.writer().uplink().set_peer_kbps(kbps);
         }
     }
 

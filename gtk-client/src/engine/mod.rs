@@ -222,7 +222,9 @@ impl Engine {
         let (events_tx, events) = async_channel::unbounded();
         let route = Arc::new(FrameRoute::default());
         let net_tx = tx.clone();
-        let conn = Connection::open(server, move |ev| drop(net_tx.send(Input::Net(ev))), route.clone())?;
+        let uplink = crate::net::Uplink::new(setup.options.rate_config());
+        let on_net = move |ev| drop(net_tx.send(Input::Net(ev)));
+        let conn = Connection::open(server, on_net, route.clone(), uplink)?;
         for notice in &setup.notices {
             let _ = events_tx.try_send(Event::Notice(notice.clone()));
         }

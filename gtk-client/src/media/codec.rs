@@ -21,7 +21,35 @@ pub struct Candidate {
     pub launch: &'static str,
     /// Whether it uses dedicated hardware.
     pub hardware: bool,
+    /// How its bitrate follows the link while it runs.
+    pub live_rate: LiveRate,
 }
+
+/// How an encoder's bitrate is changed while the pipeline plays. Every
+/// encoder of [`ENCODERS`] takes a new rate without being rebuilt on
+/// GStreamer 1.22 (x264enc and openh264enc checked here; the hardware ones
+/// from their source, see docs/PIPELINES.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveRate {
+    /// A property that takes effect on the next frame.
+    Property {
+        /// Its name.
+        name: &'static str,
+        /// Its unit in bit/s: 1000 for kbit/s, 1 for bit/s.
+        unit: u32,
+        /// Whether every change makes the encoder start over with an IDR
+        /// (openh264enc, nvh264enc, the va encoders): change it seldom.
+        idr: bool,
+    },
+    /// `video_bitrate` in the `extra-controls` structure (bit/s, an int),
+    /// which v4l2 encoders pass to the device at once.
+    V4l2Control,
+    /// Not an encoder.
+    Fixed,
+}
+
+const KBPS: LiveRate = LiveRate::Property { name: "bitrate", unit: 1000, idr: false };
+const KBPS_IDR: LiveRate = LiveRate::Property { name: "bitrate", unit: 1000, idr: true };
 
 /// H.264 encoders, best first. Each fragment pins an 8-bit 4:2:0 input format:
 /// left alone, x264enc negotiates Y444_10LE (High 4:4:4 10-bit), which is slow
@@ -29,43 +57,51 @@ pub struct Candidate {
 pub const ENCODERS: &[Candidate] = &[
     Candidate {
         factory: "v4l2h264enc",
-        launch: "v4l2h264enc extra-controls=\"controls,repeat_sequence_header=1,video_bitrate={bps},h264_i_frame_period=60\" ! video/x-h264,level=(string)4",
+        launch: "v4l2h264enc extra-controls=\"controls,repeat_sequence_header=1,video_bitrate={bps},h264_i_frame_period=300\" ! video/x-h264,level=(string)4",
         hardware: true,
+        live_rate: LiveRate::V4l2Control,
     },
     Candidate {
         factory: "nvh264enc",
-        launch: "video/x-raw,format=NV12 ! nvh264enc zerolatency=true bframes=0 gop-size=60 bitrate={kbps}",
+        launch: "video/x-raw,format=NV12 ! nvh264enc zerolatency=true bframes=0 gop-size=300 bitrate={kbps}",
         hardware: true,
+        live_rate: KBPS_IDR,
     },
     Candidate {
         factory: "vah264enc",
-        launch: "video/x-raw,format=NV12 ! vah264enc b-frames=0 key-int-max=60 bitrate={kbps}",
+        launch: "video/x-raw,format=NV12 ! vah264enc b-frames=0 key-int-max=300 bitrate={kbps}",
         hardware: true,
+        live_rate: KBPS_IDR,
     },
     Candidate {
         factory: "vah264lpenc",
-        launch: "video/x-raw,format=NV12 ! vah264lpenc b-frames=0 key-int-max=60 bitrate={kbps}",
+        launch: "video/x-raw,format=NV12 ! vah264lpenc b-frames=0 key-int-max=300 bitrate={kbps}",
         hardware: true,
+        live_rate: KBPS_IDR,
     },
     Candidate {
         factory: "vaapih264enc",
-        launch: "video/x-raw,format=NV12 ! vaapih264enc rate-control=cbr bitrate={kbps} keyframe-period=60 max-bframes=0",
+        launch: "video/x-raw,format=NV12 ! vaapih264enc rate-control=cbr bitrate={kbps} keyframe-period=300 max-bframes=0",
         hardware: true,
+        live_rate: KBPS,
     },
     Candidate {
         factory: "qsvh264enc",
-        launch: "video/x-raw,format=NV12 ! qsvh264enc b-frames=0 gop-size=60 bitrate={kbps}",
+        launch: "video/x-raw,format=NV12 ! qsvh264enc b-frames=0 gop-size=300 bitrate={kbps}",
         hardware: true,
+        live_rate: KBPS,
     },
     Candidate {
         factory: "x264enc",
-        launch: "video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bframes=0 bitrate={kbps}",
+        launch: "video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=300 bframes=0 bitrate={kbps}",
         hardware: false,
+        live_rate: KBPS,
     },
     Candidate {
         factory: "openh264enc",
-        launch: "video/x-raw,format=I420 ! openh264enc usage-type=camera rate-control=bitrate gop-size=60 complexity=low bitrate={bps}",
+        launch: "video/x-raw,format=I420 ! openh264enc usage-type=camera rate-control=bitrate gop-size=300 complexity=low bitrate={bps}",
         hardware: false,
+        live_rate: LiveRate::Property { name: "bitrate", unit: 1, idr: true },
     },
 ];
 
@@ -76,12 +112,12 @@ const DECODER_SETTINGS: &str = "automatic-request-sync-points=true discard-corru
 /// H.264 decoders, best first. Every one is a GstVideoDecoder, so every one
 /// takes [`DECODER_SETTINGS`].
 pub const DECODERS: &[Candidate] = &[
-    Candidate { factory: "v4l2h264dec", launch: "v4l2h264dec", hardware: true },
-    Candidate { factory: "nvh264dec", launch: "nvh264dec", hardware: true },
-    Candidate { factory: "vah264dec", launch: "vah264dec", hardware: true },
-    Candidate { factory: "vaapih264dec", launch: "vaapih264dec", hardware: true },
-    Candidate { factory: "avdec_h264", launch: "avdec_h264", hardware: false },
-    Candidate { factory: "openh264dec", launch: "openh264dec", hardware: false },
+    Candidate { factory: "v4l2h264dec", launch: "v4l2h264dec", hardware: true, live_rate: LiveRate::Fixed },
+    Candidate { factory: "nvh264dec", launch: "nvh264dec", hardware: true, live_rate: LiveRate::Fixed },
+    Candidate { factory: "vah264dec", launch: "vah264dec", hardware: true, live_rate: LiveRate::Fixed },
+    Candidate { factory: "vaapih264dec", launch: "vaapih264dec", hardware: true, live_rate: LiveRate::Fixed },
+    Candidate { factory: "avdec_h264", launch: "avdec_h264", hardware: false, live_rate: LiveRate::Fixed },
+    Candidate { factory: "openh264dec", launch: "openh264dec", hardware: false, live_rate: LiveRate::Fixed },
 ];
 
 /// What a probe found out about one candidate.
@@ -181,9 +217,13 @@ pub fn probe_text(p: &Probe) -> String {
     }
 }
 
-/// The launch fragment of an encoder with its bitrate filled in.
+/// The launch fragment of an encoder with its bitrate filled in, the
+/// encoder element named `encoder`.
 pub fn encoder_launch(c: &Candidate, kbps: u32) -> String {
-    c.launch.replace("{kbps}", &kbps.to_string()).replace("{bps}", &(u64::from(kbps) * 1000).to_string())
+    c.launch
+        .replacen(&format!("{} ", c.factory), &format!("{} name=encoder ", c.factory), 1)
+        .replace("{kbps}", &kbps.to_string())
+        .replace("{bps}", &(u64::from(kbps) * 1000).to_string())
 }
 
 /// The launch fragment of a decoder, named `decoder` for the probes.
@@ -331,7 +371,15 @@ mod tests {
     #[test]
     fn launch_fragments() {
         let x264 = ENCODERS.iter().find(|c| c.factory == "x264enc").unwrap();
+        assert!(encoder_launch(x264, 800).contains("x264enc name=encoder tune=zerolatency"));
         assert!(encoder_launch(x264, 800).contains("bitrate=800"));
+        for c in ENCODERS {
+            assert!(
+                encoder_launch(c, 500).contains(&format!("{} name=encoder ", c.factory)),
+                "{}",
+                c.factory
+            );
+        }
         let open = ENCODERS.iter().find(|c| c.factory == "openh264enc").unwrap();
         assert!(encoder_launch(open, 800).contains("bitrate=800000"));
         assert!(

@@ -11,6 +11,7 @@
 //! encoded buffers from the appsinks, and the network `receive` thread pushes
 //! received frames into the appsrcs through [`FrameRoute`].
 
+mod adapt;
 pub mod codec;
 mod describe;
 mod devices;
@@ -91,8 +92,12 @@ pub struct MediaOptions {
     pub height: u32,
     /// Frames per second sent.
     pub fps: u32,
-    /// Video bitrate in kbit/s.
+    /// The highest video bitrate in kbit/s; with `adapt`, the rate follows
+    /// the link below it.
     pub video_kbps: u32,
+    /// Follow the link: bitrate, picture size, skipping raw pictures, audio
+    /// first. Off only for benchmarks (`--no-adapt`).
+    pub adapt: bool,
     /// Opus bitrate in bit/s.
     pub audio_bps: u32,
     /// `--video-encoder`: force this encoder.
@@ -138,6 +143,7 @@ impl Default for MediaOptions {
             height: 480,
             fps: 30,
             video_kbps: 1000,
+            adapt: true,
             audio_bps: 32_000,
             video_encoder: None,
             video_decoder: None,
@@ -303,6 +309,18 @@ pub struct MediaSetup {
     pub audio_out: AudioOut,
     /// What was chosen and what fell back, one sentence each, for the log.
     pub notices: Vec<String>,
+}
+
+impl MediaOptions {
+    /// How the connection should treat a slow link, for these options.
+    pub fn rate_config(&self) -> crate::net::RateConfig {
+        let (w, h, fps, kbps) = (self.width, self.height, self.fps, self.video_kbps);
+        if self.adapt {
+            crate::net::RateConfig::adaptive(w, h, fps, kbps)
+        } else {
+            crate::net::RateConfig::fixed(w, h, fps, kbps)
+        }
+    }
 }
 
 /// Initialises GStreamer once; safe to call many times.

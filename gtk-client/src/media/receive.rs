@@ -201,6 +201,7 @@ impl Receiving {
     pub(super) fn start_audio(
         launch: &str,
         stats: Arc<Stats>,
+        base: Arc<AtomicU64>,
         notify: Notify,
     ) -> Result<Receiving, MediaError> {
         const NAME: &str = "receive-audio";
@@ -208,6 +209,7 @@ impl Receiving {
         let generation = next_generation();
         watch_bus(&pipeline, NAME, generation, notify);
         let appsrc = appsrc(&pipeline, NAME)?;
+        probe_played_audio(&pipeline, stats.clone(), base);
         probe_decoded_audio(&pipeline, stats);
         Receiving::play(pipeline, appsrc, None, generation, NAME)
     }
@@ -286,6 +288,22 @@ fn probe_decoded_video(
         if n % GRID_EVERY == 0 {
             if let Some(grid) = picture_grid(pad, buffer) {
                 stats.record_received_grid(grid);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Measures the capture-to-playout age of audio where it enters the sink
+/// (the element named `playout` in receive-audio).
+fn probe_played_audio(pipeline: &gst::Pipeline, stats: Arc<Stats>, base: Arc<AtomicU64>) {
+    let Some(pad) = pipeline.by_name("playout").and_then(|d| d.static_pad("src")) else { return };
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let first = base.load(Relaxed);
+        if let (Some(pts), true) = (info.buffer().and_then(|b| b.pts()), first != UNSET) {
+            let age = now_us().saturating_sub(first.saturating_add(pts.useconds()));
+            if age < MAX_SANE_LATENCY_US {
+                stats.record_audio_age_us(age);
             }
         }
         gst::PadProbeReturn::Ok

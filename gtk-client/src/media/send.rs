@@ -9,11 +9,12 @@ use std::thread::JoinHandle;
 use gst::prelude::*;
 use komunikator_protocol::MediaKind;
 
+use super::codec::Candidate;
 use super::stats::{Stats, luma_grid};
 use super::{
-    MediaError, Notify, SinkFactory, attach_external_sink, next_generation, parse_pipeline, watch_bus,
+    MediaError, Notify, SinkFactory, adapt, attach_external_sink, next_generation, parse_pipeline, watch_bus,
 };
-use crate::net::Writer;
+use crate::net::{Queued, Writer};
 
 /// Every how many raw frames the sender's luma grid is taken.
 const GRID_EVERY: u64 = 15;
@@ -29,7 +30,9 @@ pub(super) struct Sending {
 }
 
 impl Sending {
-    /// Builds, starts and pumps one sending pipeline.
+    /// Builds, starts and pumps one sending pipeline. A send-video
+    /// pipeline's encoder (`encoder`) follows the uplink (see [`adapt`]).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn start(
         name: &'static str,
         kind: MediaKind,
@@ -38,6 +41,7 @@ impl Sending {
         stats: Arc<Stats>,
         notify: Notify,
         preview: Option<&SinkFactory>,
+        encoder: Option<&'static Candidate>,
     ) -> Result<Sending, MediaError> {
         let pipeline = parse_pipeline(name, launch)?;
         // Timestamps become real-time clock readings, so a receiver on the
@@ -54,6 +58,9 @@ impl Sending {
         };
         if kind == MediaKind::Video {
             probe_sent_pictures(&pipeline, stats.clone());
+            if let Some(encoder) = encoder {
+                adapt::attach(&pipeline, writer.uplink().clone(), encoder, stats.clone());
+            }
         }
         let appsink = pipeline
             .by_name("sink")
@@ -124,8 +131,19 @@ fn pump(kind: MediaKind, sink: &gst_app::AppSink, pipeline: &gst::Pipeline, writ
         let pts = capture_time_us(&sample, pipeline).unwrap_or_else(now_us);
         let size = buffer.size() as u64;
         let Ok(mapped) = buffer.into_mapped_buffer_readable() else { continue };
-        if writer.media(kind, pts, key, Box::new(mapped)).is_err() {
-            return;
+        match writer.media(kind, pts, key, Box::new(mapped)) {
+            Ok(Queued::Yes) => {}
+            Ok(Queued::Dropped) => {
+                // Lost after the encoder: only a keyframe repairs the picture.
+                stats.video_frames_dropped.fetch_add(1, Relaxed);
+                if writer.uplink().take_keyframe_owed() {
+                    sink.send_event(
+                        gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build(),
+                    );
+                }
+                continue;
+            }
+            Err(_) => return,
         }
         match kind {
             MediaKind::Video => {

@@ -42,6 +42,8 @@ pub(super) struct Context {
     /// Shared by every receive-video instance of the call, so timestamps
     /// stay relative to the sender's first frame.
     video_base: Arc<AtomicU64>,
+    /// The same for audio.
+    audio_base: Arc<AtomicU64>,
     /// Shared with the route's stall detector.
     undecoded: Arc<AtomicU64>,
 }
@@ -64,20 +66,20 @@ impl Context {
     /// A new receive-audio pipeline.
     pub(super) fn receive_audio(&self) -> Result<Receiving, MediaError> {
         let launch = self.setup.receive_audio_launch()?;
-        Receiving::start_audio(&launch, self.stats.clone(), self.notify.clone())
+        Receiving::start_audio(&launch, self.stats.clone(), self.audio_base.clone(), self.notify.clone())
     }
 
     /// A new send-video pipeline from `input`; `None` when nothing is sent.
     pub(super) fn send_video(&self, input: &VideoIn) -> Result<Option<Sending>, MediaError> {
         let Some(launch) = self.setup.send_video_launch(input)? else { return Ok(None) };
         let preview = self.setup.options.preview_sink.as_ref();
-        self.send("send-video", MediaKind::Video, &launch, preview).map(Some)
+        self.send("send-video", MediaKind::Video, &launch, preview, self.setup.encoder).map(Some)
     }
 
     /// A new send-audio pipeline from `input`; `None` when nothing is sent.
     pub(super) fn send_audio(&self, input: AudioIn) -> Result<Option<Sending>, MediaError> {
         let Some(launch) = self.setup.send_audio_launch(input)? else { return Ok(None) };
-        self.send("send-audio", MediaKind::Audio, &launch, None).map(Some)
+        self.send("send-audio", MediaKind::Audio, &launch, None, None).map(Some)
     }
 
     fn send(
@@ -86,9 +88,10 @@ impl Context {
         kind: MediaKind,
         launch: &str,
         preview: Option<&SinkFactory>,
+        encoder: Option<&'static super::codec::Candidate>,
     ) -> Result<Sending, MediaError> {
         let (writer, stats, notify) = (self.writer.clone(), self.stats.clone(), self.notify.clone());
-        Sending::start(name, kind, launch, writer, stats, notify, preview)
+        Sending::start(name, kind, launch, writer, stats, notify, preview, encoder)
     }
 
     /// The fallback for a failed video input: the live test pattern.
@@ -132,6 +135,7 @@ impl CallMedia {
             stats: stats.clone(),
             notify: notify.clone(),
             video_base: Arc::new(AtomicU64::new(u64::MAX)),
+            audio_base: Arc::new(AtomicU64::new(u64::MAX)),
             undecoded: Arc::new(AtomicU64::new(0)),
         };
         let receive_video = keep(ctx.receive_video(), &mut notices);
@@ -140,7 +144,7 @@ impl CallMedia {
             video: receive_video.as_ref().map(|r| r.appsrc.clone()),
             audio: receive_audio.as_ref().map(|r| r.appsrc.clone()),
             video_base: ctx.video_base.clone(),
-            audio_base: Arc::new(AtomicU64::new(u64::MAX)),
+            audio_base: ctx.audio_base.clone(),
             last_audio_pts: None,
             stats,
             undecoded: ctx.undecoded.clone(),

@@ -51,13 +51,57 @@ pub struct Stats {
     pub keyframes_requested: AtomicU64,
     /// Keyframes we forced because the peer or the server asked.
     pub keyframes_forced: AtomicU64,
+    /// Raw pictures skipped before the encoder because our uplink was backed up.
+    pub video_frames_skipped: AtomicU64,
+    /// Encoded video frames dropped in our send queue (each costs a keyframe).
+    pub video_frames_dropped: AtomicU64,
     latency_us: Mutex<Vec<u32>>,
+    audio_age_us: Mutex<Vec<u32>>,
+    rates: Mutex<Vec<RatePoint>>,
     tone: Mutex<VecDeque<i16>>,
     sent_grid: Mutex<Option<LumaGrid>>,
     received_grid: Mutex<Option<LumaGrid>>,
     /// The (video, audio) sources that replaced failed ones mid-call, named
     /// as `VideoIn` and `AudioIn` display themselves.
     fallbacks: Mutex<(Option<String>, Option<String>)>,
+}
+
+/// Points of the send-rate timeline kept (an hour at one a second).
+const MAX_RATE_POINTS: usize = 3_600;
+
+/// What the sender used at one moment: a point of the send-rate timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RatePoint {
+    /// Milliseconds since the epoch (real-time clock, as capture times).
+    pub at_ms: u64,
+    /// The encoder's bitrate, kbit/s.
+    pub kbps: u32,
+    /// Picture width.
+    pub width: u32,
+    /// Picture height.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// What limited it: `none`, `uplink` or `downlink`.
+    pub limit: &'static str,
+}
+
+impl RatePoint {
+    /// A point for `d`, now.
+    pub fn new(d: &komunikator_rate::Decision) -> RatePoint {
+        RatePoint {
+            at_ms: super::send::now_us() / 1000,
+            kbps: d.video_kbps,
+            width: d.rung.width,
+            height: d.rung.height,
+            fps: d.rung.fps,
+            limit: match d.limit {
+                komunikator_rate::Limit::None => "none",
+                komunikator_rate::Limit::Uplink => "uplink",
+                komunikator_rate::Limit::Downlink => "downlink",
+            },
+        }
+    }
 }
 
 /// Mean luma of [`GRID_COLS`] × [`GRID_ROWS`] small blocks, row by row.
@@ -92,6 +136,10 @@ pub struct StatsSnapshot {
     pub keyframes_requested: u64,
     /// See [`Stats::keyframes_forced`].
     pub keyframes_forced: u64,
+    /// See [`Stats::video_frames_skipped`].
+    pub video_frames_skipped: u64,
+    /// See [`Stats::video_frames_dropped`].
+    pub video_frames_dropped: u64,
     /// Median capture-to-decode latency of video, in ms (sender and receiver
     /// on one machine: both use the real-time clock).
     pub latency_ms_p50: Option<f64>,
@@ -99,6 +147,13 @@ pub struct StatsSnapshot {
     pub latency_ms_p95: Option<f64>,
     /// Number of latency samples.
     pub latency_samples: usize,
+    /// Median capture-to-playout age of received audio, in ms (measured where
+    /// decoded audio enters the sink; same clock caveat as video's).
+    pub audio_age_ms_p50: Option<f64>,
+    /// 95th percentile of the same.
+    pub audio_age_ms_p95: Option<f64>,
+    /// The send-rate timeline: a point at every change and once a second.
+    pub video_rate: Vec<RatePoint>,
     /// Dominant frequency of the last second of decoded audio, by zero crossings.
     pub audio_dominant_hz: Option<f64>,
     /// RMS level of the same second, 0..1.
@@ -124,6 +179,21 @@ impl Stats {
             }
             v.push(u32::try_from(us).unwrap_or(u32::MAX));
         }
+    }
+
+    /// Records one capture-to-playout age of received audio.
+    pub fn record_audio_age_us(&self, us: u64) {
+        push_bounded(&self.audio_age_us, u32::try_from(us).unwrap_or(u32::MAX), MAX_LATENCY_SAMPLES);
+    }
+
+    /// Adds a point to the send-rate timeline.
+    pub fn record_rate(&self, point: RatePoint) {
+        push_bounded(&self.rates, point, MAX_RATE_POINTS);
+    }
+
+    /// The latest point of the send-rate timeline.
+    pub fn current_rate(&self) -> Option<RatePoint> {
+        self.rates.lock().ok().and_then(|r| r.last().copied())
     }
 
     /// Adds decoded mono (or first-channel) samples to the tone window.
@@ -167,6 +237,10 @@ impl Stats {
             Ok(v) => (percentile_ms(&v, 50.0), percentile_ms(&v, 95.0), v.len()),
             Err(_) => (None, None, 0),
         };
+        let (age50, age95) = match self.audio_age_us.lock() {
+            Ok(v) => (percentile_ms(&v, 50.0), percentile_ms(&v, 95.0)),
+            Err(_) => (None, None),
+        };
         let (hz, rms) = match self.tone.lock() {
             Ok(w) => {
                 let s: Vec<i16> = w.iter().copied().collect();
@@ -188,9 +262,14 @@ impl Stats {
             audio_gaps: n(&self.audio_gaps),
             keyframes_requested: n(&self.keyframes_requested),
             keyframes_forced: n(&self.keyframes_forced),
+            video_frames_skipped: n(&self.video_frames_skipped),
+            video_frames_dropped: n(&self.video_frames_dropped),
             latency_ms_p50: p50,
             latency_ms_p95: p95,
             latency_samples: samples,
+            audio_age_ms_p50: age50,
+            audio_age_ms_p95: age95,
+            video_rate: self.rates.lock().map(|r| r.clone()).unwrap_or_default(),
             audio_dominant_hz: hz,
             audio_rms: rms,
             video_sent_luma: self.sent_grid.lock().ok().and_then(|g| g.clone()),
@@ -198,6 +277,17 @@ impl Stats {
             video_fallback: self.fallbacks.lock().ok().and_then(|f| f.0.clone()),
             audio_fallback: self.fallbacks.lock().ok().and_then(|f| f.1.clone()),
         }
+    }
+}
+
+/// Appends to a bounded vector, forgetting the oldest half when full (so
+/// appending stays cheap on average).
+fn push_bounded<T>(v: &Mutex<Vec<T>>, item: T, max: usize) {
+    if let Ok(mut v) = v.lock() {
+        if v.len() >= max {
+            v.drain(..max / 2);
+        }
+        v.push(item);
     }
 }
 

@@ -5,15 +5,18 @@
 //!   [`komunikator_protocol::Decoder`], hands media payloads to a [`FrameSink`]
 //!   (the receiving pipelines' appsrcs) on this same thread, and reports every
 //!   other message as an owned [`NetEvent`] through a callback;
-//! * `writer` drains a bounded channel of [`Outgoing`] items and writes each
-//!   one whole, so lines and frames from different threads never interleave.
+//! * `writer` drains the [`Writer`]'s queue and writes each item whole, so
+//!   lines and frames from different threads never interleave. Control lines
+//!   go first, then audio, then video; it also measures our uplink and
+//!   decides the video rate ([`uplink`]).
 //!
-//! [`Writer`] is the cloneable sending half. When the channel is full, senders
-//! block: for video that backs up into the sending pipeline, whose leaky queue
-//! of raw frames then drops pictures before the encoder, never encoded frames.
+//! [`Writer`] is the cloneable sending half. Media pushes never block (with
+//! adaptation on): a slow uplink makes the sending pipeline skip raw
+//! pictures before the encoder, never encoded frames.
 
 mod receive;
 pub mod security;
+pub mod uplink;
 mod writer;
 
 use std::io;
@@ -23,10 +26,8 @@ use std::time::Duration;
 
 use komunikator_protocol::{ClientId, ErrorCode, MediaHeader, PeerState, Presence, StopReason};
 
-pub use writer::{Outgoing, Payload, Writer};
-
-/// How many items the writer channel holds before senders block.
-pub const WRITER_QUEUE: usize = 64;
+pub use uplink::{RateConfig, Uplink};
+pub use writer::{Outgoing, Payload, Queued, Writer};
 
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -130,6 +131,9 @@ pub enum NetEvent {
     Stop(StopReason),
     /// `keyframe`: the peer wants an independent frame.
     Keyframe,
+    /// `rate <kbps>` or `rate -`: the peer's downlink limits the call to
+    /// this many kbit/s, or no longer does.
+    Rate(Option<u32>),
     /// `msg <text>`.
     Msg(String),
     /// `pong`.
@@ -166,7 +170,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to `addr` (`HOST:PORT`) and starts the `receive` and `writer` threads.
+    /// Connects to `addr` (`HOST:PORT`) and starts the `receive` and `writer`
+    /// threads. `uplink` says how to treat a slow link, and is where the
+    /// writer publishes what it measures and decides.
     ///
     /// # Errors
     /// [`NetError`] when the address does not resolve, connecting fails, or a
@@ -175,15 +181,28 @@ impl Connection {
         addr: &str,
         events: impl Fn(NetEvent) + Send + Sync + Clone + 'static,
         frames: std::sync::Arc<dyn FrameSink>,
+        uplink: std::sync::Arc<Uplink>,
     ) -> Result<Connection, NetError> {
         let security = security::current();
         let stream = connect(addr)?;
         let _ = stream.set_nodelay(true);
         let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+        if uplink.adapts() {
+            // Best effort: without it the socket holds more, and audio waits longer.
+            let _ = komunikator_rate::set_notsent_lowat(&stream, uplink::NOTSENT_LOWAT);
+        }
         let local = stream.local_addr().map_err(|source| NetError::Connect { addr: addr.into(), source })?;
         let clone =
             |s: &TcpStream| s.try_clone().map_err(|source| NetError::Connect { addr: addr.into(), source });
-        let (writer, writer_rx) = Writer::channel(WRITER_QUEUE);
+        // The server's answers to the writer's `ping` probes time the path.
+        let (events, probes) = (events.clone(), uplink.clone());
+        let events = move |ev: NetEvent| {
+            if ev == NetEvent::Pong {
+                probes.pong(std::time::Instant::now());
+            }
+            events(ev);
+        };
+        let (writer, writer_rx) = Writer::channel(uplink);
         let shutdown = clone(&stream)?;
         let on_write_error = events.clone();
         let threads = if security.tls {
@@ -281,6 +300,10 @@ mod tests {
     }
 
     fn open() -> (Connection, TcpStream, Receiver<NetEvent>, Arc<Frames>) {
+        open_with(RateConfig::adaptive(640, 480, 30, 1000))
+    }
+
+    fn open_with(config: RateConfig) -> (Connection, TcpStream, Receiver<NetEvent>, Arc<Frames>) {
         // These tests play the server over plain TCP.
         security::configure(security::Security::plaintext());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -291,7 +314,8 @@ mod tests {
             let _ = tx.lock().unwrap().send(ev);
         });
         let frames = Arc::new(Frames::default());
-        let conn = Connection::open(&addr, move |ev| events(ev), frames.clone()).unwrap();
+        let conn =
+            Connection::open(&addr, move |ev| events(ev), frames.clone(), Uplink::new(config)).unwrap();
         let (server, _) = listener.accept().unwrap();
         (conn, server, rx, frames)
     }
@@ -305,6 +329,7 @@ mod tests {
         let (conn, mut server, rx, frames) = open();
         let mut bytes = b"hello 127.0.0.1:5 komunikator/1\nclients 2\n127.0.0.1:6 free ala\n".to_vec();
         bytes.extend_from_slice(b"127.0.0.1:7 busy -\nvideo 10 k 4\n\nab\nstop hangup\nnonsense\nkeyframe\n");
+        bytes.extend_from_slice(b"rate 480\nrate -\n");
         // One byte at a time: partial input must never be an error.
         for b in &bytes {
             server.write_all(&[*b]).unwrap();
@@ -317,6 +342,8 @@ mod tests {
         assert_eq!(next(&rx), NetEvent::Stop(StopReason::Hangup));
         assert!(matches!(next(&rx), NetEvent::Invalid(_)));
         assert_eq!(next(&rx), NetEvent::Keyframe);
+        assert_eq!(next(&rx), NetEvent::Rate(Some(480)));
+        assert_eq!(next(&rx), NetEvent::Rate(None));
         let got = frames.0.lock().unwrap().clone();
         assert_eq!(
             got,
@@ -338,7 +365,8 @@ mod tests {
 
     #[test]
     fn frames_from_many_threads_never_interleave() {
-        let (conn, mut server, _rx, _) = open();
+        // Without adaptation nothing is dropped, so every frame must arrive whole.
+        let (conn, mut server, _rx, _) = open_with(RateConfig::fixed(640, 480, 30, 1000));
         let reader = std::thread::spawn(move || {
             let mut all = Vec::new();
             server.read_to_end(&mut all).unwrap();

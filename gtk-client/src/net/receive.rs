@@ -92,6 +92,7 @@ fn owned(msg: ServerMsg<'_>) -> NetEvent {
         ServerMsg::Start(id) => NetEvent::Start(id),
         ServerMsg::Stop(reason) => NetEvent::Stop(reason),
         ServerMsg::Keyframe => NetEvent::Keyframe,
+        ServerMsg::Rate(kbps) => NetEvent::Rate(kbps.map(std::num::NonZeroU32::get)),
         ServerMsg::Msg(text) => NetEvent::Msg(text.to_owned()),
         ServerMsg::Pong => NetEvent::Pong,
         ServerMsg::OkAuth => NetEvent::AuthOk,

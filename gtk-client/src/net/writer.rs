@@ -1,16 +1,47 @@
-//! The `writer` thread: the only code that writes to the socket.
+//! The `writer` thread, the only code that writes to the socket, and the
+//! queue in front of it.
+//!
+//! Any thread pushes into the [`Writer`]'s queue; the `writer` thread drains
+//! it. With adaptation on (the default) the queue has three lanes, taken in
+//! this order: control lines, audio, then video. Video waits in its lane,
+//! where audio overtakes it, while the socket still holds unsent bytes that
+//! would delay the next audio packet (see [`super::uplink`]); the socket's
+//! own unsent bytes are kept small with `TCP_NOTSENT_LOWAT`. Nothing
+//! pushing media ever blocks: audio past [`MAX_AUDIO_PACKETS`] drops the
+//! oldest packet, and video past [`MAX_VIDEO_BYTES`] drops the queued
+//! frames and the following ones until a keyframe, which the encoder is
+//! asked for. Raw pictures are normally skipped before the encoder long
+//! before that ([`super::uplink::Uplink::should_skip`]).
+//!
+//! With adaptation off (`--no-adapt`, for benchmarks) it is the old single
+//! first-in-first-out queue of [`FIFO_ITEMS`] items that blocks pushers.
 
+use std::collections::VecDeque;
 use std::io::{BufWriter, Write};
 use std::net::TcpStream;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use komunikator_protocol::{Command, MediaHeader, MediaKind};
 
+use super::uplink::{Uplink, UplinkControl};
 use super::{NetError, NetEvent};
 
 /// A media payload: any owned bytes, such as a mapped `gst::Buffer`, so the
 /// encoder's output is written without a copy.
 pub type Payload = Box<dyn AsRef<[u8]> + Send>;
+
+/// Control lines queued before [`Writer::command`] blocks.
+pub const MAX_LINES: usize = 64;
+
+/// Items of the first-in-first-out queue without adaptation.
+pub const FIFO_ITEMS: usize = 64;
+
+/// Audio packets queued (one second) before the oldest is dropped.
+pub const MAX_AUDIO_PACKETS: usize = 50;
+
+/// Video bytes queued before encoded frames are dropped.
+pub const MAX_VIDEO_BYTES: usize = 1 << 20;
 
 /// One item for the writer.
 pub enum Outgoing {
@@ -25,89 +56,259 @@ pub enum Outgoing {
     },
 }
 
+impl Outgoing {
+    fn len(&self) -> usize {
+        match self {
+            Outgoing::Line(l) => l.len(),
+            Outgoing::Media { payload, .. } => (**payload).as_ref().len(),
+        }
+    }
+}
+
+/// What became of a pushed media frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    /// It will be written.
+    Yes,
+    /// It was dropped: the queue was full of video. The encoder should
+    /// send a keyframe next ([`Uplink::take_keyframe_owed`] says so too).
+    Dropped,
+}
+
+#[derive(Default)]
+struct Lanes {
+    /// Control lines (adaptive), or everything (first-in-first-out).
+    lines: VecDeque<Outgoing>,
+    audio: VecDeque<Outgoing>,
+    video: VecDeque<Outgoing>,
+    video_bytes: usize,
+    /// Video is being dropped until the next keyframe.
+    dropping_video: bool,
+    /// Live [`Writer`] handles.
+    writers: usize,
+    /// The writer thread has stopped.
+    closed: bool,
+}
+
+struct Queue {
+    lanes: Mutex<Lanes>,
+    /// Signalled when there is something to write (or the last writer left).
+    ready: Condvar,
+    /// Signalled when room is made for blocked pushers.
+    room: Condvar,
+    uplink: Arc<Uplink>,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, Lanes> {
+        self.lanes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// The cloneable sending half of the connection.
-#[derive(Debug, Clone)]
 pub struct Writer {
-    tx: SyncSender<Outgoing>,
+    queue: Arc<Queue>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("adapts", &self.queue.uplink.adapts()).finish_non_exhaustive()
+    }
+}
+
+impl Clone for Writer {
+    fn clone(&self) -> Writer {
+        self.queue.lock().writers += 1;
+        Writer { queue: self.queue.clone() }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let mut lanes = self.queue.lock();
+        lanes.writers = lanes.writers.saturating_sub(1);
+        drop(lanes);
+        self.queue.ready.notify_all();
+    }
+}
+
+/// The writer thread's end of the queue.
+pub(super) struct Drain {
+    queue: Arc<Queue>,
 }
 
 impl Writer {
-    pub(super) fn channel(bound: usize) -> (Writer, Receiver<Outgoing>) {
-        let (tx, rx) = sync_channel(bound);
-        (Writer { tx }, rx)
+    pub(super) fn channel(uplink: Arc<Uplink>) -> (Writer, Drain) {
+        let lanes = Lanes { writers: 1, ..Lanes::default() };
+        let queue =
+            Arc::new(Queue { lanes: Mutex::new(lanes), ready: Condvar::new(), room: Condvar::new(), uplink });
+        (Writer { queue: queue.clone() }, Drain { queue })
     }
 
-    /// Queues a command line. Blocks while the queue is full.
+    /// The uplink's shared state.
+    pub fn uplink(&self) -> &Arc<Uplink> {
+        &self.queue.uplink
+    }
+
+    /// Queues a command line. Blocks while [`MAX_LINES`] lines wait.
     ///
     /// # Errors
     /// [`NetError::Closed`] when the connection is closed.
     pub fn command(&self, cmd: &Command<'_>) -> Result<(), NetError> {
         let mut line = Vec::with_capacity(64);
         cmd.encode(&mut line);
-        self.tx.send(Outgoing::Line(line)).map_err(|_| NetError::Closed)
+        let mut lanes = self.wait_for_room(MAX_LINES)?;
+        lanes.lines.push_back(Outgoing::Line(line));
+        drop(lanes);
+        self.queue.ready.notify_one();
+        Ok(())
     }
 
-    /// Queues a media frame. Blocks while the queue is full, which is how a
-    /// slow connection pushes back on the sending pipeline.
+    fn wait_for_room(&self, max: usize) -> Result<MutexGuard<'_, Lanes>, NetError> {
+        let mut lanes = self.queue.lock();
+        while !lanes.closed && lanes.lines.len() >= max {
+            lanes = self.queue.room.wait(lanes).unwrap_or_else(PoisonError::into_inner);
+        }
+        if lanes.closed {
+            return Err(NetError::Closed);
+        }
+        Ok(lanes)
+    }
+
+    /// Queues a media frame. Never blocks with adaptation on; without it,
+    /// blocks while the queue is full, which is how a slow connection
+    /// pushes back on the sending pipeline.
     ///
     /// # Errors
     /// [`NetError::Closed`] when the connection is closed. A payload larger
     /// than `u32::MAX` bytes is also refused with `Closed` (it cannot be framed).
-    pub fn media(&self, kind: MediaKind, pts: u64, key: bool, payload: Payload) -> Result<(), NetError> {
+    pub fn media(&self, kind: MediaKind, pts: u64, key: bool, payload: Payload) -> Result<Queued, NetError> {
         let len = u32::try_from((*payload).as_ref().len()).map_err(|_| NetError::Closed)?;
-        let header = MediaHeader { kind, pts, key, len };
-        self.tx.send(Outgoing::Media { header, payload }).map_err(|_| NetError::Closed)
+        let item = Outgoing::Media { header: MediaHeader { kind, pts, key, len }, payload };
+        if !self.queue.uplink.adapts() {
+            let mut lanes = self.wait_for_room(FIFO_ITEMS)?;
+            lanes.lines.push_back(item);
+            drop(lanes);
+            self.queue.ready.notify_one();
+            return Ok(Queued::Yes);
+        }
+        let mut lanes = self.queue.lock();
+        if lanes.closed {
+            return Err(NetError::Closed);
+        }
+        let queued = match kind {
+            MediaKind::Audio => {
+                if lanes.audio.len() >= MAX_AUDIO_PACKETS {
+                    lanes.audio.pop_front();
+                }
+                lanes.audio.push_back(item);
+                Queued::Yes
+            }
+            MediaKind::Video => self.push_video(&mut lanes, item, key, len as usize),
+        };
+        drop(lanes);
+        self.queue.ready.notify_one();
+        Ok(queued)
     }
 
-    /// Queues a media frame only if there is room right now.
-    ///
-    /// # Errors
-    /// `Ok(false)` when the queue is full; [`NetError::Closed`] when closed.
-    pub fn try_media(
-        &self,
-        kind: MediaKind,
-        pts: u64,
-        key: bool,
-        payload: Payload,
-    ) -> Result<bool, NetError> {
-        let len = u32::try_from((*payload).as_ref().len()).map_err(|_| NetError::Closed)?;
-        let header = MediaHeader { kind, pts, key, len };
-        match self.tx.try_send(Outgoing::Media { header, payload }) {
-            Ok(()) => Ok(true),
-            Err(TrySendError::Full(_)) => Ok(false),
-            Err(TrySendError::Disconnected(_)) => Err(NetError::Closed),
+    /// Queues a video frame, or drops it (and what is queued) when the lane
+    /// is full, and then every frame until a keyframe.
+    fn push_video(&self, lanes: &mut Lanes, item: Outgoing, key: bool, len: usize) -> Queued {
+        if lanes.dropping_video && !key {
+            return Queued::Dropped;
         }
+        if lanes.video_bytes + len > MAX_VIDEO_BYTES {
+            lanes.video.clear();
+            lanes.video_bytes = 0;
+            if !key {
+                lanes.dropping_video = true;
+                self.queue.uplink.owe_keyframe();
+                return Queued::Dropped;
+            }
+        }
+        lanes.dropping_video = false;
+        lanes.video_bytes += len;
+        lanes.video.push_back(item);
+        Queued::Yes
+    }
+}
+
+impl Drain {
+    /// The next item to write, once it may be written; `None` once every
+    /// [`Writer`] is gone and everything queued is written.
+    fn next(&self, socket: &TcpStream, control: &mut UplinkControl) -> Option<Outgoing> {
+        let mut lanes = self.queue.lock();
+        loop {
+            let mut wait = None;
+            let notsent = match control.adapts().then(|| komunikator_rate::sample(socket)) {
+                Some(Ok(sample)) => {
+                    control.observe(sample, lanes.video_bytes);
+                    wait = Some(control.next_tick().saturating_duration_since(Instant::now()));
+                    sample.notsent
+                }
+                _ => 0,
+            };
+            if control.probe_due(Instant::now()) {
+                // The probe goes first, past queued media, as its answer does.
+                return Some(Outgoing::Line(b"ping\n".to_vec()));
+            }
+            if let Some(item) = lanes.lines.pop_front().or_else(|| lanes.audio.pop_front()) {
+                self.queue.room.notify_all();
+                return Some(item);
+            }
+            if let Some(len) = lanes.video.front().map(Outgoing::len) {
+                match control.gate(notsent).filter(|_| control.adapts()) {
+                    None => {
+                        lanes.video_bytes -= len;
+                        return lanes.video.pop_front();
+                    }
+                    Some(hold) => wait = Some(wait.map_or(hold, |w: Duration| w.min(hold))),
+                }
+            } else if lanes.writers == 0 {
+                return None;
+            }
+            lanes = match wait {
+                Some(w) => {
+                    let w = w.max(Duration::from_millis(1));
+                    self.queue.ready.wait_timeout(lanes, w).unwrap_or_else(PoisonError::into_inner).0
+                }
+                None => self.queue.ready.wait(lanes).unwrap_or_else(PoisonError::into_inner),
+            };
+        }
+    }
+
+    fn close(&self) {
+        let mut lanes = self.queue.lock();
+        lanes.closed = true;
+        lanes.lines.clear();
+        lanes.audio.clear();
+        lanes.video.clear();
+        lanes.video_bytes = 0;
+        drop(lanes);
+        self.queue.room.notify_all();
     }
 }
 
 /// Writes items until every sender is gone or a write fails.
-/// `shutdown` is the same socket, shut down when a write fails so that the
-/// receive thread notices too.
-pub(super) fn run(
-    stream: impl Write,
-    shutdown: TcpStream,
-    rx: Receiver<Outgoing>,
-    events: impl Fn(NetEvent),
-) {
-    let mut out = BufWriter::with_capacity(256 * 1024, stream);
+/// `socket` is the same socket: sampled for the uplink's state, and shut
+/// down when a write fails so that the receive thread notices too.
+pub(super) fn run(stream: impl Write, socket: TcpStream, drain: Drain, events: impl Fn(NetEvent)) {
+    let mut control = UplinkControl::new(drain.queue.uplink.clone());
+    let mut out = BufWriter::with_capacity(64 * 1024, stream);
     let mut header_line = Vec::with_capacity(64);
-    while let Ok(first) = rx.recv() {
-        let mut item = Some(first);
-        let mut result = Ok(());
-        // Write everything already queued, then flush once.
-        while let Some(current) = item.take() {
-            result = write_item(&mut out, &mut header_line, current);
-            if result.is_err() {
-                break;
-            }
-            item = rx.try_recv().ok();
+    while let Some(item) = drain.next(&socket, &mut control) {
+        if let Outgoing::Media { header, .. } = &item {
+            // About 24 bytes of header line, and TCP/IP's 40 per packet.
+            control.written(header.kind, header.len as usize + 64);
         }
-        if let Err(e) = result.and_then(|()| out.flush()) {
+        if let Err(e) = write_item(&mut out, &mut header_line, item).and_then(|()| out.flush()) {
+            drain.close();
             events(NetEvent::Closed(format!("write failed: {e}")));
-            let _ = shutdown.shutdown(std::net::Shutdown::Both);
+            let _ = socket.shutdown(std::net::Shutdown::Both);
             return;
         }
     }
+    drain.close();
 }
 
 fn write_item(out: &mut impl Write, header_line: &mut Vec<u8>, item: Outgoing) -> std::io::Result<()> {
@@ -119,5 +320,68 @@ fn write_item(out: &mut impl Write, header_line: &mut Vec<u8>, item: Outgoing) -
             out.write_all(header_line)?;
             out.write_all((*payload).as_ref())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::uplink::RateConfig;
+    use super::*;
+
+    fn writer(adapt: bool) -> (Writer, Drain) {
+        let config = if adapt {
+            RateConfig::adaptive(640, 480, 30, 1000)
+        } else {
+            RateConfig::fixed(640, 480, 30, 1000)
+        };
+        Writer::channel(Uplink::new(config))
+    }
+
+    fn kinds(drain: &Drain) -> Vec<Option<MediaKind>> {
+        let lanes = drain.queue.lock();
+        lanes
+            .lines
+            .iter()
+            .chain(&lanes.audio)
+            .chain(&lanes.video)
+            .map(|o| match o {
+                Outgoing::Line(_) => None,
+                Outgoing::Media { header, .. } => Some(header.kind),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_then_audio_then_video() {
+        let (w, drain) = writer(true);
+        w.media(MediaKind::Video, 1, true, Box::new(vec![0; 10])).unwrap();
+        w.media(MediaKind::Audio, 2, true, Box::new(vec![0; 10])).unwrap();
+        w.command(&Command::Ping).unwrap();
+        assert_eq!(kinds(&drain), [None, Some(MediaKind::Audio), Some(MediaKind::Video)]);
+    }
+
+    #[test]
+    fn a_full_video_lane_drops_until_a_keyframe_and_owes_one() {
+        let (w, drain) = writer(true);
+        let big = || Box::new(vec![0u8; MAX_VIDEO_BYTES / 2 + 1]) as Payload;
+        assert_eq!(w.media(MediaKind::Video, 1, true, big()).unwrap(), Queued::Yes);
+        assert_eq!(w.media(MediaKind::Video, 2, false, big()).unwrap(), Queued::Dropped);
+        assert!(w.uplink().take_keyframe_owed());
+        assert_eq!(w.media(MediaKind::Video, 3, false, Box::new(vec![0; 10])).unwrap(), Queued::Dropped);
+        assert_eq!(w.media(MediaKind::Video, 4, true, Box::new(vec![0; 10])).unwrap(), Queued::Yes);
+        assert_eq!(drain.queue.lock().video.len(), 1, "the full lane was emptied");
+        for i in 0..(MAX_AUDIO_PACKETS as u64 + 10) {
+            w.media(MediaKind::Audio, i, true, Box::new(vec![0; 10])).unwrap();
+        }
+        assert_eq!(drain.queue.lock().audio.len(), MAX_AUDIO_PACKETS, "audio is bounded too");
+    }
+
+    #[test]
+    fn without_adaptation_it_is_one_queue_in_order() {
+        let (w, drain) = writer(false);
+        w.media(MediaKind::Video, 1, true, Box::new(vec![0; 10])).unwrap();
+        w.media(MediaKind::Audio, 2, true, Box::new(vec![0; 10])).unwrap();
+        w.command(&Command::Ping).unwrap();
+        assert_eq!(kinds(&drain), [Some(MediaKind::Video), Some(MediaKind::Audio), None]);
     }
 }

@@ -1,0 +1,202 @@
+//! [`DrainEstimator`]: how fast the far end of a TCP connection takes bytes,
+//! estimated from [`Sample`]s of the socket. Owned by the thread that writes
+//! the socket (its samples are taken there).
+//!
+//! Between two samples that both found unsent bytes, the connection was the
+//! bottleneck all along (probably), so the bytes acknowledged per second are
+//! its drain rate: they go into a decaying average. Any interval gives a
+//! lower bound; one over at least [`SPEED_UP_BYTES`] that is faster than the
+//! estimate replaces it: that is how a link that speeds up is noticed.
+
+use std::time::{Duration, Instant};
+
+use crate::tcp::Sample;
+
+/// Intervals shorter than this say too little about the drain rate.
+const MIN_INTERVAL: Duration = Duration::from_millis(5);
+
+/// The estimate averages backlogged intervals over about this long, which
+/// smooths the bursts in which a small receive window is acknowledged.
+const AVERAGE_OVER: f64 = 0.5;
+
+/// Backlogged time needed before the first estimate, by default.
+const FIRST_ESTIMATE_AFTER: Duration = Duration::from_millis(50);
+
+/// An interval in which the far end took at least this much, faster than
+/// the estimate, replaces it. Less could be a receive window acknowledged
+/// at once, which says nothing about the rate.
+pub const SPEED_UP_BYTES: u64 = 16 << 10;
+
+/// The estimated drain rate of one connection. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct DrainEstimator {
+    /// Backlogged seconds needed before the first estimate.
+    first_after: f64,
+    last: Option<Sample>,
+    /// Where the interval of the next lower bound starts.
+    anchor: Option<Sample>,
+    /// Bytes acknowledged and seconds elapsed in backlogged intervals, both
+    /// decaying with [`AVERAGE_OVER`].
+    bytes: f64,
+    secs: f64,
+    /// Bytes per second; `None` until the socket has been seen backlogged.
+    rate: Option<f64>,
+    /// The end of the last backlogged interval.
+    backlogged_at: Option<Instant>,
+}
+
+impl Default for DrainEstimator {
+    fn default() -> DrainEstimator {
+        DrainEstimator::first_estimate_after(FIRST_ESTIMATE_AFTER)
+    }
+}
+
+impl DrainEstimator {
+    /// An estimator that gives its first estimate only after `backlogged`
+    /// time: longer smooths the bursts of a link that delivers in chunks.
+    pub fn first_estimate_after(backlogged: Duration) -> DrainEstimator {
+        DrainEstimator {
+            first_after: backlogged.as_secs_f64(),
+            last: None,
+            anchor: None,
+            bytes: 0.0,
+            secs: 0.0,
+            rate: None,
+            backlogged_at: None,
+        }
+    }
+
+    /// Takes a new sample into the estimate.
+    pub fn observe(&mut self, now: Sample) {
+        self.observe_waiting(now, false);
+    }
+
+    /// Takes a new sample into the estimate, where `waiting` says whether
+    /// the sender itself holds more to send beyond the socket: then the
+    /// connection counts as backlogged even while its unsent bytes are zero
+    /// for a moment.
+    pub fn observe_waiting(&mut self, now: Sample, waiting: bool) {
+        self.average(now, waiting);
+        self.bound(now);
+    }
+
+    fn average(&mut self, now: Sample, waiting: bool) {
+        let Some(last) = self.last else {
+            self.last = Some(now);
+            return;
+        };
+        let dt = now.at.saturating_duration_since(last.at);
+        if dt < MIN_INTERVAL {
+            return;
+        }
+        self.last = Some(now);
+        if last.notsent > 0 && (now.notsent > 0 || waiting) {
+            self.backlogged_at = Some(now.at);
+            let (acked, dt) = (now.acked.saturating_sub(last.acked), dt.as_secs_f64());
+            let keep = (-dt / AVERAGE_OVER).exp();
+            self.bytes = self.bytes * keep + acked as f64;
+            self.secs = self.secs * keep + dt;
+            if self.rate.is_some() || self.secs >= self.first_after {
+                self.rate = Some(self.bytes / self.secs);
+            }
+        }
+    }
+
+    /// Every [`SPEED_UP_BYTES`] acknowledged, busy or not, give a lower bound.
+    fn bound(&mut self, now: Sample) {
+        let Some(anchor) = self.anchor else {
+            self.anchor = Some(now);
+            return;
+        };
+        let acked = now.acked.saturating_sub(anchor.acked);
+        if acked < SPEED_UP_BYTES {
+            return;
+        }
+        self.anchor = Some(now);
+        let dt = now.at.saturating_duration_since(anchor.at).max(MIN_INTERVAL).as_secs_f64();
+        if self.rate.is_some_and(|r| acked as f64 / dt > r) {
+            (self.bytes, self.secs) = (acked as f64, dt);
+            self.rate = Some(self.bytes / self.secs);
+        }
+    }
+
+    /// The estimated drain rate in bytes per second, if the connection was
+    /// ever backlogged.
+    pub fn rate(&self) -> Option<f64> {
+        self.rate
+    }
+
+    /// When the connection was last seen backlogged.
+    pub fn backlogged_at(&self) -> Option<Instant> {
+        self.backlogged_at
+    }
+
+    /// Forgets the estimate (it was taken on a link that has since changed,
+    /// or long ago); the next backlog measures afresh.
+    pub fn forget(&mut self) {
+        (self.bytes, self.secs, self.rate) = (0.0, 0.0, None);
+    }
+
+    /// How long `bytes` take to drain at the estimated rate; zero while the
+    /// rate is unknown (the connection never fell behind).
+    pub fn drain_time(&self, bytes: usize) -> Duration {
+        match self.rate {
+            Some(rate) if rate > 0.0 => Duration::from_secs_f64((bytes as f64 / rate).min(3600.0)),
+            Some(_) => Duration::MAX,
+            None => Duration::ZERO,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t0: Instant, ms: u64, acked: u64, notsent: u32) -> Sample {
+        Sample { at: t0 + Duration::from_millis(ms), acked, notsent, rtt_us: 0 }
+    }
+
+    #[test]
+    fn idle_intervals_alone_give_no_rate() {
+        let t0 = Instant::now();
+        let mut e = DrainEstimator::default();
+        e.observe(at(t0, 0, 0, 0));
+        e.observe(at(t0, 100, 1_000, 0));
+        e.observe(at(t0, 200, 2_000, 4_000));
+        assert_eq!(e.rate(), None);
+        assert_eq!(e.drain_time(1 << 20), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_backlogged_connection_is_measured() {
+        let t0 = Instant::now();
+        let mut e = DrainEstimator::default();
+        e.observe(at(t0, 0, 0, 5_000));
+        e.observe(at(t0, 100, 12_500, 3_000));
+        assert_eq!(e.rate(), Some(125_000.0));
+        assert_eq!(e.drain_time(12_500), Duration::from_millis(100));
+        assert_eq!(e.backlogged_at(), Some(t0 + Duration::from_millis(100)));
+        // Samples closer than MIN_INTERVAL are ignored.
+        e.observe(at(t0, 101, 12_600, 3_000));
+        assert_eq!(e.rate(), Some(125_000.0));
+        e.forget();
+        assert_eq!(e.rate(), None);
+    }
+
+    #[test]
+    fn the_estimate_follows_a_slower_link_and_jumps_to_a_faster_one() {
+        let t0 = Instant::now();
+        let mut e = DrainEstimator::default();
+        e.observe(at(t0, 0, 0, 5_000));
+        e.observe(at(t0, 100, 12_500, 5_000));
+        e.observe(at(t0, 200, 18_750, 5_000));
+        let slower = e.rate().unwrap();
+        assert!(62_500.0 < slower && slower < 100_000.0, "{slower}");
+        // A partly idle interval slower than the estimate says nothing.
+        e.observe(at(t0, 300, 25_000, 0));
+        assert_eq!(e.rate(), Some(slower));
+        // 30 KB in 10 ms: the link sped up.
+        e.observe(at(t0, 310, 55_000, 0));
+        assert!(e.rate().unwrap() > 250_000.0, "{:?}", e.rate());
+    }
+}
