@@ -33,6 +33,11 @@ pub enum Command<'a> {
     /// `auth <password>`: log in to a password-protected server. The
     /// password is the rest of the line and may contain single spaces.
     Auth(&'a str),
+    /// `block <target>`: no more `ask` prompts from that nick or address,
+    /// for the rest of this connection.
+    Block(Target<'a>),
+    /// `unblock <target>`: undo a `block` of the same target.
+    Unblock(Target<'a>),
 }
 
 impl<'a> Command<'a> {
@@ -77,6 +82,14 @@ impl<'a> Command<'a> {
                 Some(password) if !password.is_empty() => Ok(Command::Auth(password)),
                 _ => Err(ParseError::bad("auth needs a password")),
             },
+            "block" => {
+                let [target] = fields::<1>(args)?;
+                Target::parse(target).map(Command::Block)
+            }
+            "unblock" => {
+                let [target] = fields::<1>(args)?;
+                Target::parse(target).map(Command::Unblock)
+            }
             "" => Err(ParseError::unknown("empty line")),
             _ => Err(ParseError::unknown("no such command")),
         }
@@ -109,6 +122,8 @@ impl<'a> Command<'a> {
             Command::Msg(text) => writeln!(out, "msg {text}"),
             Command::Ping => writeln!(out, "ping"),
             Command::Auth(password) => writeln!(out, "auth {password}"),
+            Command::Block(target) => writeln!(out, "block {target}"),
+            Command::Unblock(target) => writeln!(out, "unblock {target}"),
         };
     }
 }
@@ -133,6 +148,8 @@ mod tests {
         assert_eq!(parse("msg hello there"), Ok(Command::Msg("hello there")));
         assert_eq!(parse("ping"), Ok(Command::Ping));
         assert_eq!(parse("auth tajne hasło"), Ok(Command::Auth("tajne hasło")));
+        assert_eq!(parse("block ala"), Ok(Command::Block(Target::Nick("ala"))));
+        assert_eq!(parse("unblock 10.0.0.1"), Ok(Command::Unblock(Target::Ip([10, 0, 0, 1].into()))));
         assert_eq!(
             parse("video 123 k 10"),
             Ok(Command::Media(MediaHeader { kind: MediaKind::Video, pts: 123, key: true, len: 10 }))
@@ -158,6 +175,9 @@ mod tests {
         assert_eq!(parse("connect ").unwrap_err().code, ErrorCode::BadArgument);
         assert_eq!(parse("msg").unwrap_err().code, ErrorCode::BadArgument);
         assert_eq!(parse("start").unwrap_err().code, ErrorCode::UnknownCommand);
+        assert_eq!(parse("block").unwrap_err().code, ErrorCode::BadArgument);
+        assert_eq!(parse("block a b").unwrap_err().code, ErrorCode::BadArgument);
+        assert_eq!(parse("unblock -").unwrap_err().code, ErrorCode::BadArgument);
     }
 
     #[test]
@@ -187,6 +207,9 @@ mod tests {
             "keyframe",
             "msg a b c",
             "ping",
+            "block ala",
+            "block 10.0.0.1:4",
+            "unblock 10.0.0.1",
         ] {
             let mut out = Vec::new();
             parse(line).unwrap().encode(&mut out);

@@ -6,7 +6,7 @@ use std::num::NonZeroU32;
 use crate::error::{ErrorCode, ParseError};
 use crate::line::{fields, line_text, split_command};
 use crate::types::{
-    ClientId, MediaHeader, MediaKind, Nick, NickDisplay, PeerState, Presence, StopReason, parse_id,
+    ClientId, MediaHeader, MediaKind, Nick, NickDisplay, PeerState, Presence, StopReason, Target, parse_id,
     parse_nick,
 };
 
@@ -24,6 +24,10 @@ pub enum ServerMsg<'a> {
     OkName(&'a str),
     /// `ok auth`: the password was right.
     OkAuth,
+    /// `ok block <target>`: no more `ask` prompts from that target.
+    OkBlock(Target<'a>),
+    /// `ok unblock <target>`: that target may ring again.
+    OkUnblock(Target<'a>),
     /// `clients <n>`: n [`ServerMsg::Client`] lines follow.
     Clients(u32),
     /// `<id> <free|busy> <nick>`: one entry of a `clients` list.
@@ -100,6 +104,8 @@ impl<'a> ServerMsg<'a> {
             }
             "ok" => match (fields::<2>(args), fields::<1>(args)) {
                 (Ok(["name", nick]), _) => ServerMsg::OkName(nick),
+                (Ok(["block", target]), _) => ServerMsg::OkBlock(Target::parse(target)?),
+                (Ok(["unblock", target]), _) => ServerMsg::OkUnblock(Target::parse(target)?),
                 (_, Ok(["auth"])) => ServerMsg::OkAuth,
                 _ => return Err(ParseError::bad("unknown ok")),
             },
@@ -144,6 +150,8 @@ impl<'a> ServerMsg<'a> {
             ServerMsg::Hello { id, version } => writeln!(out, "hello {id} {version}"),
             ServerMsg::OkName(nick) => writeln!(out, "ok name {nick}"),
             ServerMsg::OkAuth => writeln!(out, "ok auth"),
+            ServerMsg::OkBlock(target) => writeln!(out, "ok block {target}"),
+            ServerMsg::OkUnblock(target) => writeln!(out, "ok unblock {target}"),
             ServerMsg::Clients(n) => writeln!(out, "clients {n}"),
             ServerMsg::Client { id, state, nick } => {
                 writeln!(out, "{id} {} {}", state.as_str(), NickDisplay(nick))
@@ -221,6 +229,8 @@ mod tests {
         for line in [
             "hello 127.0.0.1:40000 komunikator/1",
             "ok name ala",
+            "ok block ala",
+            "ok unblock 10.0.0.1:5",
             "ok auth",
             "error auth-failed",
             "clients 2",

@@ -62,6 +62,12 @@ impl TokenBucket {
         self.tokens + elapsed * self.rate >= self.burst
     }
 
+    /// Whether a token is there to take at `now` (takes none).
+    pub fn has_token(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.rate >= 1.0
+    }
+
     /// Returns a token taken by [`TokenBucket::take`] (never above the burst).
     pub fn give_back(&mut self) {
         self.tokens = (self.tokens + 1.0).min(self.burst);

@@ -93,6 +93,21 @@ pub struct Config {
     #[arg(long, default_value_t = 1.0)]
     pub connect_rate: f64,
 
+    /// `ask`s one callee may get per minute from one source address (all at
+    /// once, or spread out); past it the caller gets `error rate-limited`.
+    /// 0: no limit.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub rings_per_pair: u32,
+
+    /// `ask`s one callee may get per minute from everyone. 0: no limit.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub rings_per_callee: u32,
+
+    /// Rings one source address may make per minute, to anyone. 0 (the
+    /// default): no limit; clients behind one NAT address share it.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub rings_per_address: u32,
+
     /// Kernel send buffer per client socket, in bytes (0 leaves the system default).
     /// Small buffers keep latency visible to the drop policy.
     #[arg(long, default_value_t = 256 << 10, value_name = "BYTES")]

@@ -14,6 +14,7 @@ pub mod call;
 pub mod config;
 pub mod fdlimit;
 pub mod feedback;
+pub mod floods;
 pub mod gate;
 pub mod listener;
 pub mod log;

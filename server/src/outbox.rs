@@ -52,6 +52,7 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -234,6 +235,9 @@ pub struct Outbox {
     fast: bool,
     /// The socket's usual write timeout, restored after a [`DirectWrite`].
     write_timeout: Option<Duration>,
+    /// How many calls have ended for this client ([`Outbox::purge_media`]):
+    /// a [`DirectWrite`] claimed during an earlier call writes nothing.
+    calls_ended: AtomicU64,
 }
 
 impl Outbox {
@@ -247,6 +251,7 @@ impl Outbox {
             socket,
             fast: false,
             write_timeout: None,
+            calls_ended: AtomicU64::new(0),
         }
     }
 
@@ -274,7 +279,27 @@ impl Outbox {
     /// overflowed, in which case the outbox is closed now and the client will
     /// be disconnected.
     pub fn push_control(&self, line: Vec<u8>) -> bool {
+        self.queue_control(self.lock(), line)
+    }
+
+    /// Like [`Outbox::push_control`], for a line that supersedes any queued,
+    /// not yet written line starting with `key` (such as an older `presence`
+    /// of the same client): those are dropped, so a receiver that falls
+    /// behind holds at most one such line per key.
+    pub fn push_control_replacing(&self, line: Vec<u8>, key: &[u8]) -> bool {
         let mut s = self.lock();
+        let before = s.control_bytes;
+        let mut dropped = 0;
+        s.control.retain(|queued| {
+            let stale = queued.starts_with(key);
+            dropped += if stale { queued.len() } else { 0 };
+            !stale
+        });
+        s.control_bytes = before - dropped;
+        self.queue_control(s, line)
+    }
+
+    fn queue_control(&self, mut s: MutexGuard<'_, State>, line: Vec<u8>) -> bool {
         if s.closing || s.closed {
             return false;
         }
@@ -401,7 +426,8 @@ impl Outbox {
         drop(s);
         let _ = socket.set_write_timeout(Some(DIRECT_STALL));
         let fd = socket.as_raw_fd();
-        Direct::Claimed(DirectWrite { outbox: Arc::clone(self), fd, owed: len, spill: Vec::new() })
+        let call = self.calls_ended.load(Ordering::SeqCst);
+        Direct::Claimed(DirectWrite { outbox: Arc::clone(self), fd, owed: len, len, call, spill: Vec::new() })
     }
 
     /// Starts a congestion episode's pause: none when the receiver kept up
@@ -477,7 +503,11 @@ impl Outbox {
     }
 
     /// Drops all queued media (the call ended) and resets the drop state.
+    /// A frame being written stays whole: the writer's current batch, and a
+    /// [`DirectWrite`] that has written a first byte. One claimed that has
+    /// not is dropped: it writes nothing more.
     pub fn purge_media(&self) {
+        self.calls_ended.fetch_add(1, Ordering::SeqCst);
         let mut s = self.lock();
         s.audio.clear();
         s.video.clear();
@@ -683,6 +713,10 @@ pub struct DirectWrite {
     fd: RawFd,
     /// Bytes of the frame not yet written to the socket.
     owed: usize,
+    /// The frame's length, header included.
+    len: usize,
+    /// [`Outbox::calls_ended`] when the claim was made.
+    call: u64,
     spill: Vec<u8>,
 }
 
@@ -691,6 +725,9 @@ impl DirectWrite {
     /// [`DIRECT_STALL`]; returns how much that was. A broken connection
     /// takes nothing: the writer thread meets the error and closes it.
     pub fn send(&mut self, bytes: &[u8]) -> usize {
+        if self.cancelled() {
+            return 0;
+        }
         let mut done = 0;
         while done < bytes.len() {
             // SAFETY: the pointer and length describe the unsent part of `bytes`.
@@ -711,11 +748,20 @@ impl DirectWrite {
     /// it within [`DIRECT_STALL`]; returns how much that was. `more`: more of
     /// the frame follows.
     pub fn splice_from(&mut self, pipe: &mut crate::splice::Pipe, more: bool) -> usize {
+        if self.cancelled() {
+            return 0;
+        }
         // One call: a short count means the socket is full, and waiting
         // again could add up to many stalls for a trickling receiver.
         let done = pipe.drain_to(self.fd, more).unwrap_or(0);
         self.owed -= done.min(self.owed);
         done
+    }
+
+    /// The call ended before the frame's first byte was written: it never
+    /// will be (the end of a call is a barrier for its media).
+    fn cancelled(&self) -> bool {
+        self.owed == self.len && self.outbox.calls_ended.load(Ordering::SeqCst) != self.call
     }
 
     /// Bytes of the frame not written yet.
@@ -737,9 +783,12 @@ impl Drop for DirectWrite {
             let _ = socket.set_write_timeout(o.write_timeout);
         }
         let mut rest = std::mem::take(&mut self.spill);
+        let cancelled = self.cancelled();
         let mut s = o.lock();
         s.direct = false;
-        if self.owed == 0 {
+        if cancelled {
+            s.stats.video_dropped += 1;
+        } else if self.owed == 0 {
             s.stats.video_spliced += 1;
         } else if !(s.closing || s.closed) {
             s.stats.video_spilled += 1;
@@ -978,6 +1027,34 @@ mod tests {
         o.push_media(frame(MediaKind::Audio, true, 10));
         let s = o.stats();
         assert_eq!((s.audio_queued, s.audio_dropped), (2, 1));
+    }
+
+    #[test]
+    fn a_newer_line_replaces_a_queued_one_with_the_same_key() {
+        let o = Outbox::new(limits(), None);
+        o.push_control(b"presence 1.2.3.4:5 busy a\n".to_vec());
+        o.push_control(b"pong\n".to_vec());
+        o.push_control_replacing(b"presence 1.2.3.4:56 free b\n".to_vec(), b"presence 1.2.3.4:56 ");
+        o.push_control_replacing(b"presence 1.2.3.4:5 free a\n".to_vec(), b"presence 1.2.3.4:5 ");
+        let mut batch = Vec::new();
+        assert!(o.next_batch(&mut batch, &mut 0));
+        let lines: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        assert_eq!(lines, [&b"pong\n"[..], b"presence 1.2.3.4:56 free b\n", b"presence 1.2.3.4:5 free a\n"]);
+        assert_eq!(o.lock().control_bytes, 0);
+    }
+
+    #[test]
+    fn a_direct_write_claimed_before_the_call_ended_writes_nothing() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let o = Arc::new(Outbox::new(limits(), Some(socket)).with_fast_path());
+        let Direct::Claimed(mut out) = Outbox::begin_direct(&o, true, 10) else { panic!("not claimed") };
+        o.purge_media();
+        assert_eq!(out.send(b"video 1 k 3\n"), 0);
+        out.spill().extend_from_slice(b"video 1 k 3\nabc");
+        drop(out);
+        let s = o.lock();
+        assert!(s.partial.is_none() && !s.direct, "nothing of the frame is left for the writer");
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //!   thread (through the outbox) and the table. Its `peer` slot holds the
 //!   peer's outbox while a call is up; the media path reads only that slot and
 //!   never takes the registry lock.
-//! * Lock order: registry, then a `peer` slot, then an outbox. Replies and
+//! * Lock order: registry, then a `peer` slot, then an outbox. Only the
+//!   registry, under its lock, ever holds two slots at once (both parties',
+//!   when a call starts); a session holds only its own. Replies and
 //!   notifications are pushed into outboxes while the registry lock is held,
 //!   which keeps every client's view of events in one order; pushing never
 //!   blocks and never touches a socket (an overflowing outbox only shuts its
@@ -31,6 +33,7 @@ use komunikator_protocol::{
 
 use crate::call::{Call, TokenBucket};
 use crate::config::Config;
+use crate::floods::{self, Callee, Quiet, Refusal, RingLimits, Sources};
 use crate::outbox::Outbox;
 
 /// A connected client as its session thread and the media path see it.
@@ -90,6 +93,14 @@ struct Client {
     nick_key: Option<String>,
     call: Call,
     connects: TokenBucket,
+    /// The rename limit ([`floods::renames`]).
+    renames: TokenBucket,
+    /// Whether refused renames are being logged.
+    renames_log: Quiet,
+    /// Ring limits and blocks as a callee.
+    callee: Callee,
+    /// Whether this client's refused rings are being logged.
+    rings_log: Quiet,
 }
 
 impl Client {
@@ -102,6 +113,8 @@ impl Client {
 struct Table {
     clients: HashMap<ClientId, Client>,
     per_ip: HashMap<IpAddr, usize>,
+    /// Ring limits per source address; they outlive connections.
+    sources: Sources,
 }
 
 /// The shared client table. See the module documentation.
@@ -159,7 +172,18 @@ impl Registry {
         let mut t = self.lock();
         let id = conn.id;
         let connects = TokenBucket::new(self.config.connect_burst, self.config.connect_rate);
-        t.clients.insert(id, Client { conn, nick: None, nick_key: None, call: Call::Idle, connects });
+        let client = Client {
+            conn,
+            nick: None,
+            nick_key: None,
+            call: Call::Idle,
+            connects,
+            renames: floods::renames(),
+            renames_log: Quiet::default(),
+            callee: Callee::new(self.ring_limits()),
+            rings_log: Quiet::default(),
+        };
+        t.clients.insert(id, client);
         broadcast_presence(&t, id);
     }
 
@@ -195,6 +219,8 @@ impl Registry {
             Command::Ping => {
                 conn.send(&ServerMsg::Pong);
             }
+            Command::Block(target) => block(&mut t, &conn, target, true),
+            Command::Unblock(target) => block(&mut t, &conn, target, false),
             Command::Media(_) | Command::Auth(_) => {
                 crate::log!(Error, "{id}: media or auth reached the registry; the session handles them");
             }
@@ -224,11 +250,10 @@ impl Registry {
                 return;
             }
         };
-        let Some(callee_client) = t.clients.get_mut(&callee) else { return };
-        if !callee_client.call.is_idle() {
-            conn.send(&ServerMsg::Busy(callee));
+        if !admit_ring(self.ring_limits(), t, (id, callee), now) {
             return;
         }
+        let Some(callee_client) = t.clients.get_mut(&callee) else { return };
         callee_client.call = Call::Asked { caller: id, since: now };
         let callee_conn = Arc::clone(&callee_client.conn);
         let Some(caller) = t.clients.get_mut(&id) else { return };
@@ -270,11 +295,69 @@ impl Registry {
         }
     }
 
+    fn ring_limits(&self) -> RingLimits {
+        let c = &self.config;
+        RingLimits { pair: c.rings_per_pair, callee: c.rings_per_callee, source: c.rings_per_address }
+    }
+
     /// Disconnects everyone now (server shutdown).
     pub fn abort_all(&self) {
         for c in self.lock().clients.values() {
             c.conn.outbox.abort();
         }
+    }
+}
+
+/// Whether `caller` may ring `callee` now: the callee is free, has not
+/// blocked the caller, and no ring limit is reached. Otherwise the caller got
+/// its answer: `busy` for a busy callee or a block (which is not revealed),
+/// `error rate-limited` for a limit. Counts an admitted ring.
+fn admit_ring(
+    limits: RingLimits,
+    t: &mut Table,
+    (caller, callee): (ClientId, ClientId),
+    now: Instant,
+) -> bool {
+    let Some(c) = t.clients.get(&caller) else { return false };
+    let (conn, nick_key) = (Arc::clone(&c.conn), c.nick_key.clone());
+    let Table { clients, sources, .. } = t;
+    let Some(callee_client) = clients.get_mut(&callee) else { return false };
+    let refusal = if callee_client.call.is_idle() {
+        let who = (caller.ip(), nick_key.as_deref());
+        floods::admit_ring(limits, sources, &mut callee_client.callee, who, now).err()
+    } else {
+        Some(Refusal::Blocked)
+    };
+    let Some(refusal) = refusal else {
+        if let Some(c) = clients.get_mut(&caller) {
+            c.rings_log.accepted();
+        }
+        return true;
+    };
+    match refusal {
+        Refusal::Blocked => {
+            conn.send(&ServerMsg::Busy(callee));
+        }
+        Refusal::Limited(text) => {
+            if clients.get_mut(&caller).is_some_and(|c| c.rings_log.refused()) {
+                crate::log!(Warn, "{caller} -> {callee}: ring refused: {text}");
+            }
+            conn.send_error(ErrorCode::RateLimited, text);
+        }
+    }
+    false
+}
+
+/// `block <target>` (`on`) or `unblock <target>` from `conn`.
+fn block(t: &mut Table, conn: &Conn, target: Target<'_>, on: bool) {
+    let Some(c) = t.clients.get_mut(&conn.id) else { return };
+    if !on {
+        c.callee.unblock(target, komunikator_protocol::nick_key);
+        conn.send(&ServerMsg::OkUnblock(target));
+    } else if c.callee.block(target, komunikator_protocol::nick_key) {
+        conn.send(&ServerMsg::OkBlock(target));
+    } else {
+        conn.send_error(ErrorCode::BadArgument, "block list full; unblock someone first");
     }
 }
 
@@ -320,10 +403,17 @@ fn name(t: &mut Table, conn: &Conn, nick: &str) {
         conn.send_error(ErrorCode::NameTaken, "another client has that nick");
         return;
     }
-    if let Some(c) = t.clients.get_mut(&conn.id) {
-        c.nick = Some(nick.to_owned());
-        c.nick_key = Some(key);
+    let Some(c) = t.clients.get_mut(&conn.id) else { return };
+    if !c.renames.take(Instant::now()) {
+        if c.renames_log.refused() {
+            crate::log!(Warn, "{}: renaming too fast; refusing renames for a while", conn.id);
+        }
+        conn.send_error(ErrorCode::RateLimited, "too many name commands; wait 10 seconds");
+        return;
     }
+    c.renames_log.accepted();
+    c.nick = Some(nick.to_owned());
+    c.nick_key = Some(key);
     conn.send(&ServerMsg::OkName(nick));
     crate::log!(Info, "{} is now {nick}", conn.id);
     broadcast_presence(t, conn.id);
@@ -352,14 +442,12 @@ fn answer(t: &mut Table, conn: &Conn, yes: bool) {
     if yes {
         caller_conn.send(&ServerMsg::AskYes);
         for (a, b) in [(&*caller_conn, conn), (conn, &*caller_conn)] {
-            a.set_peer(Some(Arc::clone(&b.outbox)));
             a.outbox.start_call();
             if let Some(c) = t.clients.get_mut(&a.id) {
                 c.call = Call::InCall { peer: b.id };
             }
         }
-        caller_conn.send(&ServerMsg::Start(callee));
-        conn.send(&ServerMsg::Start(caller));
+        link(&caller_conn, conn);
         crate::log!(Info, "{caller} <-> {callee}: call started");
     } else {
         for id in [caller, callee] {
@@ -374,8 +462,24 @@ fn answer(t: &mut Table, conn: &Conn, yes: bool) {
     }
 }
 
+/// Opens the media path between `a` and `b` and queues `start` for both,
+/// holding both peer slots: no frame can be queued ahead of a `start`, and a
+/// client that has read its `start` finds its slot set.
+fn link(a: &Conn, b: &Conn) {
+    let mut a_slot = a.peer.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut b_slot = b.peer.lock().unwrap_or_else(PoisonError::into_inner);
+    *a_slot = Some(Arc::clone(&b.outbox));
+    *b_slot = Some(Arc::clone(&a.outbox));
+    a.send(&ServerMsg::Start(b.id));
+    b.send(&ServerMsg::Start(a.id));
+}
+
 /// Ends `id`'s call, if any, telling the other party why. Returns whether
 /// there was a call. A caller's `stop` while ringing is reported as `cancelled`.
+///
+/// The end of a call is a barrier for its media: once this returns, no frame
+/// of the call is queued for either party, and none can be (see
+/// [`Outbox::purge_media`] for frames being written at that moment).
 fn end_call(t: &mut Table, id: ClientId, reason: StopReason) -> bool {
     let Some(call) = t.clients.get(&id).map(|c| c.call) else { return false };
     let (other, reason) = match call {
@@ -385,10 +489,17 @@ fn end_call(t: &mut Table, id: ClientId, reason: StopReason) -> bool {
         | Call::Asked { caller: other, .. }
         | Call::InCall { peer: other } => (other, reason),
     };
+    // The barrier: first unlink both directions (waiting out any push in
+    // progress, which holds a peer slot), then purge both outboxes, so no
+    // frame can be queued after its receiver's purge.
     for party in [id, other] {
         if let Some(c) = t.clients.get_mut(&party) {
             c.call = Call::Idle;
             c.conn.set_peer(None);
+        }
+    }
+    for party in [id, other] {
+        if let Some(c) = t.clients.get(&party) {
             c.conn.outbox.purge_media();
         }
     }
@@ -446,7 +557,9 @@ fn broadcast_presence(t: &Table, id: ClientId) {
 fn broadcast_presence_as(t: &Table, id: ClientId, state: Presence) {
     let Some(subject) = t.clients.get(&id) else { return };
     let line = ServerMsg::Presence { id, state, nick: subject.nick.as_deref() }.to_line();
+    // A newer presence of the same client replaces one still queued.
+    let key = format!("presence {id} ");
     for c in t.clients.values().filter(|c| c.conn.id != id) {
-        c.conn.outbox.push_control(line.clone());
+        c.conn.outbox.push_control_replacing(line.clone(), key.as_bytes());
     }
 }

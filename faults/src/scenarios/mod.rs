@@ -5,7 +5,9 @@ mod client_side;
 mod flood;
 mod kill;
 mod prelogin;
+mod rename_flood;
 mod restart;
+mod ring_spam;
 mod silent;
 mod slowloris;
 
@@ -23,6 +25,8 @@ pub static ALL: &[Scenario] = &[
     Scenario { name: "churn", run: churn::run },
     Scenario { name: "slowloris", run: slowloris::run },
     Scenario { name: "flood-one-address", run: flood::run },
+    Scenario { name: "ring-spam", run: ring_spam::run },
+    Scenario { name: "rename-flood", run: rename_flood::run },
     Scenario { name: "prelogin-flood", run: prelogin::run },
     Scenario { name: "silent-peer", run: silent::run },
     Scenario { name: "server-restart", run: restart::run },

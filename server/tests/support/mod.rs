@@ -48,7 +48,9 @@ impl Server {
     }
 
     /// Starts the server with exactly these flags (plus a bind address, port 0
-    /// and a private state directory) and waits for `listening on`.
+    /// and a private state directory) and waits for `listening on`. Unless
+    /// `args` set one of the ring limits (`--rings-per-*`), they are lifted:
+    /// every test client rings from 127.0.0.1, many of them the same callee.
     pub fn start_exact(args: &[&str]) -> Server {
         Server::start_adjusted(args, |_| {})
     }
@@ -57,6 +59,11 @@ impl Server {
     /// first (for example a `pre_exec` that lowers a resource limit).
     pub fn start_adjusted(args: &[&str], adjust: impl FnOnce(&mut Command)) -> Server {
         let bind: &[&str] = if args.contains(&"--bind") { &[] } else { &["--bind", "127.0.0.1"] };
+        let rings: &[&str] = if args.iter().any(|a| a.starts_with("--rings-per")) {
+            &[]
+        } else {
+            &["--rings-per-pair", "0", "--rings-per-callee", "0"]
+        };
         let state = match args.iter().position(|a| *a == "--state-dir") {
             Some(i) => std::path::PathBuf::from(args[i + 1]),
             None => {
@@ -68,7 +75,7 @@ impl Server {
             if given { &[] } else { &["--state-dir".as_ref(), state.as_os_str()] };
         let own_state_dir = (!given).then(|| state.clone());
         let mut command = Command::new(env!("CARGO_BIN_EXE_komunikator-server"));
-        command.args(bind).args(["--port", "0"]).args(own_state).args(args);
+        command.args(bind).args(rings).args(["--port", "0"]).args(own_state).args(args);
         adjust(&mut command);
         let mut child =
             command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start komunikator-server");
@@ -219,6 +226,8 @@ pub struct Client {
     pub id: String,
     /// The nick it set, if any.
     pub nick: String,
+    /// Held for each write, so a [`Streamer`] never splits a command.
+    write_lock: Arc<Mutex<()>>,
 }
 
 impl Client {
@@ -246,7 +255,13 @@ impl Client {
 
     fn from_stream(stream: TcpStream) -> Client {
         stream.set_nodelay(true).unwrap();
-        let mut c = Client { stream, buf: Vec::new(), id: String::new(), nick: String::new() };
+        let mut c = Client {
+            stream,
+            buf: Vec::new(),
+            id: String::new(),
+            nick: String::new(),
+            write_lock: Arc::new(Mutex::new(())),
+        };
         let hello = c.recv();
         let id = hello
             .line()
@@ -263,7 +278,39 @@ impl Client {
     }
 
     pub fn send_bytes(&mut self, bytes: &[u8]) {
+        let _held = self.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Starts sending `kind` frames with `payload` flat out from another
+    /// thread, on this client's connection, until the streamer is dropped.
+    /// Commands sent meanwhile go between whole frames.
+    pub fn stream(&self, kind: &str, payload: &[u8]) -> Streamer {
+        let mut frame = format!("{kind} 1 k {}\n", payload.len()).into_bytes();
+        frame.extend_from_slice(payload);
+        let mut stream = self.stream.try_clone().expect("clone stream");
+        let lock = Arc::clone(&self.write_lock);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&sent);
+        let paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let pause = Arc::clone(&paused);
+        let thread = std::thread::spawn(move || {
+            use std::sync::atomic::Ordering;
+            while !stopped.load(Ordering::Relaxed) {
+                if pause.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+                let _held = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if stream.write_all(&frame).is_err() {
+                    return;
+                }
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        Streamer { stop, sent, paused, thread: Some(thread) }
     }
 
     /// Sends a media frame with this payload.
@@ -396,6 +443,35 @@ impl Client {
     pub fn reset(self) {
         socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO)).unwrap();
         drop(self);
+    }
+}
+
+/// A thread sending media flat out on a client's connection; see [`Client::stream`].
+pub struct Streamer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    sent: Arc<std::sync::atomic::AtomicUsize>,
+    paused: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Streamer {
+    /// Frames written so far.
+    pub fn sent(&self) -> usize {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Pauses (`true`) or resumes sending, between whole frames.
+    pub fn pause(&self, paused: bool) {
+        self.paused.store(paused, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Streamer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
