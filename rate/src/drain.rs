@@ -1,12 +1,18 @@
 //! [`DrainEstimator`]: how fast the far end of a TCP connection takes bytes,
 //! estimated from [`Sample`]s of the socket. Owned by the thread that writes
-//! the socket (its samples are taken there).
+//! the socket, which takes the samples: the server's writer thread for a
+//! receiver (inside its pacer), the client's writer thread for its uplink.
 //!
 //! Between two samples that both found unsent bytes, the connection was the
 //! bottleneck all along (probably), so the bytes acknowledged per second are
 //! its drain rate: they go into a decaying average. Any interval gives a
 //! lower bound; one over at least [`SPEED_UP_BYTES`] that is faster than the
-//! estimate replaces it: that is how a link that speeds up is noticed.
+//! estimate replaces it: that is how a link that speeds up is noticed. So do
+//! [`PROBE_BYTES`] acknowledged since the socket was last idle, an interval
+//! that leaves out the idle time before a write: a probe after a pause is
+//! measured by its own bytes, and a stale low estimate cannot lock a fast
+//! link out. [`DrainEstimator::forget_if_idle`] forgets an estimate once the
+//! socket has been idle for [`FORGET_AFTER`].
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +33,14 @@ const FIRST_ESTIMATE_AFTER: Duration = Duration::from_millis(50);
 /// at once, which says nothing about the rate.
 pub const SPEED_UP_BYTES: u64 = 16 << 10;
 
+/// Bytes acknowledged since the socket was last idle that bound the rate
+/// from below, however long the socket was idle before.
+pub const PROBE_BYTES: u64 = 64 << 10;
+
+/// An estimate is forgotten once every sample for this long found the
+/// socket idle (see [`DrainEstimator::forget_if_idle`]).
+pub const FORGET_AFTER: Duration = Duration::from_secs(1);
+
 /// The estimated drain rate of one connection. See the module documentation.
 #[derive(Debug, Clone)]
 pub struct DrainEstimator {
@@ -35,14 +49,19 @@ pub struct DrainEstimator {
     last: Option<Sample>,
     /// Where the interval of the next lower bound starts.
     anchor: Option<Sample>,
+    /// The last sample that found the socket idle: bytes acknowledged since
+    /// then were all sent since then, so they bound the rate from below.
+    idle: Option<Sample>,
+    /// When a sample last found the socket busy (not idle).
+    busy_at: Option<Instant>,
+    /// The end of the last backlogged interval.
+    backlogged_at: Option<Instant>,
     /// Bytes acknowledged and seconds elapsed in backlogged intervals, both
     /// decaying with [`AVERAGE_OVER`].
     bytes: f64,
     secs: f64,
     /// Bytes per second; `None` until the socket has been seen backlogged.
     rate: Option<f64>,
-    /// The end of the last backlogged interval.
-    backlogged_at: Option<Instant>,
 }
 
 impl Default for DrainEstimator {
@@ -59,10 +78,12 @@ impl DrainEstimator {
             first_after: backlogged.as_secs_f64(),
             last: None,
             anchor: None,
+            idle: None,
+            busy_at: None,
+            backlogged_at: None,
             bytes: 0.0,
             secs: 0.0,
             rate: None,
-            backlogged_at: None,
         }
     }
 
@@ -78,6 +99,9 @@ impl DrainEstimator {
     pub fn observe_waiting(&mut self, now: Sample, waiting: bool) {
         self.average(now, waiting);
         self.bound(now);
+        if !now.idle() {
+            self.busy_at = Some(now.at);
+        }
     }
 
     fn average(&mut self, now: Sample, waiting: bool) {
@@ -102,26 +126,58 @@ impl DrainEstimator {
         }
     }
 
-    /// Every [`SPEED_UP_BYTES`] acknowledged, busy or not, give a lower bound.
+    /// Every [`SPEED_UP_BYTES`] acknowledged, busy or not, give a lower
+    /// bound; so do [`PROBE_BYTES`] acknowledged since the socket was last
+    /// idle.
     fn bound(&mut self, now: Sample) {
+        if let Some(idle) = self.idle {
+            self.raise(idle, now, PROBE_BYTES);
+        }
+        if now.idle() {
+            self.idle = Some(now);
+        }
         let Some(anchor) = self.anchor else {
             self.anchor = Some(now);
             return;
         };
-        let acked = now.acked.saturating_sub(anchor.acked);
-        if acked < SPEED_UP_BYTES {
-            return;
+        if self.raise(anchor, now, SPEED_UP_BYTES) {
+            self.anchor = Some(now);
         }
-        self.anchor = Some(now);
-        let dt = now.at.saturating_duration_since(anchor.at).max(MIN_INTERVAL).as_secs_f64();
+    }
+
+    /// Takes the bytes acknowledged from `from` to `now` as a lower bound,
+    /// if they are at least `enough`; returns whether they were.
+    fn raise(&mut self, from: Sample, now: Sample, enough: u64) -> bool {
+        let acked = now.acked.saturating_sub(from.acked);
+        if acked < enough {
+            return false;
+        }
+        let dt = now.at.saturating_duration_since(from.at).max(MIN_INTERVAL).as_secs_f64();
         if self.rate.is_some_and(|r| acked as f64 / dt > r) {
             (self.bytes, self.secs) = (acked as f64, dt);
             self.rate = Some(self.bytes / self.secs);
         }
+        true
+    }
+
+    /// Forgets the estimate when the socket was idle at every sample for
+    /// [`FORGET_AFTER`] before `now`: nothing unsent and nothing in flight
+    /// means the far end is not the limit any more, and a new backlog is
+    /// measured afresh.
+    pub fn forget_if_idle(&mut self, now: Instant) {
+        let quiet = self.busy_at.is_none_or(|t| now.saturating_duration_since(t) >= FORGET_AFTER);
+        if self.rate.is_some() && quiet {
+            self.forget();
+        }
+    }
+
+    /// Forgets the estimate; the next backlog measures afresh.
+    pub fn forget(&mut self) {
+        (self.bytes, self.secs, self.rate) = (0.0, 0.0, None);
     }
 
     /// The estimated drain rate in bytes per second, if the connection was
-    /// ever backlogged.
+    /// backlogged (and not forgotten since).
     pub fn rate(&self) -> Option<f64> {
         self.rate
     }
@@ -129,12 +185,6 @@ impl DrainEstimator {
     /// When the connection was last seen backlogged.
     pub fn backlogged_at(&self) -> Option<Instant> {
         self.backlogged_at
-    }
-
-    /// Forgets the estimate (it was taken on a link that has since changed,
-    /// or long ago); the next backlog measures afresh.
-    pub fn forget(&mut self) {
-        (self.bytes, self.secs, self.rate) = (0.0, 0.0, None);
     }
 
     /// How long `bytes` take to drain at the estimated rate; zero while the
@@ -152,8 +202,10 @@ impl DrainEstimator {
 mod tests {
     use super::*;
 
+    /// A sample with `notsent` bytes unsent, and something in flight if any.
     fn at(t0: Instant, ms: u64, acked: u64, notsent: u32) -> Sample {
-        Sample { at: t0 + Duration::from_millis(ms), acked, notsent, rtt_us: 0 }
+        let unacked = u32::from(notsent > 0);
+        Sample { at: t0 + Duration::from_millis(ms), acked, notsent, unacked, rtt_us: 0 }
     }
 
     #[test]
@@ -181,6 +233,16 @@ mod tests {
         assert_eq!(e.rate(), Some(125_000.0));
         e.forget();
         assert_eq!(e.rate(), None);
+    }
+
+    #[test]
+    fn what_waits_in_the_sender_counts_as_backlog() {
+        let t0 = Instant::now();
+        let mut e = DrainEstimator::default();
+        e.observe_waiting(at(t0, 0, 0, 5_000), true);
+        // The socket ran empty for a moment while the sender still held more.
+        e.observe_waiting(at(t0, 100, 12_500, 0), true);
+        assert_eq!(e.rate(), Some(125_000.0));
     }
 
     #[test]

@@ -14,8 +14,17 @@ pub struct Sample {
     pub acked: u64,
     /// Bytes written to the socket and not yet sent.
     pub notsent: u32,
+    /// Segments sent and not yet acknowledged.
+    pub unacked: u32,
     /// Smoothed round-trip time, in microseconds (0 before the first ACK).
     pub rtt_us: u32,
+}
+
+impl Sample {
+    /// Nothing unsent and nothing in flight: the far end has everything.
+    pub fn idle(&self) -> bool {
+        self.notsent == 0 && self.unacked == 0
+    }
 }
 
 /// Reads `TCP_INFO` of `socket`. Never blocks.
@@ -43,6 +52,7 @@ pub fn sample(socket: &impl AsRawFd) -> io::Result<Sample> {
         at: Instant::now(),
         acked: info.tcpi_bytes_acked,
         notsent: info.tcpi_notsent_bytes,
+        unacked: info.tcpi_unacked,
         rtt_us: info.tcpi_rtt,
     })
 }
@@ -91,7 +101,8 @@ mod tests {
         a.write_all(&[0; 1000]).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         let after = sample(&a).unwrap();
-        assert_eq!((after.acked - before.acked, after.notsent), (1000, 0));
+        assert_eq!((after.acked - before.acked, after.notsent, after.unacked), (1000, 0, 0));
+        assert!(after.idle());
     }
 
     #[test]

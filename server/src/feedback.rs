@@ -190,11 +190,11 @@ mod tests {
     }
 
     fn backlog(t0: Instant, at: u64) -> Sample {
-        Sample { at: ms(t0, at), acked: 0, notsent: 1_000, unacked: 1 }
+        Sample { at: ms(t0, at), acked: 0, notsent: 1_000, unacked: 1, rtt_us: 0 }
     }
 
     fn quiet(t0: Instant, at: u64) -> Sample {
-        Sample { at: ms(t0, at), acked: 0, notsent: 0, unacked: 0 }
+        Sample { at: ms(t0, at), acked: 0, notsent: 0, unacked: 0, rtt_us: 0 }
     }
 
     fn limit(k: u32) -> Option<Option<NonZeroU32>> {

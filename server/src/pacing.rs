@@ -30,10 +30,11 @@
 //! which says nothing about the link: the estimate stays, so that pacing
 //! goes on when video resumes on a link that is still slow.)
 
-use std::io;
-use std::net::TcpStream;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
+
+use komunikator_rate::DrainEstimator;
+pub use komunikator_rate::drain::FORGET_AFTER;
+pub use komunikator_rate::{Sample, sample};
 
 /// Video is held back while the socket has unsent bytes and they, with the
 /// frame, would take longer than this to drain.
@@ -51,83 +52,9 @@ pub const BIG_FRAME: Duration = Duration::from_millis(100);
 /// the only probe of the link that a frozen picture allows.
 pub const BIG_FRAME_GAP: Duration = Duration::from_secs(2);
 
-/// Intervals shorter than this say too little about the drain rate.
-const MIN_INTERVAL: Duration = Duration::from_millis(5);
-
-/// The estimate averages backlogged intervals over about this long, which
-/// smooths the bursts in which a small receive window is acknowledged.
-const AVERAGE_OVER: f64 = 0.5;
-
-/// Backlogged time needed before the first estimate.
-const FIRST_ESTIMATE_AFTER: f64 = 0.05;
-
-/// An interval in which the receiver took at least this much, faster than the
-/// estimate, replaces it: the receiver sped up. Less could be a receive
-/// window acknowledged at once, which says nothing about the rate.
-const SPEED_UP_BYTES: u64 = 16 << 10;
-
-/// Bytes acknowledged since the socket was last idle that bound the rate
-/// from below. More than [`SPEED_UP_BYTES`]: right after an idle moment the
-/// receiver's kernel takes a receive window's worth at once, whatever the
-/// rate its reader drains it at, so fewer bytes overstate a slow link.
-const PROBE_BYTES: u64 = 64 << 10;
-
-/// While video flows, an estimate is forgotten once every sample for this
-/// long found the socket idle (nothing unsent, nothing in flight).
-pub const FORGET_AFTER: Duration = Duration::from_secs(1);
-
 /// The longest a held frame waits before the socket is looked at again
 /// (audio that arrives meanwhile wakes the writer at once).
 const MAX_RECHECK: Duration = Duration::from_millis(10);
-
-/// What the kernel says about a client socket at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sample {
-    /// When it was taken.
-    pub at: Instant,
-    /// Bytes the receiver has acknowledged since the connection started.
-    pub acked: u64,
-    /// Bytes written to the socket and not yet sent.
-    pub notsent: u32,
-    /// Segments sent and not yet acknowledged.
-    pub unacked: u32,
-}
-
-impl Sample {
-    /// Nothing unsent and nothing in flight: the receiver has everything.
-    pub fn idle(&self) -> bool {
-        self.notsent == 0 && self.unacked == 0
-    }
-}
-
-/// Reads `TCP_INFO` of `socket`. Never blocks.
-///
-/// # Errors
-/// When `getsockopt` fails (not a TCP socket, or closed).
-pub fn sample(socket: &TcpStream) -> io::Result<Sample> {
-    // SAFETY: tcp_info is plain old data; zeroes are a valid value.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: the pointer and length describe `info`, which outlives the call.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&mut info as *mut libc::tcp_info).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(Sample {
-        at: Instant::now(),
-        acked: info.tcpi_bytes_acked,
-        notsent: info.tcpi_notsent_bytes,
-        unacked: info.tcpi_unacked,
-    })
-}
 
 /// What the writer may do with the video frame at the head of the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,121 +69,34 @@ pub enum Gate {
 /// last big frame went. See the module documentation.
 #[derive(Debug, Default, Clone)]
 pub struct Pacer {
-    last: Option<Sample>,
-    /// Where the interval of the next lower bound starts.
-    anchor: Option<Sample>,
-    /// The last sample that found the socket idle: bytes acknowledged since
-    /// then were all sent since then, so they bound the rate from below.
-    idle: Option<Sample>,
-    /// When a sample last found the socket busy (not idle).
-    busy_at: Option<Instant>,
-    /// Bytes acknowledged and seconds elapsed in backlogged intervals, both
-    /// decaying with [`AVERAGE_OVER`].
-    bytes: f64,
-    secs: f64,
-    /// Bytes per second; `None` until the socket has been seen backlogged.
-    rate: Option<f64>,
+    estimator: DrainEstimator,
     /// When the last big frame was let through, and its length.
     last_big: Option<(Instant, usize)>,
 }
 
 impl Pacer {
-    /// Takes a new sample into the estimate.
-    ///
-    /// Between two samples that both found unsent bytes, the receiver was
-    /// the bottleneck all along (probably), so the bytes it acknowledged per
-    /// second are its drain rate: they go into the average. Any interval
-    /// gives a lower bound; one over at least [`SPEED_UP_BYTES`] that is
-    /// higher than the estimate replaces it: that is how a receiver that
-    /// speeds up is noticed.
+    /// Takes a new sample into the estimate (see [`DrainEstimator`]).
     pub fn observe(&mut self, now: Sample) {
-        self.average(now);
-        self.bound(now);
-        if !now.idle() {
-            self.busy_at = Some(now.at);
-        }
-    }
-
-    fn average(&mut self, now: Sample) {
-        let Some(last) = self.last else {
-            self.last = Some(now);
-            return;
-        };
-        let dt = now.at.saturating_duration_since(last.at);
-        if dt < MIN_INTERVAL {
-            return;
-        }
-        self.last = Some(now);
-        if last.notsent > 0 && now.notsent > 0 {
-            let (acked, dt) = (now.acked.saturating_sub(last.acked), dt.as_secs_f64());
-            let keep = (-dt / AVERAGE_OVER).exp();
-            self.bytes = self.bytes * keep + acked as f64;
-            self.secs = self.secs * keep + dt;
-            if self.rate.is_some() || self.secs >= FIRST_ESTIMATE_AFTER {
-                self.rate = Some(self.bytes / self.secs);
-            }
-        }
-    }
-
-    /// Every [`SPEED_UP_BYTES`] acknowledged, busy or not, give a lower
-    /// bound; so do [`PROBE_BYTES`] acknowledged since the socket was last
-    /// idle, an interval that leaves out the idle time before a write (a
-    /// probe after a pause is measured by its own bytes).
-    fn bound(&mut self, now: Sample) {
-        if let Some(idle) = self.idle {
-            self.raise(idle, now, PROBE_BYTES);
-        }
-        if now.idle() {
-            self.idle = Some(now);
-        }
-        let Some(anchor) = self.anchor else {
-            self.anchor = Some(now);
-            return;
-        };
-        if self.raise(anchor, now, SPEED_UP_BYTES) {
-            self.anchor = Some(now);
-        }
-    }
-
-    /// Takes the bytes acknowledged from `from` to `now` as a lower bound,
-    /// if they are at least `enough`; returns whether they were.
-    fn raise(&mut self, from: Sample, now: Sample, enough: u64) -> bool {
-        let acked = now.acked.saturating_sub(from.acked);
-        if acked < enough {
-            return false;
-        }
-        let dt = now.at.saturating_duration_since(from.at).max(MIN_INTERVAL).as_secs_f64();
-        if self.rate.is_some_and(|r| acked as f64 / dt > r) {
-            (self.bytes, self.secs) = (acked as f64, dt);
-            self.rate = Some(self.bytes / self.secs);
-        }
-        true
+        self.estimator.observe(now);
     }
 
     /// Forgets the estimate when the socket was idle at every sample for
     /// [`FORGET_AFTER`] before `now`, the time of the last sample. Only while
     /// video flows: see the module documentation.
     pub fn forget_if_idle(&mut self, now: Instant) {
-        let quiet = self.busy_at.is_none_or(|t| now.saturating_duration_since(t) >= FORGET_AFTER);
-        if self.rate.is_some() && quiet {
-            (self.rate, self.bytes, self.secs) = (None, 0.0, 0.0);
-        }
+        self.estimator.forget_if_idle(now);
     }
 
     /// The estimated drain rate in bytes per second, if the receiver was
     /// backlogged (and has not been idle for [`FORGET_AFTER`] since).
     pub fn rate(&self) -> Option<f64> {
-        self.rate
+        self.estimator.rate()
     }
 
     /// How long `bytes` take to drain at the estimated rate; zero while the
     /// rate is unknown (the receiver never fell behind).
     pub fn drain_time(&self, bytes: usize) -> Duration {
-        match self.rate {
-            Some(rate) if rate > 0.0 => Duration::from_secs_f64((bytes as f64 / rate).min(3600.0)),
-            Some(_) => Duration::MAX,
-            None => Duration::ZERO,
-        }
+        self.estimator.drain_time(bytes)
     }
 
     /// Whether a video frame of `len` bytes must go through the writer, which
@@ -284,7 +124,7 @@ impl Pacer {
     /// Notes a video frame of `len` bytes let through now. A keyframe let
     /// through before the rate is known counts as well if it turns out big.
     pub fn let_through(&mut self, len: usize, key: bool, now: Instant) {
-        if self.big(len) || (key && self.rate.is_none()) {
+        if self.big(len) || (key && self.rate().is_none()) {
             self.last_big = Some((now, len));
         }
     }
@@ -310,7 +150,8 @@ mod tests {
 
     /// A sample with `notsent` bytes unsent, and something in flight if any.
     fn at(t0: Instant, ms: u64, acked: u64, notsent: u32) -> Sample {
-        Sample { at: t0 + Duration::from_millis(ms), acked, notsent, unacked: u32::from(notsent > 0) }
+        let unacked = u32::from(notsent > 0);
+        Sample { at: t0 + Duration::from_millis(ms), acked, notsent, unacked, rtt_us: 0 }
     }
 
     #[test]
@@ -404,7 +245,7 @@ mod tests {
     #[test]
     fn sampling_a_real_socket_works() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut a = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let mut a = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let _b = listener.accept().unwrap();
         let before = sample(&a).unwrap();
         std::io::Write::write_all(&mut a, &[0; 1000]).unwrap();
