@@ -166,10 +166,16 @@ impl Registry {
         release_ip(&mut self.lock(), ip);
     }
 
-    /// Adds a client that holds a reservation (and has been greeted) and
-    /// tells everyone else.
-    pub fn join(&self, conn: Arc<Conn>) {
+    /// Adds a client that holds a reservation and tells everyone else.
+    /// `greeting` (its `hello`, unless it was greeted before logging in) is
+    /// queued under the table's lock, just before the client enters the
+    /// table: so it comes first, and the client misses no `presence` of
+    /// anyone who joins after it has read it.
+    pub fn join(&self, conn: Arc<Conn>, greeting: Option<&ServerMsg<'_>>) {
         let mut t = self.lock();
+        if let Some(hello) = greeting {
+            conn.send(hello);
+        }
         let id = conn.id;
         let connects = TokenBucket::new(self.config.connect_burst, self.config.connect_rate);
         let client = Client {

@@ -265,12 +265,12 @@ pub fn handle_client(
         // Before hello, so that joining follows it as closely as before.
         shared.gate.remove(login);
     }
-    conn.send(&komunikator_protocol::ServerMsg::Hello {
-        id: conn.id,
-        version: komunikator_protocol::VERSION,
-    });
+    let hello =
+        komunikator_protocol::ServerMsg::Hello { id: conn.id, version: komunikator_protocol::VERSION };
     if joined {
-        shared.registry.join(Arc::clone(conn));
+        shared.registry.join(Arc::clone(conn), Some(&hello));
+    } else {
+        conn.send(&hello);
     }
     let end = loop {
         let step = if joined {
@@ -283,7 +283,7 @@ pub fn handle_client(
             Ok(Progress::LoggedIn) => {
                 joined = true;
                 shared.gate.remove(login);
-                shared.registry.join(Arc::clone(conn));
+                shared.registry.join(Arc::clone(conn), None);
             }
             Err(end) => break gate_closed(login, conn, shared).unwrap_or(end),
         }
