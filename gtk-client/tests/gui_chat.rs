@@ -1,7 +1,8 @@
 //! The chat during a call, typed through X like a person would: opening the
 //! chat (F9) puts the cursor in its entry, so letters are text and never the
-//! M (mute) and V (camera off) shortcuts. The headless peer logs each chat
-//! line it receives.
+//! M (mute) and V (camera off) shortcuts; Escape in the entry clears an
+//! unsent line, a second Escape leaves the entry, and neither hangs up. The
+//! headless peer logs each chat line it receives.
 //!
 //! Needs an X display, like `gui.rs`.
 
@@ -59,5 +60,30 @@ fn opening_the_chat_focuses_the_entry_and_letters_are_text_not_shortcuts() {
     press(&display, "m");
     window.wait_for("mute: on");
     hang_up(&window, &display, peer);
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[test]
+fn escape_in_the_chat_entry_clears_it_then_leaves_it_and_never_hangs_up() {
+    let _x = exclusive();
+    let display = Display::get();
+    let server = Server::start();
+    let (window, peer, home) = in_a_call(&display, &server, "escape");
+    press(&display, "F9");
+    std::thread::sleep(Duration::from_millis(500));
+    type_text(&display, "lost");
+    // The first Escape clears the unsent line; the call goes on.
+    press(&display, "Escape");
+    std::thread::sleep(Duration::from_millis(500));
+    type_text(&display, "kept");
+    press(&display, "Return");
+    peer.wait_for("message: kept", Duration::from_secs(30));
+    // On the empty entry, Escape leaves it: the call goes on, and M mutes again.
+    press(&display, "Escape");
+    std::thread::sleep(Duration::from_millis(500));
+    press(&display, "m");
+    window.wait_for("mute: on");
+    let said = hang_up(&window, &display, peer);
+    assert!(!said.contains("lost"), "the cleared line was sent:\n{said}");
     let _ = std::fs::remove_dir_all(&home);
 }
