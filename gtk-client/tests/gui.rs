@@ -17,25 +17,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use gui_support::{Display, Window, bar_shares, exclusive, press, refreshed_nicks};
-use support::{Client, Server, args, target_dir, test_media};
+use gui_support::{Display, Window, answer, bar_shares, exclusive, press, refreshed_nicks};
+use support::{Server, target_dir};
 
 const NICK: &str = "guitest";
-
-/// Answers a call from a headless peer named `nick` with the Return key,
-/// after the prompt's screenshot when `shot`.
-fn answer(window: &Window, display: &Display, server: &str, nick: &str, shot: bool) -> Client {
-    let peer_args = [args(&[&["--name", nick, "--call", NICK]]), test_media("smpte", 440)].concat();
-    let peer = Client::start(server, &peer_args);
-    window.wait_for("view: incoming");
-    window.wait_for(&format!("incoming call from {nick}"));
-    if shot {
-        window.wait_for("screenshot saved: ");
-    }
-    press(display, "Return");
-    window.wait_for("view: call");
-    peer
-}
 
 #[test]
 fn window_answers_shows_video_and_hangs_up_with_the_keyboard() {
@@ -50,7 +35,7 @@ fn window_answers_shows_video_and_hangs_up_with_the_keyboard() {
     window.wait_for(&format!("name accepted: {NICK}"));
     assert!(refreshed_nicks(&server.addr).iter().any(|n| n == NICK), "refresh does not list {NICK}");
 
-    let peer = answer(&window, &display, &server.addr, "ala", true);
+    let peer = answer(&window, &display, &server.addr, NICK, "ala", true);
     assert!(shots.join("incoming.png").exists(), "no screenshot of the prompt");
     window.wait_for("call-video.png");
     let shares = bar_shares(&shots.join("call-video.png"));
@@ -66,7 +51,7 @@ fn window_answers_shows_video_and_hangs_up_with_the_keyboard() {
     window.wait_for("view: lobby");
 
     // Closing the window during a call hangs up first.
-    let peer = answer(&window, &display, &server.addr, "bob", false);
+    let peer = answer(&window, &display, &server.addr, NICK, "bob", false);
     std::thread::sleep(Duration::from_secs(1));
     press(&display, "ctrl+q");
     assert_eq!(window.exit_code(Duration::from_secs(20)), Some(0), "window log:\n{}", window.log());

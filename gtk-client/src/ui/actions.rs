@@ -1,6 +1,8 @@
 //! The window's actions and keyboard shortcuts: Accept, Decline, hang up
-//! (Escape), mute (M), camera off (V), reconnect, first-run connect, search
-//! (Ctrl+F), and the shortcuts window. Main thread.
+//! (Escape), mute (M), camera off (V), the chat (F9), reconnect, first-run
+//! connect, search (Ctrl+F), and the shortcuts window. The single-key
+//! shortcuts stand aside while a text field has the focus, so typing "m" in
+//! the chat writes an "m". Main thread.
 
 use std::rc::Rc;
 
@@ -36,17 +38,35 @@ pub fn install(w: &Rc<Window>) {
     });
     toggle(w, "mute", |w, on| w.with_engine(|e| e.set_muted(on)));
     toggle(w, "camera-off", |w, on| w.with_engine(|e| e.set_camera_enabled(!on)));
+    add(w, "chat", |w| w.call.toggle_chat());
     let shortcuts = gtk::ShortcutController::new();
-    for (key, action) in [("Escape", "win.hang-up"), ("m", "win.mute"), ("v", "win.camera-off")] {
+    for (key, action) in [("Escape", "hang-up"), ("m", "mute"), ("v", "camera-off")] {
         shortcuts.add_shortcut(gtk::Shortcut::new(
             gtk::ShortcutTrigger::parse_string(key),
-            Some(gtk::NamedAction::new(action)),
+            Some(unless_typing(action)),
         ));
     }
     w.win.add_controller(shortcuts);
+    w.app.set_accels_for_action("win.chat", &["F9"]);
     w.app.set_accels_for_action("win.search", &["<Control>f"]);
     w.app.set_accels_for_action("win.show-help-overlay", &["<Control>question"]);
     w.win.set_help_overlay(Some(&help_overlay()));
+}
+
+/// Activates `win.<action>` unless a text field has the focus: then the key
+/// goes on to the field (an unmodified letter is text, not a command).
+fn unless_typing(action: &'static str) -> gtk::CallbackAction {
+    gtk::CallbackAction::new(move |widget, _| {
+        let typing = widget.root().and_then(|r| r.focus()).is_some_and(|f| f.is::<gtk::Editable>());
+        let found = widget.downcast_ref::<gtk::ApplicationWindow>().and_then(|w| w.lookup_action(action));
+        match found {
+            Some(a) if a.is_enabled() && !typing => {
+                a.activate(None);
+                glib::Propagation::Stop
+            }
+            _ => glib::Propagation::Proceed,
+        }
+    })
 }
 
 /// A boolean action whose state follows each activation; `f` gets the new state.
@@ -56,6 +76,7 @@ fn toggle(w: &Rc<Window>, name: &str, f: fn(&Rc<Window>, bool)) {
     action.connect_activate(move |a, _| {
         let on = !a.state().and_then(|s| s.get::<bool>()).unwrap_or(false);
         a.set_state(&on.to_variant());
+        super::window::log(&format!("{}: {}", a.name(), if on { "on" } else { "off" }));
         if let Some(w) = weak.upgrade() {
             f(&w, on);
         }
@@ -116,6 +137,7 @@ fn help_overlay() -> gtk::ShortcutsWindow {
             item("Escape", i18n("Hang up, cancel or decline")),
             item("m", i18n("Mute or unmute the microphone")),
             item("v", i18n("Turn the camera off or on")),
+            item("F9", i18n("Show or hide the chat")),
             item("Return", i18n("Accept an incoming call")),
         ],
     );

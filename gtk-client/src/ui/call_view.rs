@@ -36,6 +36,7 @@ pub struct CallView {
     /// The chat panel.
     pub chat: Chat,
     chat_revealer: gtk::Revealer,
+    chat_button: gtk::ToggleButton,
 }
 
 impl CallView {
@@ -82,7 +83,9 @@ impl CallView {
         for w in [top.upcast_ref::<gtk::Widget>(), status.upcast_ref(), local_frame.upcast_ref()] {
             overlay.add_overlay(w);
         }
-        overlay.add_overlay(&controls(&chat_revealer));
+        let (bar, chat_button) = controls(&chat_revealer);
+        overlay.add_overlay(&bar);
+        focus_entry_on_open(&chat_button, &chat.entry);
         let root = gtk::Box::new(gtk::Orientation::Horizontal, 0);
         root.append(&overlay);
         root.append(&chat_revealer);
@@ -98,7 +101,13 @@ impl CallView {
             quality,
             chat,
             chat_revealer,
+            chat_button,
         }
+    }
+
+    /// Opens the chat with its entry focused, or closes it (F9).
+    pub fn toggle_chat(&self) {
+        self.chat_button.set_active(!self.chat_button.is_active());
     }
 
     /// Shows the call with `who`: `elapsed` is `None` while it is being set up.
@@ -185,7 +194,27 @@ fn top_bar() -> TopBar {
     (top, peer, timer, quality_icon, quality)
 }
 
-fn controls(chat: &gtk::Revealer) -> gtk::Box {
+/// Opening the chat (its button or F9) puts the cursor in the entry, so what
+/// is typed next is text and not the M and V shortcuts; closing it takes the
+/// focus out of the entry.
+fn focus_entry_on_open(button: &gtk::ToggleButton, entry: &gtk::Entry) {
+    let entry = entry.clone();
+    button.connect_toggled(move |b| {
+        if b.is_active() {
+            // The revealer shows its child once the binding has run.
+            let entry = entry.clone();
+            glib::idle_add_local_once(move || {
+                entry.grab_focus();
+            });
+        } else if entry.has_focus() || entry.focus_child().is_some() {
+            if let Some(root) = entry.root() {
+                root.set_focus(None::<&gtk::Widget>);
+            }
+        }
+    });
+}
+
+fn controls(chat: &gtk::Revealer) -> (gtk::Box, gtk::ToggleButton) {
     let bar = gtk::Box::builder()
         .spacing(18)
         .halign(gtk::Align::Center)
@@ -203,7 +232,7 @@ fn controls(chat: &gtk::Revealer) -> gtk::Box {
     bar.append(&toggle("camera-disabled-symbolic", "win.camera-off", i18n("Turn the camera off (V)")));
     let chat_button = gtk::ToggleButton::builder()
         .icon_name("chat-message-new-symbolic")
-        .tooltip_text(i18n("Show the chat"))
+        .tooltip_text(i18n("Show the chat (F9)"))
         .build();
     chat_button.add_css_class("circular");
     chat_button.add_css_class("osd");
@@ -219,7 +248,7 @@ fn controls(chat: &gtk::Revealer) -> gtk::Box {
     hang_up.add_css_class("destructive-action");
     hang_up.set_size_request(48, 48);
     bar.append(&hang_up);
-    bar
+    (bar, chat_button)
 }
 
 /// `M:SS`, or `H:MM:SS` from an hour on.

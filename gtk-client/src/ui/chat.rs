@@ -61,6 +61,7 @@ impl Chat {
         let s = submit.clone();
         entry.connect_activate(move |e| s(e));
         entry.connect_icon_press(move |e, _| submit(e));
+        entry.add_controller(escape_clears_then_leaves(&entry));
         Chat { root, list, scrolled, entry }
     }
 
@@ -87,4 +88,28 @@ impl Chat {
         }
         self.entry.set_text("");
     }
+}
+
+/// Escape in the entry clears an unsent line, or on an empty entry leaves
+/// it; either way the key stops here, so it never reaches the window's
+/// Escape (hang up). Runs in the capture phase, before the text widget.
+fn escape_clears_then_leaves(entry: &gtk::Entry) -> gtk::EventControllerKey {
+    let keys = gtk::EventControllerKey::new();
+    keys.set_propagation_phase(gtk::PropagationPhase::Capture);
+    let weak = entry.downgrade();
+    keys.connect_key_pressed(move |_, key, _, mods| {
+        let Some(entry) = weak.upgrade() else { return glib::Propagation::Proceed };
+        if key != gtk::gdk::Key::Escape || !mods.is_empty() {
+            return glib::Propagation::Proceed;
+        }
+        if entry.text().is_empty() {
+            if let Some(root) = entry.root() {
+                root.set_focus(None::<&gtk::Widget>);
+            }
+        } else {
+            entry.set_text("");
+        }
+        glib::Propagation::Stop
+    });
+    keys
 }

@@ -104,8 +104,11 @@ pub fn open(w: &Rc<Window>) {
     let page = adw::PreferencesPage::new();
     let server =
         adw::PreferencesGroup::builder().title(i18n("Server")).description(i18n("Saved in conf.txt")).build();
-    let host = entry(&i18n("Server address"), launch.file.as_ref().map_or("", |c| &c.server_host));
-    let port_text = launch.file.as_ref().map_or_else(|| "12345".to_owned(), |c| c.port.to_string());
+    // The server in use (`--server` wins over conf.txt), so saving a new
+    // name or device keeps it.
+    let (host_text, port_text) =
+        launch.server().map_or_else(|| (String::new(), "12345".to_owned()), |s| settings::split_server(&s));
+    let host = entry(&i18n("Server address"), &host_text);
     let port = entry(&i18n("Port"), &port_text);
     server.add(&host);
     server.add(&port);
@@ -127,6 +130,8 @@ pub fn open(w: &Rc<Window>) {
         page.add(g);
     }
     window.add(&page);
+    window.set_default_widget(Some(&save));
+    let form_host = host.clone();
     let form = Rc::new(Form { window: window.clone(), host, port, nick, video, audio, cameras, mics });
     let weak = Rc::downgrade(w);
     save.connect_clicked(move |_| {
@@ -135,10 +140,13 @@ pub fn open(w: &Rc<Window>) {
         }
     });
     window.present();
+    // The cursor starts in the first field, not on the header's switcher.
+    form_host.grab_focus();
 }
 
+/// A text row; Return in it saves (the Save button is the default widget).
 fn entry(title: &str, text: &str) -> adw::EntryRow {
-    adw::EntryRow::builder().title(title).text(text).build()
+    adw::EntryRow::builder().title(title).text(text).activates_default(true).build()
 }
 
 /// Cameras first, then the test pattern, then no video.

@@ -69,6 +69,18 @@ pub fn server_of(c: &FileConfig) -> String {
     }
 }
 
+/// The host and the port of a `HOST:PORT` (IPv6 in brackets or not), as
+/// the preferences show them; a string without a port is all host.
+pub fn split_server(server: &str) -> (String, String) {
+    match server.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => {
+            let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+            (host.to_owned(), port.to_owned())
+        }
+        _ => (server.to_owned(), String::new()),
+    }
+}
+
 /// `komunikator.ini` beside `conf`.
 pub fn extra_path(conf: &Path) -> PathBuf {
     conf.with_file_name("komunikator.ini")
@@ -140,6 +152,9 @@ mod tests {
         assert!(validate("bad host!", "4000", 0).unwrap_err().to_string().contains("line 1"));
         assert!(validate("h", "0", 0).is_err());
         assert_eq!(server_of(&validate("::1", "5", 0).unwrap()), "[::1]:5");
+        assert_eq!(split_server("[::1]:5"), ("::1".into(), "5".into()));
+        assert_eq!(split_server("chat.example.org:12345"), ("chat.example.org".into(), "12345".into()));
+        assert_eq!(split_server("host"), ("host".into(), String::new()));
         let extra = Extra {
             nick: Some("ala".into()),
             video: Some(VideoSourceKind::Test),

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use gtk::prelude::*;
 
-use crate::support::{args, gst_registry, test_media};
+use crate::support::{Client, args, gst_registry, test_media};
 
 /// How long the window may take for each step.
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -183,6 +183,37 @@ pub fn press(display: &Display, key: &str) {
     let id = ids.lines().next().expect("the window is on the display").trim().to_owned();
     xdotool(display, &["windowfocus", "--sync", &id]);
     xdotool(display, &["key", "--clearmodifiers", key]);
+}
+
+/// Gives the window the keyboard focus and types `text` through XTEST.
+pub fn type_text(display: &Display, text: &str) {
+    let ids = xdotool(display, &["search", "--sync", "--onlyvisible", "--name", "^Komunikator$"]);
+    let id = ids.lines().next().expect("the window is on the display").trim().to_owned();
+    xdotool(display, &["windowfocus", "--sync", &id]);
+    xdotool(display, &["type", "--delay", "40", text]);
+}
+
+/// A headless peer `nick` calls the window (registered as `callee`) with
+/// test media; the prompt is answered with the Return key, after the
+/// prompt's screenshot when `shot`. The peer, in the call.
+pub fn answer(
+    window: &Window,
+    display: &Display,
+    server: &str,
+    callee: &str,
+    nick: &str,
+    shot: bool,
+) -> Client {
+    let peer_args = [args(&[&["--name", nick, "--call", callee]]), test_media("smpte", 440)].concat();
+    let peer = Client::start(server, &peer_args);
+    window.wait_for("view: incoming");
+    window.wait_for(&format!("incoming call from {nick}"));
+    if shot {
+        window.wait_for("screenshot saved: ");
+    }
+    press(display, "Return");
+    window.wait_for("view: call");
+    peer
 }
 
 /// The nicks a raw protocol client sees with `refresh`.
