@@ -96,6 +96,9 @@ impl Launch {
         if self.args.audio_source.is_none() {
             o.microphone = self.extra.microphone.clone();
         }
+        if let (None, Some(k)) = (self.args.video_kbps, self.extra.max_video_kbps) {
+            o.video_kbps = k;
+        }
         o
     }
 }

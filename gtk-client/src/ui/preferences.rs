@@ -1,5 +1,6 @@
 //! The preferences window: the server's address and port and the camera
-//! (conf.txt), the nick, and the video and audio sources (komunikator.ini).
+//! (conf.txt), the nick, the video and audio sources and the highest video
+//! rate (komunikator.ini).
 //! Cameras and microphones are the ones GStreamer's device monitor finds; the
 //! test pattern is always offered, and is the only picture when no camera is
 //! found. Saving reconnects when the window is not in a call. Main thread.
@@ -91,6 +92,7 @@ struct Form {
     nick: adw::EntryRow,
     video: adw::ComboRow,
     audio: adw::ComboRow,
+    quality: adw::ComboRow,
     cameras: Vec<Camera>,
     mics: Vec<Mic>,
 }
@@ -121,6 +123,8 @@ pub fn open(w: &Rc<Window>) {
     let audio = audio_row(&mics, launch.media_options().audio_source, launch.extra.microphone.as_deref());
     devices.add(&video);
     devices.add(&audio);
+    let quality = quality_row(launch.media_options().video_kbps);
+    devices.add(&quality);
     let save = gtk::Button::builder().label(i18n("Save")).halign(gtk::Align::Center).build();
     save.add_css_class("pill");
     save.add_css_class("suggested-action");
@@ -132,7 +136,8 @@ pub fn open(w: &Rc<Window>) {
     window.add(&page);
     window.set_default_widget(Some(&save));
     let form_host = host.clone();
-    let form = Rc::new(Form { window: window.clone(), host, port, nick, video, audio, cameras, mics });
+    let form =
+        Rc::new(Form { window: window.clone(), host, port, nick, video, audio, quality, cameras, mics });
     let weak = Rc::downgrade(w);
     save.connect_clicked(move |_| {
         if let Some(w) = weak.upgrade() {
@@ -184,6 +189,15 @@ fn audio_row(mics: &[Mic], kind: AudioSourceKind, chosen: Option<&str>) -> adw::
     combo(&i18n("Microphone"), "", &names, selected)
 }
 
+/// The highest video rate; on a slower link the video follows the link below it.
+fn quality_row(kbps: u32) -> adw::ComboRow {
+    let names: Vec<String> =
+        settings::VIDEO_KBPS_CHOICES.iter().map(|k| i18n_f("Up to {} kbit/s", &[&k.to_string()])).collect();
+    let selected = settings::VIDEO_KBPS_CHOICES.iter().position(|k| *k >= kbps).unwrap_or(1);
+    let subtitle = i18n("Lower on a slow connection, by itself");
+    combo(&i18n("Video quality"), &subtitle, &names, selected)
+}
+
 fn combo(title: &str, subtitle: &str, names: &[String], selected: usize) -> adw::ComboRow {
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let row = adw::ComboRow::builder()
@@ -223,7 +237,8 @@ fn apply(w: &Rc<Window>, f: &Form) {
         Err(e) => return f.window.add_toast(adw::Toast::new(&glib::markup_escape_text(&e.to_string()))),
     };
     let nick = Some(nick).filter(|n| !n.is_empty());
-    let extra = Extra { nick, video: Some(video), audio: Some(audio), microphone };
+    let max_video_kbps = settings::VIDEO_KBPS_CHOICES.get(f.quality.selected() as usize).copied();
+    let extra = Extra { nick, video: Some(video), audio: Some(audio), microphone, max_video_kbps };
     let conf_path = w.launch.borrow().conf_path.clone();
     let saved = settings::save_conf(&conf_path, &conf)
         .and_then(|()| settings::save_extra(&settings::extra_path(&conf_path), &extra));
@@ -240,6 +255,7 @@ fn apply(w: &Rc<Window>, f: &Form) {
         launch.args.video_source = None;
         launch.args.audio_source = None;
         launch.args.camera = None;
+        launch.args.video_kbps = None;
     }
     f.window.close();
     if w.model.borrow().call.is_idle() {

@@ -22,7 +22,13 @@ pub struct Extra {
     pub audio: Option<AudioSourceKind>,
     /// The source fragment of a chosen microphone; `None` for the default one.
     pub microphone: Option<String>,
+    /// The highest video rate, kbit/s (one of [`VIDEO_KBPS_CHOICES`]); the
+    /// rate follows the link below it. `None`: the default.
+    pub max_video_kbps: Option<u32>,
 }
+
+/// The maximum video rates Preferences offers, kbit/s.
+pub const VIDEO_KBPS_CHOICES: [u32; 4] = [500, 1000, 2000, 4000];
 
 /// Where conf.txt is written: the file it was read from, or the first place
 /// it is looked for (`$XDG_CONFIG_HOME/komunikator/conf.txt`).
@@ -108,6 +114,9 @@ pub fn load_extra(path: &Path) -> Extra {
             _ => None,
         }),
         microphone: get("microphone"),
+        max_video_kbps: get("max-video-kbps")
+            .and_then(|v| v.parse().ok())
+            .filter(|k| VIDEO_KBPS_CHOICES.contains(k)),
     }
 }
 
@@ -131,6 +140,8 @@ pub fn save_extra(path: &Path, e: &Extra) -> anyhow::Result<()> {
     };
     file.set_string("client", "audio", audio);
     file.set_string("client", "microphone", e.microphone.as_deref().unwrap_or(""));
+    let kbps = e.max_video_kbps.map(|k| k.to_string()).unwrap_or_default();
+    file.set_string("client", "max-video-kbps", &kbps);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -160,9 +171,13 @@ mod tests {
             video: Some(VideoSourceKind::Test),
             audio: Some(AudioSourceKind::Mic),
             microphone: Some("pulsesrc device=\"alsa_input.x\"".into()),
+            max_video_kbps: Some(2000),
         };
         save_extra(&extra_path(&path), &extra).unwrap();
         assert_eq!(load_extra(&extra_path(&path)), extra);
+        // A rate Preferences does not offer (a hand-edited file) is the default.
+        std::fs::write(extra_path(&path), "[client]\nmax-video-kbps=7\n").unwrap();
+        assert_eq!(load_extra(&extra_path(&path)).max_video_kbps, None);
         assert_eq!(load_extra(&dir.join("missing.ini")), Extra::default());
         let _ = std::fs::remove_dir_all(dir);
     }
