@@ -38,6 +38,10 @@ pub enum Command<'a> {
     Block(Target<'a>),
     /// `unblock <target>`: undo a `block` of the same target.
     Unblock(Target<'a>),
+    /// `delay <ms>`: during a call, how long the media from the peer waits
+    /// in queues on its way to this client (0: none); relayed to the peer,
+    /// whose sender should slow down.
+    Delay(u32),
 }
 
 impl<'a> Command<'a> {
@@ -90,6 +94,7 @@ impl<'a> Command<'a> {
                 let [target] = fields::<1>(args)?;
                 Target::parse(target).map(Command::Unblock)
             }
+            "delay" => crate::types::parse_delay_ms(fields::<1>(args)?[0]).map(Command::Delay),
             "" => Err(ParseError::unknown("empty line")),
             _ => Err(ParseError::unknown("no such command")),
         }
@@ -121,6 +126,7 @@ impl<'a> Command<'a> {
             Command::Keyframe => writeln!(out, "keyframe"),
             Command::Msg(text) => writeln!(out, "msg {text}"),
             Command::Ping => writeln!(out, "ping"),
+            Command::Delay(ms) => writeln!(out, "delay {ms}"),
             Command::Auth(password) => writeln!(out, "auth {password}"),
             Command::Block(target) => writeln!(out, "block {target}"),
             Command::Unblock(target) => writeln!(out, "unblock {target}"),
@@ -145,6 +151,12 @@ mod tests {
         assert_eq!(parse("ask no"), Ok(Command::AskNo));
         assert_eq!(parse("stop"), Ok(Command::Stop));
         assert_eq!(parse("keyframe"), Ok(Command::Keyframe));
+        assert_eq!(parse("delay 0"), Ok(Command::Delay(0)));
+        assert_eq!(parse("delay 150"), Ok(Command::Delay(150)));
+        assert_eq!(parse("delay 60000"), Ok(Command::Delay(60_000)));
+        for bad in ["delay", "delay 60001", "delay -1", "delay 1.5", "delay 99999999999", "delay 1 2"] {
+            assert_eq!(parse(bad).map_err(|e| e.code), Err(ErrorCode::BadArgument), "{bad}");
+        }
         assert_eq!(parse("msg hello there"), Ok(Command::Msg("hello there")));
         assert_eq!(parse("ping"), Ok(Command::Ping));
         assert_eq!(parse("auth tajne hasło"), Ok(Command::Auth("tajne hasło")));

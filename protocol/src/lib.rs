@@ -35,7 +35,8 @@ pub use line::{Status, next_line};
 pub use nick::{NickError, check_nick, nick_key};
 pub use server_msg::ServerMsg;
 pub use types::{
-    ClientId, MediaHeader, MediaKind, Nick, PeerState, Presence, StopReason, Target, is_valid_nick,
+    ClientId, MAX_DELAY_MS, MediaHeader, MediaKind, Nick, PeerState, Presence, StopReason, Target,
+    is_valid_nick, parse_delay_ms,
 };
 
 /// The protocol name and version the server announces in `hello`.

@@ -75,6 +75,9 @@ pub enum ServerMsg<'a> {
     Msg(&'a str),
     /// `pong`.
     Pong,
+    /// `delay <ms>`: during a call, how long the media this client sends
+    /// waits in queues on its way to the peer, as the peer measures it.
+    Delay(u32),
     /// `rate <kbps>` or `rate -`: during a call, how fast the peer's
     /// connection takes media from the server, in kbit/s, when it is the
     /// limit (the sender should keep its media below it); `None` (`rate -`)
@@ -136,6 +139,7 @@ impl<'a> ServerMsg<'a> {
             "msg" => ServerMsg::Msg(args.filter(|t| !t.is_empty()).ok_or(ParseError::bad("msg needs text"))?),
             "pong" => fields::<0>(args).map(|_| ServerMsg::Pong)?,
             "rate" => ServerMsg::Rate(parse_rate(fields::<1>(args)?[0])?),
+            "delay" => ServerMsg::Delay(crate::types::parse_delay_ms(fields::<1>(args)?[0])?),
             "error" => parse_error(args)?,
             _ => return parse_client_entry(word, args),
         };
@@ -175,6 +179,7 @@ impl<'a> ServerMsg<'a> {
             ServerMsg::Pong => writeln!(out, "pong"),
             ServerMsg::Rate(Some(kbps)) => writeln!(out, "rate {kbps}"),
             ServerMsg::Rate(None) => writeln!(out, "rate -"),
+            ServerMsg::Delay(ms) => writeln!(out, "delay {ms}"),
             ServerMsg::Error { code, text: Some(text) } => writeln!(out, "error {code} {text}"),
             ServerMsg::Error { code, text: None } => writeln!(out, "error {code}"),
         };
@@ -287,6 +292,8 @@ mod tests {
         assert_eq!(parse("rate 480"), Ok(ServerMsg::Rate(NonZeroU32::new(480))));
         assert_eq!(parse("rate 007"), Ok(ServerMsg::Rate(NonZeroU32::new(7))));
         assert_eq!(parse("rate -"), Ok(ServerMsg::Rate(None)));
+        assert_eq!(parse("delay 120"), Ok(ServerMsg::Delay(120)));
+        assert!(parse("delay 60001").is_err() && parse("delay x").is_err() && parse("delay").is_err());
         for line in [
             "rate",
             "rate ",

@@ -261,6 +261,24 @@ fn parse_len(s: &str, max_frame: u32) -> Result<u32, ParseError> {
     Ok(len as u32)
 }
 
+/// The longest queueing a `delay` line may report, in ms.
+pub const MAX_DELAY_MS: u32 = 60_000;
+
+/// Parses the `<ms>` of a `delay` line: a decimal number from 0 to
+/// [`MAX_DELAY_MS`].
+///
+/// # Errors
+/// `bad-argument` for anything else.
+pub fn parse_delay_ms(s: &str) -> Result<u32, crate::ParseError> {
+    if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(crate::ParseError::bad("delay must be a decimal number of milliseconds"));
+    }
+    s.parse::<u32>()
+        .ok()
+        .filter(|ms| *ms <= MAX_DELAY_MS)
+        .ok_or(crate::ParseError::bad("delay is at most 60000 ms"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

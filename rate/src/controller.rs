@@ -136,6 +136,10 @@ pub struct Observation {
     /// The path's queueing delay: a round-trip time above its recent
     /// minimum (the larger of the socket's and the application's).
     pub queue_delay: Duration,
+    /// How long our media queues on its way to the peer, as the peer
+    /// measures it and reports it (`delay`): the queue on its downlink
+    /// (and on our uplink) that no measurement of ours can see.
+    pub peer_delay: Duration,
 }
 
 /// Which end of the path limits the video now.
@@ -228,12 +232,15 @@ impl Controller {
             // Not measured yet: only a large backlog counts.
             _ => obs.backlog > 64 << 10,
         };
-        let queueing = obs.queue_delay > QUEUE_DELAY;
+        let delay = obs.queue_delay.max(obs.peer_delay);
+        let queueing = delay > QUEUE_DELAY;
+        // Which end the queue is at: ours unless the peer sees more of it.
+        let queue_end = if obs.peer_delay > obs.queue_delay { Limit::Downlink } else { Limit::Uplink };
         // A queue in the network: what got through is the link's rate.
         let sent_kbps = f64::from(obs.video_bps.saturating_add(obs.audio_bps)) / 1000.0;
         // A queue on the path drains only at what the link takes beyond
         // what is sent: the deeper it is, the deeper the cut (down to half).
-        let drain = (1.0 - obs.queue_delay.as_secs_f64()).clamp(0.5, 1.0);
+        let drain = (1.0 - delay.as_secs_f64()).clamp(0.5, 1.0);
         let uplink_kbps = match (backlogged, queueing) {
             (true, _) => obs.uplink.map(|r| r * 8.0 / 1000.0 * drain),
             (false, true) => Some(sent_kbps * drain),
@@ -245,7 +252,7 @@ impl Controller {
             self.limited_at = Some(obs.at);
             let may_cut = self.cut_at.is_none_or(|t| obs.at.saturating_duration_since(t) >= CUT_EVERY);
             if let Some(up) = uplink_kbps.filter(|_| may_cut) {
-                (cap, limit) = (allowed(up), Limit::Uplink);
+                (cap, limit) = (allowed(up), if backlogged { Limit::Uplink } else { queue_end });
             }
         }
         if let Some(peer) = obs.peer_kbps {
@@ -269,7 +276,7 @@ impl Controller {
             }
             self.target = self.target.min(cap);
         } else if self.calm(obs.at)
-            && obs.queue_delay <= HOLD_DELAY
+            && delay <= HOLD_DELAY
             && f64::from(obs.video_bps) / 1000.0 >= self.target * USED_SHARE
         {
             self.target *= 1.0 + self.growth(obs.at, audio_kbps) * dt;
@@ -341,6 +348,7 @@ mod tests {
             audio_bps: AUDIO,
             video_bps: u32::MAX / 2,
             queue_delay: Duration::ZERO,
+            peer_delay: Duration::ZERO,
         }
     }
 
@@ -468,6 +476,17 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_the_peer_reports_cuts_and_names_the_downlink() {
+        let mut c = Controller::new(100, 500, ladder(640, 480, 30));
+        let t = Instant::now();
+        let mut o = obs(t, None, 0.0, None);
+        (o.video_bps, o.peer_delay) = (500_000, Duration::from_millis(200));
+        let d = c.tick(o);
+        assert_eq!(d.limit, Limit::Downlink);
+        assert_eq!(d.video_kbps, ((534.0 * 0.8 * HEADROOM) - 34.0f64).round() as u32);
+    }
+
+    #[test]
     fn a_filling_path_holds_the_rate() {
         let mut c = Controller::new(100, 2000, ladder(640, 480, 30));
         let mut t = Instant::now();
@@ -505,6 +524,7 @@ mod tests {
             audio_bps: AUDIO,
             video_bps: 1_000_000,
             queue_delay: Duration::ZERO,
+            peer_delay: Duration::ZERO,
         };
         let d = run(&mut c, &mut t, 2.0, |_, at| o(at));
         assert_eq!((d.video_kbps, d.limit), (1000, Limit::None), "no rate to cut to: unchanged");

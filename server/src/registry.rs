@@ -221,6 +221,7 @@ impl Registry {
                 }
             }
             Command::Keyframe => forward(&conn, &ServerMsg::Keyframe),
+            Command::Delay(ms) => forward_latest(&conn, &ServerMsg::Delay(ms), b"delay "),
             Command::Msg(text) => forward(&conn, &ServerMsg::Msg(text)),
             Command::Ping => {
                 conn.send(&ServerMsg::Pong);
@@ -549,6 +550,16 @@ fn log_call_end(t: &Table, id: ClientId, other: ClientId, reason: StopReason) {
 /// Sends `msg` to `conn`'s peer in an active call, or `error not-in-call`.
 fn forward(conn: &Conn, msg: &ServerMsg<'_>) {
     let sent = conn.with_peer(|peer| peer.map(|p| p.push_control(msg.to_line())));
+    if sent.is_none() {
+        conn.send_error(ErrorCode::NotInCall, "only possible during a call");
+    }
+}
+
+/// Like [`forward`], but the line replaces one of the same kind (starting
+/// with `key`) still queued for the peer: only the latest report matters,
+/// and a flood of them cannot fill the peer's queue.
+fn forward_latest(conn: &Conn, msg: &ServerMsg<'_>, key: &[u8]) {
+    let sent = conn.with_peer(|peer| peer.map(|p| p.push_control_replacing(msg.to_line(), key)));
     if sent.is_none() {
         conn.send_error(ErrorCode::NotInCall, "only possible during a call");
     }

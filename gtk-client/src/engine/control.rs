@@ -150,6 +150,14 @@ impl Control {
             // Only while the call is on: a late report must not cap the next call.
             NetEvent::Rate(kbps) if self.media.is_some() => self.set_peer_rate(kbps),
             NetEvent::Rate(_) => {}
+            NetEvent::Delay(ms) if self.media.is_some() => {
+                if let Some(conn) = &self.conn {
+                    conn.writer().uplink().set_peer_delay(ms);
+                }
+            }
+            NetEvent::Delay(_) => {}
+            // An older server does not know our `delay` reports: stop them, quietly.
+            NetEvent::Error { code: ErrorCode::UnknownCommand, .. } if self.delay_refused() => {}
             NetEvent::Msg(text) => self.emit(Event::Message(text)),
             NetEvent::Pong | NetEvent::AuthOk => {}
             NetEvent::Error { code: code @ (ErrorCode::NameTaken | ErrorCode::BadName), .. } => {
@@ -169,6 +177,12 @@ impl Control {
                 self.emit(Event::Disconnected(reason));
             }
         }
+    }
+
+    /// Whether an `unknown-command` error answers our `delay` reports (an
+    /// older server), which are then stopped.
+    fn delay_refused(&self) -> bool {
+        self.conn.as_ref().is_some_and(|c| c.writer().uplink().refuse_delay_reports())
     }
 
     /// Hands the peer's downlink, as the server reports it, to the writer's

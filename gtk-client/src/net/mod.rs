@@ -134,6 +134,8 @@ pub enum NetEvent {
     /// `rate <kbps>` or `rate -`: the peer's downlink limits the call to
     /// this many kbit/s, or no longer does.
     Rate(Option<u32>),
+    /// `delay <ms>`: our media queues this long on its way to the peer.
+    Delay(u32),
     /// `msg <text>`.
     Msg(String),
     /// `pong`.
@@ -329,7 +331,7 @@ mod tests {
         let (conn, mut server, rx, frames) = open();
         let mut bytes = b"hello 127.0.0.1:5 komunikator/1\nclients 2\n127.0.0.1:6 free ala\n".to_vec();
         bytes.extend_from_slice(b"127.0.0.1:7 busy -\nvideo 10 k 4\n\nab\nstop hangup\nnonsense\nkeyframe\n");
-        bytes.extend_from_slice(b"rate 480\nrate -\n");
+        bytes.extend_from_slice(b"rate 480\nrate -\ndelay 150\n");
         // One byte at a time: partial input must never be an error.
         for b in &bytes {
             server.write_all(&[*b]).unwrap();
@@ -344,6 +346,7 @@ mod tests {
         assert_eq!(next(&rx), NetEvent::Keyframe);
         assert_eq!(next(&rx), NetEvent::Rate(Some(480)));
         assert_eq!(next(&rx), NetEvent::Rate(None));
+        assert_eq!(next(&rx), NetEvent::Delay(150));
         let got = frames.0.lock().unwrap().clone();
         assert_eq!(
             got,

@@ -93,6 +93,7 @@ fn owned(msg: ServerMsg<'_>) -> NetEvent {
         ServerMsg::Stop(reason) => NetEvent::Stop(reason),
         ServerMsg::Keyframe => NetEvent::Keyframe,
         ServerMsg::Rate(kbps) => NetEvent::Rate(kbps.map(std::num::NonZeroU32::get)),
+        ServerMsg::Delay(ms) => NetEvent::Delay(ms),
         ServerMsg::Msg(text) => NetEvent::Msg(text.to_owned()),
         ServerMsg::Pong => NetEvent::Pong,
         ServerMsg::OkAuth => NetEvent::AuthOk,

@@ -93,7 +93,23 @@ pub struct Uplink {
     probes: Mutex<Probes>,
     /// The queueing on our downlink, µs (see [`Uplink::set_downlink_delay`]).
     downlink_delay_us: AtomicU64,
+    /// The queueing the peer reports on our media's way to it (`delay`), ms,
+    /// and when it came.
+    peer_delay: Mutex<Option<(u32, Instant)>>,
+    /// The server refused `delay` (an older server): report no more.
+    delay_refused: AtomicBool,
+    /// At least one `delay` report was written.
+    delay_reported: AtomicBool,
 }
+
+/// A peer's `delay` report counts for this long.
+const PEER_DELAY_FRESH: Duration = Duration::from_secs(1);
+
+/// Our downlink's queueing is reported (`delay`) at most this often...
+pub const REPORT_EVERY: Duration = Duration::from_millis(200);
+
+/// ...when it is at least this, or changed by this much since the last report.
+pub const REPORT_ABOVE: Duration = Duration::from_millis(20);
 
 /// Round trips of `ping` through the server: the whole path's queueing,
 /// including buffers no socket option can see (a router's, an emulator's).
@@ -134,6 +150,9 @@ impl Uplink {
             keyframe_owed: AtomicBool::new(false),
             probes: Mutex::new(Probes::default()),
             downlink_delay_us: AtomicU64::new(0),
+            peer_delay: Mutex::new(None),
+            delay_refused: AtomicBool::new(false),
+            delay_reported: AtomicBool::new(false),
             config: RateConfig { ladder: first.map_or_else(Vec::new, |_| config.ladder.clone()), ..config },
         })
     }
@@ -234,6 +253,33 @@ impl Uplink {
         low.saturating_sub(base).saturating_sub(down)
     }
 
+    /// Stores the peer's report of how long our media queues on its way (`delay`).
+    pub fn set_peer_delay(&self, ms: u32) {
+        *self.peer_delay.lock().unwrap_or_else(PoisonError::into_inner) = Some((ms, Instant::now()));
+    }
+
+    /// The peer's latest `delay` report, if fresh.
+    fn peer_delay(&self, now: Instant) -> Duration {
+        let report = *self.peer_delay.lock().unwrap_or_else(PoisonError::into_inner);
+        report
+            .filter(|(_, at)| now.saturating_duration_since(*at) < PEER_DELAY_FRESH)
+            .map_or(Duration::ZERO, |(ms, _)| Duration::from_millis(u64::from(ms)))
+    }
+
+    /// Notes that the server does not know `delay` (`error unknown-command`
+    /// after we sent one); returns whether a `delay` had been sent, so the
+    /// caller can tell this error from others.
+    pub fn refuse_delay_reports(&self) -> bool {
+        self.delay_refused.store(true, Relaxed);
+        // Reports already on their way are answered the same way.
+        self.delay_reported.load(Relaxed)
+    }
+
+    /// Our downlink's queueing, as the receive thread last measured it.
+    pub(super) fn downlink_delay(&self) -> Duration {
+        Duration::from_micros(self.downlink_delay_us.load(Relaxed))
+    }
+
     /// Stores how much the peer's audio is queued on its way to us.
     pub fn set_downlink_delay(&self, delay: Duration) {
         self.downlink_delay_us.store(u64::try_from(delay.as_micros()).unwrap_or(u64::MAX), Relaxed);
@@ -262,6 +308,8 @@ pub(super) struct UplinkControl {
     min_rtt: Option<(u32, Instant)>,
     queue_delay: Duration,
     last_probe: Option<Instant>,
+    /// The last `delay` report written, and when.
+    last_report: Option<(Duration, Instant)>,
 }
 
 /// The minimum round-trip time is forgotten after this long, so a route
@@ -286,11 +334,35 @@ impl UplinkControl {
             min_rtt: None,
             queue_delay: Duration::ZERO,
             last_probe: None,
+            last_report: None,
         }
     }
 
     pub(super) fn adapts(&self) -> bool {
         self.shared.config.adapt
+    }
+
+    /// The `delay <ms>` report to write now, if one is due: during a call,
+    /// at most every [`REPORT_EVERY`], when our downlink queues at least
+    /// [`REPORT_ABOVE`] or has changed that much since the last report.
+    pub(super) fn report_due(&mut self, now: Instant) -> Option<u32> {
+        let s = &self.shared;
+        let flowing = self.video_bps + self.audio_bps > 0.0;
+        if !s.config.adapt || !flowing || s.delay_refused.load(Relaxed) {
+            return None;
+        }
+        if self.last_report.is_some_and(|(_, at)| now < at + REPORT_EVERY) {
+            return None;
+        }
+        let delay = s.downlink_delay();
+        let last = self.last_report.map_or(Duration::ZERO, |(d, _)| d);
+        let changed = delay.abs_diff(last) >= REPORT_ABOVE;
+        if delay < REPORT_ABOVE && !changed {
+            return None;
+        }
+        self.last_report = Some((delay, now));
+        s.delay_reported.store(true, Relaxed);
+        Some(u32::try_from(delay.as_millis()).unwrap_or(u32::MAX).min(komunikator_protocol::MAX_DELAY_MS))
     }
 
     /// Whether a `ping` probe should be written now: media is flowing
@@ -368,6 +440,7 @@ impl UplinkControl {
             audio_bps: self.audio_bps as u32,
             video_bps: self.video_bps as u32,
             queue_delay: self.queue_delay.max(self.shared.path_delay()),
+            peer_delay: self.shared.peer_delay(now),
         });
         if std::env::var_os("KOMUNIKATOR_DEBUG_RATE").is_some() {
             eprintln!(

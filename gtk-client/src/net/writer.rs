@@ -252,6 +252,11 @@ impl Drain {
                 // The probe goes first, past queued media, as its answer does.
                 return Some(Outgoing::Line(b"ping\n".to_vec()));
             }
+            if let Some(ms) = control.report_due(Instant::now()) {
+                let mut line = Vec::with_capacity(16);
+                Command::Delay(ms).encode(&mut line);
+                return Some(Outgoing::Line(line));
+            }
             if let Some(item) = lanes.lines.pop_front().or_else(|| lanes.audio.pop_front()) {
                 self.queue.room.notify_all();
                 return Some(item);
