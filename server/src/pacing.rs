@@ -19,16 +19,14 @@
 //!
 //! An estimate must never lock a fast receiver out. Video that is held or
 //! dropped is not written, so it cannot be measured; the writer therefore
-//! keeps sampling while video is dropped and after every write, and a write
-//! that starts from an idle socket bounds the rate from below by its own
-//! bytes: the big frame let through every [`BIG_FRAME_GAP`] is such a probe,
-//! so a stale low estimate lasts at most that long. While video flows, an
-//! estimate is forgotten once the socket has been idle for [`FORGET_AFTER`]
+//! keeps sampling while video is dropped and after every write. An estimate
+//! is forgotten once the socket has been idle for [`FORGET_AFTER`]
 //! ([`Pacer::forget_if_idle`]): nothing unsent and nothing in flight means
-//! the receiver is not the limit any more, and a new backlog is measured
-//! afresh. (While video is dropped the socket is idle because of the drop,
-//! which says nothing about the link: the estimate stays, so that pacing
-//! goes on when video resumes on a link that is still slow.)
+//! the receiver is not the limit now, and whether it still is can only be
+//! learnt by sending. A link that is still slow is measured again within
+//! the first write that waits for it ([`Pacer::observe_write`]), and a write
+//! that starts from an idle socket bounds the rate from below by its own
+//! bytes, so a big probe on a link that sped up is measured at once.
 
 use std::io;
 use std::net::TcpStream;
@@ -54,12 +52,25 @@ pub const BIG_FRAME_GAP: Duration = Duration::from_secs(2);
 /// Intervals shorter than this say too little about the drain rate.
 const MIN_INTERVAL: Duration = Duration::from_millis(5);
 
+/// A write to the socket that took this long waited for the receiver: the
+/// socket was backlogged all along (see [`Pacer::observe_write`]).
+pub const BLOCKED: Duration = MIN_INTERVAL;
+
+/// A sample taken at most this long before a write started marks the
+/// write's start.
+const WRITE_LEAD: Duration = Duration::from_millis(2);
+
 /// The estimate averages backlogged intervals over about this long, which
 /// smooths the bursts in which a small receive window is acknowledged.
 const AVERAGE_OVER: f64 = 0.5;
 
 /// Backlogged time needed before the first estimate.
 const FIRST_ESTIMATE_AFTER: f64 = 0.05;
+
+/// Backlogged time in the average before the estimate is settled
+/// ([`Pacer::settled_rate`]); the average's weights make that about a
+/// quarter of a second of backlog.
+const SETTLED_AFTER: f64 = 0.2;
 
 /// An interval in which the receiver took at least this much, faster than the
 /// estimate, replaces it: the receiver sped up. Less could be a receive
@@ -72,8 +83,8 @@ const SPEED_UP_BYTES: u64 = 16 << 10;
 /// rate its reader drains it at, so fewer bytes overstate a slow link.
 const PROBE_BYTES: u64 = 64 << 10;
 
-/// While video flows, an estimate is forgotten once every sample for this
-/// long found the socket idle (nothing unsent, nothing in flight).
+/// An estimate is forgotten once every sample for this long found the
+/// socket idle (nothing unsent, nothing in flight).
 pub const FORGET_AFTER: Duration = Duration::from_secs(1);
 
 /// The longest a held frame waits before the socket is looked at again
@@ -170,14 +181,29 @@ impl Pacer {
     /// higher than the estimate replaces it: that is how a receiver that
     /// speeds up is noticed.
     pub fn observe(&mut self, now: Sample) {
-        self.average(now);
+        self.take(now, false);
+    }
+
+    /// Takes a sample taken after a write that started at `started` and
+    /// took at least [`BLOCKED`]: the write waited for the receiver, so when
+    /// the previous sample marks its start, the receiver was the bottleneck
+    /// from that sample to this one, whatever either found unsent. This is
+    /// how a receiver that takes video as fast as the writer gives it (never
+    /// two samples with unsent bytes in a row) is measured.
+    pub fn observe_write(&mut self, now: Sample, started: Instant) {
+        let marked = self.last.is_some_and(|l| started.saturating_duration_since(l.at) <= WRITE_LEAD);
+        self.take(now, marked);
+    }
+
+    fn take(&mut self, now: Sample, blocked: bool) {
+        self.average(now, blocked);
         self.bound(now);
-        if !now.idle() {
+        if blocked || !now.idle() {
             self.busy_at = Some(now.at);
         }
     }
 
-    fn average(&mut self, now: Sample) {
+    fn average(&mut self, now: Sample, blocked: bool) {
         let Some(last) = self.last else {
             self.last = Some(now);
             return;
@@ -187,7 +213,7 @@ impl Pacer {
             return;
         }
         self.last = Some(now);
-        if last.notsent > 0 && now.notsent > 0 {
+        if blocked || (last.notsent > 0 && now.notsent > 0) {
             let (acked, dt) = (now.acked.saturating_sub(last.acked), dt.as_secs_f64());
             let keep = (-dt / AVERAGE_OVER).exp();
             self.bytes = self.bytes * keep + acked as f64;
@@ -234,8 +260,7 @@ impl Pacer {
     }
 
     /// Forgets the estimate when the socket was idle at every sample for
-    /// [`FORGET_AFTER`] before `now`, the time of the last sample. Only while
-    /// video flows: see the module documentation.
+    /// [`FORGET_AFTER`] before `now`, the time of the last sample.
     pub fn forget_if_idle(&mut self, now: Instant) {
         let quiet = self.busy_at.is_none_or(|t| now.saturating_duration_since(t) >= FORGET_AFTER);
         if self.rate.is_some() && quiet {
@@ -247,6 +272,14 @@ impl Pacer {
     /// backlogged (and has not been idle for [`FORGET_AFTER`] since).
     pub fn rate(&self) -> Option<f64> {
         self.rate
+    }
+
+    /// The estimate, once it rests on at least [`SETTLED_AFTER`] of
+    /// backlogged time (decayed like the average): over shorter spans a
+    /// small receive window is acknowledged in bursts, and the rate swings
+    /// between nothing and plenty. This is what is worth telling a sender.
+    pub fn settled_rate(&self) -> Option<f64> {
+        self.rate.filter(|_| self.secs >= SETTLED_AFTER)
     }
 
     /// How long `bytes` take to drain at the estimated rate; zero while the
@@ -421,6 +454,34 @@ mod tests {
         p.observe(at(t0, 100, 12_500, 3_000));
         assert_eq!(p.rate(), Some(125_000.0));
         p
+    }
+
+    #[test]
+    fn an_estimate_settles_after_a_quarter_of_a_second_of_backlog() {
+        let t0 = Instant::now();
+        let mut p = slow(t0);
+        assert_eq!(p.settled_rate(), None);
+        // A little slower, so that no lower bound replaces the average.
+        for ms in [150, 200, 250, 300] {
+            p.observe(at(t0, ms, 12_500 + 6_000 * (ms - 100) / 50, 3_000));
+        }
+        assert!(p.settled_rate().is_some_and(|r| 120_000.0 < r && r < 125_000.0), "{p:?}");
+    }
+
+    #[test]
+    fn a_write_that_waited_for_the_receiver_measures_it() {
+        let t0 = Instant::now();
+        let mut p = Pacer::default();
+        p.observe(at(t0, 0, 0, 0));
+        // A 30 KB keyframe written from 1 ms on took until 241 ms.
+        p.observe_write(at(t0, 241, 26_000, 0), t0 + Duration::from_millis(1));
+        let rate = p.rate().unwrap();
+        assert!((rate - 26_000.0 / 0.241).abs() < 1.0, "{rate}");
+        // Not when the last sample is older than the write's start.
+        let mut q = Pacer::default();
+        q.observe(at(t0, 0, 0, 0));
+        q.observe_write(at(t0, 241, 26_000, 0), t0 + Duration::from_millis(100));
+        assert_eq!(q.rate(), None);
     }
 
     #[test]
