@@ -28,6 +28,19 @@ const AVERAGE_OVER: f64 = 0.5;
 /// Backlogged time needed before the first estimate, by default.
 const FIRST_ESTIMATE_AFTER: Duration = Duration::from_millis(50);
 
+/// Backlogged time in the average before the estimate is settled
+/// ([`DrainEstimator::settled_rate`]); the average's weights make that
+/// about a quarter of a second of backlog.
+const SETTLED_AFTER: f64 = 0.2;
+
+/// A write to the socket that took this long waited for the far end: the
+/// socket was backlogged all along (see [`DrainEstimator::observe_write`]).
+pub const BLOCKED: Duration = MIN_INTERVAL;
+
+/// A sample taken at most this long before a write started marks the
+/// write's start.
+const WRITE_LEAD: Duration = Duration::from_millis(2);
+
 /// An interval in which the far end took at least this much, faster than
 /// the estimate, replaces it. Less could be a receive window acknowledged
 /// at once, which says nothing about the rate.
@@ -97,14 +110,29 @@ impl DrainEstimator {
     /// connection counts as backlogged even while its unsent bytes are zero
     /// for a moment.
     pub fn observe_waiting(&mut self, now: Sample, waiting: bool) {
-        self.average(now, waiting);
+        self.take(now, false, waiting);
+    }
+
+    /// Takes a sample taken after a write that started at `started` and
+    /// took at least [`BLOCKED`]: the write waited for the far end, so when
+    /// the previous sample marks its start, the far end was the bottleneck
+    /// from that sample to this one, whatever either found unsent. This is
+    /// how a far end that takes data as fast as the writer gives it (never
+    /// two samples with unsent bytes in a row) is measured.
+    pub fn observe_write(&mut self, now: Sample, started: Instant) {
+        let marked = self.last.is_some_and(|l| started.saturating_duration_since(l.at) <= WRITE_LEAD);
+        self.take(now, marked, false);
+    }
+
+    fn take(&mut self, now: Sample, blocked: bool, waiting: bool) {
+        self.average(now, blocked, waiting);
         self.bound(now);
-        if !now.idle() {
+        if blocked || !now.idle() {
             self.busy_at = Some(now.at);
         }
     }
 
-    fn average(&mut self, now: Sample, waiting: bool) {
+    fn average(&mut self, now: Sample, blocked: bool, waiting: bool) {
         let Some(last) = self.last else {
             self.last = Some(now);
             return;
@@ -114,7 +142,7 @@ impl DrainEstimator {
             return;
         }
         self.last = Some(now);
-        if last.notsent > 0 && (now.notsent > 0 || waiting) {
+        if blocked || (last.notsent > 0 && (now.notsent > 0 || waiting)) {
             self.backlogged_at = Some(now.at);
             let (acked, dt) = (now.acked.saturating_sub(last.acked), dt.as_secs_f64());
             let keep = (-dt / AVERAGE_OVER).exp();
@@ -180,6 +208,14 @@ impl DrainEstimator {
     /// backlogged (and not forgotten since).
     pub fn rate(&self) -> Option<f64> {
         self.rate
+    }
+
+    /// The estimate, once it rests on at least [`SETTLED_AFTER`] of
+    /// backlogged time (decayed like the average): over shorter spans a
+    /// small receive window is acknowledged in bursts, and the rate swings
+    /// between nothing and plenty. This is what is worth telling a sender.
+    pub fn settled_rate(&self) -> Option<f64> {
+        self.rate.filter(|_| self.secs >= SETTLED_AFTER)
     }
 
     /// When the connection was last seen backlogged.

@@ -4,8 +4,9 @@
 //! A [`Feedback`] lives in the receiver's outbox state, under the outbox
 //! lock, next to its [`Pacer`](crate::pacing::Pacer). The receiver's writer
 //! thread feeds it every socket sample it takes (unsent bytes mean the
-//! receiver is backlogged; held video always comes with unsent bytes), and
-//! pushers note the video they drop for the receiver. After each sample the
+//! receiver is backlogged; held video always comes with unsent bytes) and
+//! every write that had to wait for the receiver, and pushers note the video
+//! they drop for the receiver. After each sample the
 //! writer asks it whether a line is due. It delivers the line itself with
 //! [`deliver`], after releasing the outbox lock: through the receiver's peer
 //! slot to the sender's outbox (lock order: the peer slot, then one outbox at
@@ -14,8 +15,9 @@
 //!
 //! When (see docs/PROTOCOL.md):
 //! * `rate <kbps>` once the receiver has been limited for [`SETTLE`] (a
-//!   keyframe's moment of backlog is not a slow link, and the first
-//!   estimates rest on little) and the pacer has an estimate; again every
+//!   keyframe's moment of backlog is not a slow link) and the pacer has a
+//!   settled estimate ([`Pacer::settled_rate`](crate::pacing::Pacer::settled_rate));
+//!   the last one is used while the pacer has none; again every
 //!   [`RESEND`] while it stays limited, or after [`MIN_GAP`] when the
 //!   estimate fell by more than a fifth ([`FALL`]);
 //! * `rate -` once, after a `rate <kbps>`, when the receiver was not limited
@@ -84,7 +86,8 @@ impl Feedback {
         *self = Feedback::default();
     }
 
-    /// Video was held or dropped for the receiver at `now`.
+    /// The receiver was seen limited at `now`: video was dropped for it, or
+    /// a write waited for it.
     pub fn limited(&mut self, now: Instant) {
         if !self.in_call {
             return;
@@ -92,7 +95,8 @@ impl Feedback {
         if !self.is_limited(now) {
             self.limited_from = Some(now);
         }
-        self.limited_at = Some(now);
+        // Pushers and the writer read the clock before taking the lock.
+        self.limited_at = self.limited_at.max(Some(now));
     }
 
     /// Whether the receiver was limited less than [`CLEAR_AFTER`] before `now`.
@@ -100,8 +104,8 @@ impl Feedback {
         self.limited_at.is_some_and(|t| now.saturating_duration_since(t) < CLEAR_AFTER)
     }
 
-    /// Takes a socket sample and the pacer's estimate after it (bytes per
-    /// second), and decides whether a line is due.
+    /// Takes a socket sample and the pacer's settled estimate after it
+    /// (bytes per second), and decides whether a line is due.
     pub fn observed(&mut self, sample: Sample, rate: Option<f64>) {
         if sample.notsent > 0 {
             self.limited(sample.at);
@@ -126,7 +130,11 @@ impl Feedback {
             return;
         }
         let Some(estimate) = self.estimate else { return };
-        let settled = self.limited_from.is_some_and(|t| now.saturating_duration_since(t) >= SETTLE);
+        // Seen limited at both ends of SETTLE: one moment is no slow link.
+        let settled = self
+            .limited_from
+            .zip(self.limited_at)
+            .is_some_and(|(from, last)| last.saturating_duration_since(from) >= SETTLE);
         let due = settled
             && self.sent.is_none_or(|(at, last)| {
                 let since = now.saturating_duration_since(at);
@@ -219,8 +227,9 @@ mod tests {
         f.start_call();
         f.observed(backlog(t0, 10), None);
         f.observed(backlog(t0, 20), Some(60_000.0));
+        f.observed(quiet(t0, 260), None);
         assert_eq!(f.take(), None, "limited for a moment only");
-        f.observed(backlog(t0, 260), None);
+        f.observed(backlog(t0, 270), None);
         assert_eq!(f.take(), limit(480), "limited for SETTLE, with an estimate");
         f.end_call();
         f.observed(backlog(t0, 2_000), Some(60_000.0));

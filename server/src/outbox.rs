@@ -553,14 +553,17 @@ impl Outbox {
     /// Takes the next batch to write, waiting for one. `false` means: close
     /// the socket. The first `skip` bytes of the batch's first item are
     /// already written. An empty batch means: deliver the `rate` line decided
-    /// for the peer ([`Outbox::take_report`]).
-    fn next_batch(&self, batch: &mut Vec<Vec<u8>>, skip: &mut usize) -> bool {
+    /// for the peer ([`Outbox::take_report`]). `wrote`: when the writing of
+    /// the previous batch started, if it was not empty.
+    fn next_batch(&self, batch: &mut Vec<Vec<u8>>, skip: &mut usize, wrote: Option<Instant>) -> bool {
         let mut s = self.lock();
         // The previous batch, if any, is written: see what it did to the
-        // socket, so that a probe after a pause is measured.
+        // socket, so that a probe after a pause, or a write that waited for
+        // the receiver, is measured.
         s.writing = false;
-        if s.pacer.rate().is_some() || s.feedback.watching() {
-            self.observe(&mut s);
+        let blocked = wrote.filter(|t| t.elapsed() >= pacing::BLOCKED);
+        if blocked.is_some() || s.pacer.rate().is_some() || s.feedback.watching() {
+            self.observe_after(&mut s, blocked);
         }
         loop {
             if s.direct {
@@ -602,6 +605,10 @@ impl Outbox {
     fn fill_batch(&self, s: &mut State, batch: &mut Vec<Vec<u8>>, skip: &mut usize) -> Option<Duration> {
         const BATCH_BYTES: usize = 256 << 10;
         let mut bytes = 0;
+        if s.partial.is_some() {
+            // A frame the socket did not take at once: its write is measured.
+            self.observe_after(s, None);
+        }
         if let Some((rest, written)) = s.partial.take() {
             bytes += rest.len() - written;
             *skip = written;
@@ -643,22 +650,27 @@ impl Outbox {
     /// Asks the pacer whether the writer may write a `len`-byte video frame
     /// now, after sampling the socket.
     fn video_gate(&self, s: &mut State, len: usize) -> Gate {
-        match self.observe(s) {
+        match self.observe_after(s, None) {
             Some(now) => s.pacer.gate(now.notsent, len),
             None => Gate::Go,
         }
     }
 
     /// Samples the socket into the pacer and the feedback (`TCP_INFO` does
-    /// not block). `None` without a socket or a drop policy, or on an error.
-    fn observe(&self, s: &mut State) -> Option<Sample> {
+    /// not block); `blocked`: after a write that started then and waited for
+    /// the receiver. `None` without a socket or a drop policy, or on an error.
+    fn observe_after(&self, s: &mut State, blocked: Option<Instant>) -> Option<Sample> {
         let socket = self.socket.as_ref().filter(|_| self.limits.drop_policy)?;
         let now = pacing::sample(socket).ok()?;
-        s.pacer.observe(now);
-        if !s.dropping_video {
-            s.pacer.forget_if_idle(now.at);
+        match blocked {
+            Some(started) => {
+                s.pacer.observe_write(now, started);
+                s.feedback.limited(now.at);
+            }
+            None => s.pacer.observe(now),
         }
-        s.feedback.observed(now, s.pacer.rate());
+        s.pacer.forget_if_idle(now.at);
+        s.feedback.observed(now, s.pacer.settled_rate());
         s.sampled_at = Some(now.at);
         Some(now)
     }
@@ -675,7 +687,7 @@ impl Outbox {
         if since < feedback::TICK {
             return Some(feedback::TICK - since);
         }
-        self.observe(s);
+        self.observe_after(s, None);
         Some(feedback::TICK)
     }
 
@@ -817,9 +829,10 @@ pub fn spawn_writer(
 ) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name(name).stack_size(crate::THREAD_STACK).spawn(move || {
         let mut batch = Vec::with_capacity(64);
+        let mut wrote = None;
         let result = loop {
             let mut skip = 0;
-            if !outbox.next_batch(&mut batch, &mut skip) {
+            if !outbox.next_batch(&mut batch, &mut skip, wrote.take()) {
                 break Ok(());
             }
             if batch.is_empty() {
@@ -828,6 +841,7 @@ pub fn spawn_writer(
                 outbox.take_report();
                 continue;
             }
+            wrote = Some(Instant::now());
             if let Err(e) = write_batch(&mut stream, &mut batch, skip) {
                 break Err(e);
             }
@@ -937,7 +951,7 @@ mod tests {
         let pushed = o.push_media(frame(MediaKind::Video, false, 10));
         let mut batch = Vec::new();
         while o.lock().oldest_media().is_some() {
-            o.next_batch(&mut batch, &mut 0);
+            o.next_batch(&mut batch, &mut 0, None);
             batch.clear();
         }
         pushed
@@ -1037,7 +1051,7 @@ mod tests {
         o.push_control_replacing(b"presence 1.2.3.4:56 free b\n".to_vec(), b"presence 1.2.3.4:56 ");
         o.push_control_replacing(b"presence 1.2.3.4:5 free a\n".to_vec(), b"presence 1.2.3.4:5 ");
         let mut batch = Vec::new();
-        assert!(o.next_batch(&mut batch, &mut 0));
+        assert!(o.next_batch(&mut batch, &mut 0, None));
         let lines: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
         assert_eq!(lines, [&b"pong\n"[..], b"presence 1.2.3.4:56 free b\n", b"presence 1.2.3.4:5 free a\n"]);
         assert_eq!(o.lock().control_bytes, 0);
@@ -1063,16 +1077,16 @@ mod tests {
         o.push_media(frame(MediaKind::Video, true, 3));
         o.push_control(b"a\n".to_vec());
         let mut batch = Vec::new();
-        assert!(o.next_batch(&mut batch, &mut 0));
+        assert!(o.next_batch(&mut batch, &mut 0, None));
         assert_eq!(batch[0], b"a\n");
         assert_eq!(batch.len(), 2);
         batch.clear();
         o.push_media(frame(MediaKind::Video, true, 3));
         o.push_control(b"bye\n".to_vec());
         o.close();
-        assert!(o.next_batch(&mut batch, &mut 0));
+        assert!(o.next_batch(&mut batch, &mut 0, None));
         assert_eq!(batch, vec![b"bye\n".to_vec()]);
         batch.clear();
-        assert!(!o.next_batch(&mut batch, &mut 0));
+        assert!(!o.next_batch(&mut batch, &mut 0, None));
     }
 }

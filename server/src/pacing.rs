@@ -19,21 +19,21 @@
 //!
 //! An estimate must never lock a fast receiver out. Video that is held or
 //! dropped is not written, so it cannot be measured; the writer therefore
-//! keeps sampling while video is dropped and after every write, and a write
-//! that starts from an idle socket bounds the rate from below by its own
-//! bytes: the big frame let through every [`BIG_FRAME_GAP`] is such a probe,
-//! so a stale low estimate lasts at most that long. While video flows, an
-//! estimate is forgotten once the socket has been idle for [`FORGET_AFTER`]
+//! keeps sampling while video is dropped and after every write. An estimate
+//! is forgotten once the socket has been idle for [`FORGET_AFTER`]
 //! ([`Pacer::forget_if_idle`]): nothing unsent and nothing in flight means
-//! the receiver is not the limit any more, and a new backlog is measured
-//! afresh. (While video is dropped the socket is idle because of the drop,
-//! which says nothing about the link: the estimate stays, so that pacing
-//! goes on when video resumes on a link that is still slow.)
+//! the receiver is not the limit now, and whether it still is can only be
+//! learnt by sending. A link that is still slow is measured again within
+//! the first write that waits for it ([`Pacer::observe_write`]), and a write
+//! that starts from an idle socket bounds the rate from below by its own
+//! bytes, so a big probe on a link that sped up is measured at once. The
+//! estimator itself is `komunikator_rate::DrainEstimator`, shared with the
+//! client's uplink.
 
 use std::time::{Duration, Instant};
 
 use komunikator_rate::DrainEstimator;
-pub use komunikator_rate::drain::FORGET_AFTER;
+pub use komunikator_rate::drain::{BLOCKED, FORGET_AFTER};
 pub use komunikator_rate::{Sample, sample};
 
 /// Video is held back while the socket has unsent bytes and they, with the
@@ -78,6 +78,18 @@ impl Pacer {
     /// Takes a new sample into the estimate (see [`DrainEstimator`]).
     pub fn observe(&mut self, now: Sample) {
         self.estimator.observe(now);
+    }
+
+    /// Takes a sample taken after a write that started at `started` and
+    /// took at least [`BLOCKED`] (see [`DrainEstimator::observe_write`]).
+    pub fn observe_write(&mut self, now: Sample, started: Instant) {
+        self.estimator.observe_write(now, started);
+    }
+
+    /// The estimate once it is settled (see [`DrainEstimator::settled_rate`]):
+    /// what is worth telling a sender.
+    pub fn settled_rate(&self) -> Option<f64> {
+        self.estimator.settled_rate()
     }
 
     /// Forgets the estimate when the socket was idle at every sample for
@@ -262,6 +274,34 @@ mod tests {
         p.observe(at(t0, 100, 12_500, 3_000));
         assert_eq!(p.rate(), Some(125_000.0));
         p
+    }
+
+    #[test]
+    fn an_estimate_settles_after_a_quarter_of_a_second_of_backlog() {
+        let t0 = Instant::now();
+        let mut p = slow(t0);
+        assert_eq!(p.settled_rate(), None);
+        // A little slower, so that no lower bound replaces the average.
+        for ms in [150, 200, 250, 300] {
+            p.observe(at(t0, ms, 12_500 + 6_000 * (ms - 100) / 50, 3_000));
+        }
+        assert!(p.settled_rate().is_some_and(|r| 120_000.0 < r && r < 125_000.0), "{p:?}");
+    }
+
+    #[test]
+    fn a_write_that_waited_for_the_receiver_measures_it() {
+        let t0 = Instant::now();
+        let mut p = Pacer::default();
+        p.observe(at(t0, 0, 0, 0));
+        // A 30 KB keyframe written from 1 ms on took until 241 ms.
+        p.observe_write(at(t0, 241, 26_000, 0), t0 + Duration::from_millis(1));
+        let rate = p.rate().unwrap();
+        assert!((rate - 26_000.0 / 0.241).abs() < 1.0, "{rate}");
+        // Not when the last sample is older than the write's start.
+        let mut q = Pacer::default();
+        q.observe(at(t0, 0, 0, 0));
+        q.observe_write(at(t0, 241, 26_000, 0), t0 + Duration::from_millis(100));
+        assert_eq!(q.rate(), None);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use komunikator_protocol::{Decoded, Decoder, MediaKind, Status};
-use support::{Server, call_pair};
+use support::{Server, Throttle, call_pair};
 
 const FRAME: usize = 1 << 20;
 const BURST: Duration = Duration::from_secs(3);
@@ -45,27 +45,22 @@ fn receive(stream: &mut TcpStream, fast: Instant, done: &AtomicBool) -> Vec<u64>
     stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     let dec = Decoder::new(1 << 16, 1 << 24);
     let (mut buf, mut chunk, mut got) = (Vec::new(), vec![0u8; 1 << 20], Vec::new());
-    let (mut start, mut read, t0) = (0, 0usize, Instant::now());
+    let mut throttle = Throttle::new(BURST_READ, 256 << 10);
     while !done.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        let want = if now < fast {
-            let allowed = (now.duration_since(t0).as_secs_f64() * BURST_READ) as usize;
-            if allowed < read + (64 << 10) {
-                thread::sleep(Duration::from_millis(5));
-                continue;
-            }
-            allowed - read
+        let want = if Instant::now() < fast {
+            let Some(n) = throttle.allowance() else { continue };
+            n.min(chunk.len())
         } else {
             chunk.len()
         };
-        let want = want.min(chunk.len());
         let n = match stream.read(&mut chunk[..want]) {
             Ok(0) => break,
             Ok(n) => n,
             Err(_) => continue,
         };
-        read += n;
+        throttle.took(n);
         buf.extend_from_slice(&chunk[..n]);
+        let mut start = 0;
         while let Ok(Status::Complete { item, consumed }) = dec.decode_server(&buf[start..]) {
             if let Decoded::Media { header, payload } = item {
                 assert_eq!(header.kind, MediaKind::Video);
@@ -74,7 +69,6 @@ fn receive(stream: &mut TcpStream, fast: Instant, done: &AtomicBool) -> Vec<u64>
             start += consumed;
         }
         buf.drain(..start);
-        start = 0;
     }
     got
 }

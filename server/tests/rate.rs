@@ -84,7 +84,7 @@ fn a_slow_receivers_sender_hears_its_rate_while_it_lasts_then_rate_dash() {
     });
     let slow_phase = speedup - t0;
     let limits: Vec<&(Duration, String)> = rates.iter().filter(|(at, _)| *at < slow_phase).collect();
-    assert!(limits.len() >= 3, "rate repeated while the receiver is slow: {rates:?}");
+    assert!(limits.len() >= 2, "rate repeated while the receiver is slow: {rates:?}");
     // What the receiver really took: TCP with a small window on loopback
     // delivers in bursts, so it reads less than it would allow.
     let true_kbps = slow_bytes as f64 * 8.0 / 1000.0 / slow_phase.as_secs_f64();
@@ -94,8 +94,11 @@ fn a_slow_receivers_sender_hears_its_rate_while_it_lasts_then_rate_dash() {
         assert!(0.3 * true_kbps <= k && k <= 3.0 * true_kbps, "{k} kbit/s for {true_kbps}: {rates:?}");
     }
     for pair in limits.windows(2) {
+        // About every second (later while the server's write to the slow
+        // receiver blocks), never closer than 500 ms.
         let gap = pair[1].0 - pair[0].0;
         assert!(gap >= Duration::from_millis(450), "rate lines too close: {rates:?}");
+        assert!(gap < Duration::from_secs(3), "rate not repeated: {rates:?}");
     }
     let (last_at, last) = rates.last().unwrap();
     assert_eq!(last, "rate -", "the limit is lifted once the receiver is fast: {rates:?}");

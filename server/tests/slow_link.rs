@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use komunikator_protocol::{Decoded, Decoder, MediaKind, Status};
-use support::{Client, Msg, Server};
+use support::{Client, Msg, Server, Throttle};
 
 /// The receiver's drain rate while slow: 1 Mbit/s.
 const SLOW_RATE: f64 = 125_000.0;
@@ -34,17 +34,11 @@ fn payload(t0: Instant, len: usize) -> Vec<u8> {
 fn receive(stream: &mut std::net::TcpStream, t0: Instant, speedup: Instant, end: Instant) -> Vec<Got> {
     stream.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
     let (mut buf, mut chunk, mut got) = (Vec::new(), vec![0u8; 64 << 10], Vec::new());
-    let (mut tokens, mut last) = (0.0f64, Instant::now());
+    let mut throttle = Throttle::new(SLOW_RATE, 4096);
     while Instant::now() < end {
-        let now = Instant::now();
-        let want = if now < speedup {
-            tokens = (tokens + now.duration_since(last).as_secs_f64() * SLOW_RATE).min(4096.0);
-            last = now;
-            if tokens < 512.0 {
-                thread::sleep(Duration::from_millis(2));
-                continue;
-            }
-            tokens as usize
+        let want = if Instant::now() < speedup {
+            let Some(n) = throttle.allowance() else { continue };
+            n
         } else {
             chunk.len()
         };
@@ -53,7 +47,7 @@ fn receive(stream: &mut std::net::TcpStream, t0: Instant, speedup: Instant, end:
             Ok(n) => n,
             Err(_) => continue,
         };
-        tokens -= n as f64;
+        throttle.took(n);
         buf.extend_from_slice(&chunk[..n]);
         let arrived = t0.elapsed();
         let dec = Decoder::new(1 << 16, 1 << 24);

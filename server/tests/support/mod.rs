@@ -216,6 +216,14 @@ impl Msg {
             Msg::Media { header, .. } => header,
         }
     }
+
+    /// A line the server may send at any moment, unasked: `presence`, and
+    /// `rate` whenever a receiver falls behind (a loaded test machine makes
+    /// any test receiver slow now and then). Tests of other things skip them.
+    pub fn is_notice(&self) -> bool {
+        let line = self.line();
+        line.starts_with("presence ") || line.starts_with("rate ")
+    }
 }
 
 /// A protocol client over a real socket.
@@ -376,23 +384,23 @@ impl Client {
         self.try_recv(WAIT).expect("timed out waiting for a message")
     }
 
-    /// The next message that is not `presence`.
+    /// The next message that is not a notice ([`Msg::is_notice`]).
     pub fn recv_event(&mut self) -> Msg {
         loop {
             let msg = self.recv();
-            if !msg.line().starts_with("presence ") {
+            if !msg.is_notice() {
                 return msg;
             }
         }
     }
 
-    /// Expects the next non-presence line to be exactly `line`.
+    /// Expects the next line that is not a notice to be exactly `line`.
     pub fn expect(&mut self, line: &str) {
         let got = self.recv_event();
         assert_eq!(got.line(), line, "client {}", self.id);
     }
 
-    /// Expects the next non-presence line to start with `prefix`; returns it.
+    /// Expects the next line that is not a notice to start with `prefix`; returns it.
     pub fn expect_prefix(&mut self, prefix: &str) -> String {
         let got = self.recv_event();
         assert!(got.line().starts_with(prefix), "client {}: expected {prefix:?}, got {got:?}", self.id);
@@ -412,9 +420,9 @@ impl Client {
         }
     }
 
-    /// Like [`Client::sync`], without presence lines.
+    /// Like [`Client::sync`], without notices ([`Msg::is_notice`]).
     pub fn sync_events(&mut self) -> Vec<Msg> {
-        self.sync().into_iter().filter(|m| !m.line().starts_with("presence ")).collect()
+        self.sync().into_iter().filter(|m| !m.is_notice()).collect()
     }
 
     /// Waits for the server to close the connection; returns what came before.
@@ -502,31 +510,60 @@ pub fn call_between(mut caller: Client, mut callee: Client) -> (Client, Client) 
     (caller, callee)
 }
 
+/// A reader's speed limit: a token bucket of `bytes_per_s` with bursts of
+/// up to `burst` bytes, as a client behind a slow link reads.
+pub struct Throttle {
+    bytes_per_s: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Throttle {
+    pub fn new(bytes_per_s: f64, burst: usize) -> Throttle {
+        Throttle { bytes_per_s, burst: burst as f64, tokens: 0.0, last: Instant::now() }
+    }
+
+    /// How much may be read now, or `None` after sleeping a little when too
+    /// little (an eighth of the burst) may.
+    pub fn allowance(&mut self) -> Option<usize> {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.bytes_per_s).min(self.burst);
+        self.last = now;
+        if self.tokens < self.burst / 8.0 {
+            std::thread::sleep(Duration::from_millis(2));
+            return None;
+        }
+        Some(self.tokens as usize)
+    }
+
+    /// Counts `n` bytes read.
+    pub fn took(&mut self, n: usize) {
+        self.tokens -= n as f64;
+    }
+}
+
 /// Reads and discards what `stream` receives until `until`: at most
 /// `bytes_per_s` (with bursts of 4 KiB), or as fast as it comes for `None`.
 /// Returns how many bytes it read.
 pub fn drain(stream: &mut TcpStream, bytes_per_s: Option<f64>, until: Instant) -> usize {
     stream.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
     let mut chunk = vec![0u8; 64 << 10];
-    let (mut tokens, mut last, mut total) = (0.0f64, Instant::now(), 0);
+    let mut throttle = bytes_per_s.map(|rate| Throttle::new(rate, 4096));
+    let mut total = 0;
     while Instant::now() < until {
-        let want = match bytes_per_s {
-            Some(rate) => {
-                let now = Instant::now();
-                tokens = (tokens + now.duration_since(last).as_secs_f64() * rate).min(4096.0);
-                last = now;
-                if tokens < 512.0 {
-                    std::thread::sleep(Duration::from_millis(2));
-                    continue;
-                }
-                tokens as usize
-            }
+        let want = match throttle.as_mut().map(Throttle::allowance) {
+            Some(None) => continue,
+            Some(Some(n)) => n.min(chunk.len()),
             None => chunk.len(),
         };
         match stream.read(&mut chunk[..want]) {
             Ok(0) => break,
             Ok(n) => {
-                tokens -= n as f64;
+                if let Some(t) = throttle.as_mut() {
+                    t.took(n);
+                }
                 total += n;
             }
             Err(_) => {}
