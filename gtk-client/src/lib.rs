@@ -31,6 +31,7 @@ pub mod engine;
 pub mod headless;
 pub mod media;
 pub mod net;
+pub mod text;
 pub mod ui;
 
 pub use call::{CallState, EndReason};

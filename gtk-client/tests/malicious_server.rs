@@ -126,7 +126,8 @@ fn rss_kb(pid: i32) -> Option<u64> {
 
 /// Writes `batch(i)` for i = 0, 1, ... for [`ATTACK`] (or until the client
 /// goes away), sampling the client's RSS; returns the largest sample. Each
-/// batch is written whole, so the stream stays in sync for what follows.
+/// batch is written whole, so the stream stays in sync for what follows; the
+/// client's log is read again at the end.
 fn flood(client: &Headless, stream: &TcpStream, batch: impl Fn(u64) -> Vec<u8> + Send + 'static) -> u64 {
     let stop = Arc::new(AtomicBool::new(false));
     let mut out = stream.try_clone().unwrap();
@@ -163,8 +164,10 @@ fn flood(client: &Headless, stream: &TcpStream, batch: impl Fn(u64) -> Vec<u8> +
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    eprintln!("max rss {max} kB");
+    eprintln!("client RSS peak: {max} kB");
     stop.store(true, Ordering::Relaxed);
+    // The client may be waiting for its log to be read before it reads on.
+    client.reading.store(true, Ordering::Relaxed);
     writer.join().unwrap();
     max
 }
@@ -213,7 +216,6 @@ fn a_line_flood_keeps_memory_bounded_and_the_client_responsive() {
         }
         b
     });
-    client.reading.store(true, Ordering::Relaxed);
     assert!(max < RSS_LIMIT_KB, "the client grew to {max} kB under a line flood");
     // Still answering: a call after the flood is answered.
     (&stream).write_all(b"ask 127.0.0.1:9 bob\n").unwrap();
@@ -229,6 +231,25 @@ fn a_line_flood_keeps_memory_bounded_and_the_client_responsive() {
     drop(stream);
     assert_eq!(client.exit_code(Duration::from_secs(60)), Some(1), "{}", client.stderr());
     let stderr = client.stderr();
-    assert!(stderr.contains("disconnected"), "{stderr}");
+    assert!(stderr.contains("connection-lost"), "{stderr}");
     assert!(stderr.contains("more lines from the server were ignored"), "{stderr}");
+}
+
+#[test]
+fn bidi_and_invisible_characters_are_printed_escaped() {
+    let (mut client, mut stream) = connect(&["--answer"]);
+    let lines = "msg evil\u{202E}txt.exe\u{200B}!\n\
+                 error bad-argument x\u{2066}y\u{FEFF}\n\
+                 ask 127.0.0.1:9 al\u{3164}ice\n";
+    stream.write_all(lines.as_bytes()).unwrap();
+    client.wait_for("incoming call");
+    drop(stream);
+    assert_eq!(client.exit_code(Duration::from_secs(30)), Some(1), "{}", client.stderr());
+    let stderr = client.stderr();
+    for raw in ['\u{202E}', '\u{200B}', '\u{2066}', '\u{FEFF}', '\u{3164}'] {
+        assert!(!stderr.contains(raw), "{raw:?} printed raw:\n{stderr}");
+    }
+    assert!(stderr.contains("message: evil<U+202E>txt.exe<U+200B>!"), "{stderr}");
+    assert!(stderr.contains("server error: bad-argument x<U+2066>y<U+FEFF>"), "{stderr}");
+    assert!(stderr.contains("incoming call from 127.0.0.1:9 (al<U+3164>ice)"), "{stderr}");
 }

@@ -21,7 +21,9 @@ use crate::media::{
 };
 use crate::net::{Connection, NetError, NetEvent, PeerInfo};
 
+pub mod bounds;
 mod control;
+use bounds::{NetGate, Outbox};
 use control::Control;
 
 /// What the engine needs to start.
@@ -222,7 +224,16 @@ impl Engine {
         let (events_tx, events) = async_channel::unbounded();
         let route = Arc::new(FrameRoute::default());
         let net_tx = tx.clone();
-        let conn = Connection::open(server, move |ev| drop(net_tx.send(Input::Net(ev))), route.clone())?;
+        let gate = Arc::new(NetGate::new(events_tx.clone()));
+        let admit = gate.clone();
+        let conn = Connection::open(
+            server,
+            move |ev| {
+                admit.admit(&ev);
+                drop(net_tx.send(Input::Net(ev)))
+            },
+            route.clone(),
+        )?;
         for notice in &setup.notices {
             let _ = events_tx.try_send(Event::Notice(notice.clone()));
         }
@@ -234,6 +245,7 @@ impl Engine {
         });
         let stats = Arc::new(Mutex::new(Arc::new(Stats::default())));
         let setup = Arc::new(setup);
+        let events_tx = Outbox::new(events_tx, gate);
         let mut control = Control::new(setup.clone(), conn, route, stats.clone(), events_tx, notify, nick);
         let thread = std::thread::Builder::new()
             .name("control".into())

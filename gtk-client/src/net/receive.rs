@@ -1,7 +1,15 @@
 //! The `receive` thread: reads the socket and splits it into messages.
+//!
+//! What a server can make it hold is bounded: a `clients` list announcing
+//! more than [`MAX_LIST`] entries ends the connection (no server this client
+//! works with has that many clients; one that says so is broken or hostile),
+//! and lines it cannot read are reported at most [`INVALID_PER_WINDOW`] per
+//! [`INVALID_WINDOW`], the rest counted in one line.
 
 use std::io::Read;
+use std::ops::ControlFlow;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use komunikator_protocol::{Decoded, Decoder, ServerMsg, Status};
 
@@ -9,6 +17,42 @@ use super::{FrameSink, NetEvent, PeerInfo};
 
 /// Bytes read from the socket per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// The most entries a `clients` list may announce: five times the server's
+/// default `--max-clients` (2000).
+pub const MAX_LIST: u32 = 10_000;
+/// Unreadable lines reported per [`INVALID_WINDOW`]; the rest are counted.
+pub const INVALID_PER_WINDOW: u32 = 10;
+/// See [`INVALID_PER_WINDOW`].
+pub const INVALID_WINDOW: Duration = Duration::from_secs(1);
+
+/// Unreadable lines: how many were reported in this window, how many not.
+struct InvalidLines {
+    since: Instant,
+    reported: u32,
+    ignored: u64,
+}
+
+impl InvalidLines {
+    /// Reports `text` unless too many were reported in this window; then, or
+    /// when a new window starts, reports how many were not.
+    fn report(&mut self, text: Option<String>, events: &impl Fn(NetEvent)) {
+        if self.since.elapsed() >= INVALID_WINDOW {
+            if self.ignored > 0 {
+                let n = std::mem::take(&mut self.ignored);
+                events(NetEvent::Invalid(format!("{n} more lines from the server were ignored")));
+            }
+            (self.since, self.reported) = (Instant::now(), 0);
+        }
+        let Some(text) = text else { return };
+        if self.reported < INVALID_PER_WINDOW {
+            self.reported += 1;
+            events(NetEvent::Invalid(text));
+        } else {
+            self.ignored += 1;
+        }
+    }
+}
 
 /// A `clients` list being collected: how many entries are still to come.
 struct PendingList {
@@ -22,6 +66,7 @@ pub(super) fn run(mut stream: impl Read, events: impl Fn(NetEvent), frames: Arc<
     let mut buf: Vec<u8> = Vec::with_capacity(2 * READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut list: Option<PendingList> = None;
+    let mut invalid = InvalidLines { since: Instant::now(), reported: 0, ignored: 0 };
     loop {
         let n = match stream.read(&mut chunk) {
             Ok(0) => return events(NetEvent::Closed("the server closed the connection".into())),
@@ -37,8 +82,12 @@ pub(super) fn run(mut stream: impl Read, events: impl Fn(NetEvent), frames: Arc<
                     at += consumed;
                     match item {
                         Decoded::Media { header, payload } => frames.frame(&header, payload),
-                        Decoded::Message(msg) => handle(msg, &mut list, &events),
-                        Decoded::Invalid(e) => events(NetEvent::Invalid(e.to_string())),
+                        Decoded::Message(msg) => {
+                            if let ControlFlow::Break(why) = handle(msg, &mut list, &mut invalid, &events) {
+                                return events(NetEvent::Closed(why));
+                            }
+                        }
+                        Decoded::Invalid(e) => invalid.report(Some(e.to_string()), &events),
                     }
                 }
                 Ok(Status::Partial) => break,
@@ -49,7 +98,14 @@ pub(super) fn run(mut stream: impl Read, events: impl Fn(NetEvent), frames: Arc<
     }
 }
 
-fn handle(msg: ServerMsg<'_>, list: &mut Option<PendingList>, events: &impl Fn(NetEvent)) {
+/// Hands one message on; `Break` with a reason ends the connection.
+fn handle(
+    msg: ServerMsg<'_>,
+    list: &mut Option<PendingList>,
+    invalid: &mut InvalidLines,
+    events: &impl Fn(NetEvent),
+) -> ControlFlow<String> {
+    invalid.report(None, events);
     if let ServerMsg::Client { id, state, nick } = msg {
         if let Some(pending) = list.as_mut() {
             pending.peers.push(PeerInfo { id, state, nick: nick.map(str::to_owned) });
@@ -59,9 +115,9 @@ fn handle(msg: ServerMsg<'_>, list: &mut Option<PendingList>, events: &impl Fn(N
                 events(NetEvent::Clients(done));
             }
         } else {
-            events(NetEvent::Invalid(format!("client entry {id} outside a clients list")));
+            invalid.report(Some(format!("client entry {id} outside a clients list")), events);
         }
-        return;
+        return ControlFlow::Continue(());
     }
     if let Some(pending) = list.take() {
         // The list was cut short; report what arrived.
@@ -69,13 +125,22 @@ fn handle(msg: ServerMsg<'_>, list: &mut Option<PendingList>, events: &impl Fn(N
     }
     let event = match msg {
         ServerMsg::Clients(0) => NetEvent::Clients(Vec::new()),
+        ServerMsg::Clients(n) if n > MAX_LIST => {
+            return ControlFlow::Break(format!(
+                "the server announced a clients list of {n} entries, more than this client accepts ({MAX_LIST})"
+            ));
+        }
         ServerMsg::Clients(n) => {
             *list = Some(PendingList { remaining: n, peers: Vec::with_capacity(n.min(1024) as usize) });
-            return;
+            return ControlFlow::Continue(());
         }
         other => owned(other),
     };
-    events(event);
+    match event {
+        NetEvent::Invalid(text) => invalid.report(Some(text), events),
+        event => events(event),
+    }
+    ControlFlow::Continue(())
 }
 
 fn owned(msg: ServerMsg<'_>) -> NetEvent {
