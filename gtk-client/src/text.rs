@@ -55,6 +55,11 @@ pub fn isolate(text: &str) -> String {
     format!("\u{2068}{text}\u{2069}")
 }
 
+/// A nick as a label shows it: escaped, then isolated.
+pub fn nick_label(nick: &str) -> String {
+    isolate(&escape(nick, Kind::Nick))
+}
+
 /// Whether `c` must be escaped in text of this kind.
 fn hidden(c: char, kind: Kind) -> bool {
     let kept_in_chat =
@@ -150,5 +155,6 @@ mod tests {
     #[test]
     fn isolation_wraps() {
         assert_eq!(isolate("אב"), "\u{2068}אב\u{2069}");
+        assert_eq!(nick_label("a\u{3164}"), "\u{2068}a<U+3164>\u{2069}");
     }
 }

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use komunikator_protocol::{ClientId, ErrorCode, MediaHeader, PeerState, Presence, StopReason};
 
+pub use receive::MAX_LIST;
 pub use writer::{Outgoing, Payload, Writer};
 
 /// How many items the writer channel holds before senders block.
