@@ -166,8 +166,9 @@ pub fn backoff(attempt: u32) -> Duration {
 
 /// One engine's share of the plan.
 fn run_one(engine: &Engine, plan: &Plan, first: bool, notices: Vec<String>) -> (Summary, u8) {
-    // Bounded, so that the engine sees when this loop falls behind (engine/bounds.rs).
-    let (tx, rx) = mpsc::sync_channel(crate::engine::bounds::EVENT_BACKLOG);
+    // A rendezvous: events wait in the engine's channel, where the engine
+    // sees this loop fall behind (engine/bounds.rs), not in a second queue.
+    let (tx, rx) = mpsc::sync_channel(0);
     let events = engine.events();
     let fwd = tx.clone();
     std::thread::spawn(move || {

@@ -253,3 +253,23 @@ fn bidi_and_invisible_characters_are_printed_escaped() {
     assert!(stderr.contains("server error: bad-argument x<U+2066>y<U+FEFF>"), "{stderr}");
     assert!(stderr.contains("incoming call from 127.0.0.1:9 (al<U+3164>ice)"), "{stderr}");
 }
+
+#[test]
+fn a_flood_of_full_lists_keeps_memory_bounded() {
+    let (mut client, stream) = connect(&[]);
+    client.reading.store(false, Ordering::Relaxed);
+    let max = flood(&client, &stream, |i| {
+        // A list as long as allowed, each followed by a line the client logs.
+        let mut b = b"clients 10000\n".to_vec();
+        for n in 0..10_000u64 {
+            b.extend_from_slice(
+                format!("127.0.{}.1:{} free n{i:0>15}{n:0>16}\n", n / 200, n % 200 + 1).as_bytes(),
+            );
+        }
+        b.extend_from_slice(format!("msg {i} {}\n", "x".repeat(900)).as_bytes());
+        b
+    });
+    assert!(max < RSS_LIMIT_KB, "the client grew to {max} kB under a flood of lists");
+    drop(stream);
+    assert_eq!(client.exit_code(Duration::from_secs(60)), Some(1), "{}", client.stderr());
+}

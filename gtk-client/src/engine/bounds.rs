@@ -10,7 +10,10 @@
 //!   control thread, or while [`EVENT_BACKLOG`] events wait for the interface.
 //!   While it waits it does not read the socket, so TCP flow control slows the
 //!   server down. Nothing is dropped: call-state lines (`ask`, `start`,
-//!   `stop`) are delayed behind the flood, never lost.
+//!   `stop`) are delayed behind the flood, never lost. A `clients` list may
+//!   hold 10,000 entries, so it counts as more: it waits until the control
+//!   thread has nothing left and at most [`LIST_BACKLOG`] events wait for the
+//!   interface, so that only a few lists are ever held at once.
 //! * [`Outbox`] is the control thread's side of the event channel. Events
 //!   that do not come from server lines (media warnings, which a peer's bad
 //!   video can cause on every frame) are not gated, so past [`EVENT_CAP`]
@@ -32,6 +35,9 @@ use crate::net::NetEvent;
 pub const NET_BACKLOG: usize = 64;
 /// Events waiting for the user interface above which the socket is not read.
 pub const EVENT_BACKLOG: usize = 256;
+/// Events waiting for the user interface above which a `clients` list is not
+/// handed over.
+pub const LIST_BACKLOG: usize = 8;
 /// Events waiting for the user interface above which notices and media
 /// problems are dropped (and counted).
 pub const EVENT_CAP: usize = 4096;
@@ -66,8 +72,12 @@ impl NetGate {
         if matches!(event, NetEvent::Closed(_)) {
             return;
         }
+        let (net, ui) = match event {
+            NetEvent::Clients(_) => (1, LIST_BACKLOG),
+            _ => (NET_BACKLOG, EVENT_BACKLOG),
+        };
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        while state.open && (state.in_flight >= NET_BACKLOG || self.ui_behind()) {
+        while state.open && (state.in_flight >= net || self.ui_behind(ui)) {
             state = match self.changed.wait_timeout(state, RECHECK) {
                 Ok((s, _)) => s,
                 Err(poisoned) => poisoned.into_inner().0,
@@ -76,8 +86,8 @@ impl NetGate {
         state.in_flight += 1;
     }
 
-    fn ui_behind(&self) -> bool {
-        !self.events.is_closed() && self.events.len() >= EVENT_BACKLOG
+    fn ui_behind(&self, backlog: usize) -> bool {
+        !self.events.is_closed() && self.events.len() >= backlog
     }
 
     /// The control thread took one server message off its queue.
@@ -167,6 +177,22 @@ mod tests {
         let freed = Instant::now();
         rx.try_recv().unwrap();
         assert!(admitted.join().unwrap() >= freed, "admitted while the interface was behind");
+        // A list waits until the control thread has taken everything.
+        let g = gate.clone();
+        let (t0, list) =
+            (Instant::now(), std::thread::spawn(move || g.admit(&NetEvent::Clients(Vec::new()))));
+        while !list.is_finished() && t0.elapsed() < Duration::from_millis(200) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!list.is_finished(), "a list was handed over while messages were in flight");
+        for _ in 0..NET_BACKLOG {
+            gate.taken();
+        }
+        while rx.len() >= LIST_BACKLOG {
+            assert!(!list.is_finished(), "a list was handed over while the interface was behind");
+            rx.try_recv().unwrap();
+        }
+        list.join().unwrap();
         // The end of the connection, and a closed gate, never wait.
         gate.admit(&NetEvent::Closed(String::new()));
         gate.close();
