@@ -62,17 +62,31 @@ struct PendingList {
 
 /// Reads until the socket closes or the stream cannot be framed any more.
 pub(super) fn run(mut stream: impl Read, events: impl Fn(NetEvent), frames: Arc<dyn FrameSink>) {
+    let mut invalid = InvalidLines { since: Instant::now(), reported: 0, ignored: 0 };
+    let why = read(&mut stream, &events, frames.as_ref(), &mut invalid);
+    if invalid.ignored > 0 {
+        events(NetEvent::Invalid(format!("{} more lines from the server were ignored", invalid.ignored)));
+    }
+    events(NetEvent::Closed(why));
+}
+
+/// The reading loop; returns why the connection ends.
+fn read(
+    stream: &mut impl Read,
+    events: &impl Fn(NetEvent),
+    frames: &dyn FrameSink,
+    invalid: &mut InvalidLines,
+) -> String {
     let decoder = Decoder::default();
     let mut buf: Vec<u8> = Vec::with_capacity(2 * READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut list: Option<PendingList> = None;
-    let mut invalid = InvalidLines { since: Instant::now(), reported: 0, ignored: 0 };
     loop {
         let n = match stream.read(&mut chunk) {
-            Ok(0) => return events(NetEvent::Closed("the server closed the connection".into())),
+            Ok(0) => return "the server closed the connection".into(),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return events(NetEvent::Closed(format!("read failed: {e}"))),
+            Err(e) => return format!("read failed: {e}"),
         };
         buf.extend_from_slice(&chunk[..n]);
         let mut at = 0;
@@ -83,15 +97,15 @@ pub(super) fn run(mut stream: impl Read, events: impl Fn(NetEvent), frames: Arc<
                     match item {
                         Decoded::Media { header, payload } => frames.frame(&header, payload),
                         Decoded::Message(msg) => {
-                            if let ControlFlow::Break(why) = handle(msg, &mut list, &mut invalid, &events) {
-                                return events(NetEvent::Closed(why));
+                            if let ControlFlow::Break(why) = handle(msg, &mut list, invalid, events) {
+                                return why;
                             }
                         }
-                        Decoded::Invalid(e) => invalid.report(Some(e.to_string()), &events),
+                        Decoded::Invalid(e) => invalid.report(Some(e.to_string()), events),
                     }
                 }
                 Ok(Status::Partial) => break,
-                Err(e) => return events(NetEvent::Closed(format!("unreadable stream from the server: {e}"))),
+                Err(e) => return format!("unreadable stream from the server: {e}"),
             }
         }
         buf.drain(..at);
@@ -167,5 +181,48 @@ fn owned(msg: ServerMsg<'_>) -> NetEvent {
             "unsupported message: {}",
             String::from_utf8_lossy(&other.to_line()).trim_end()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use komunikator_protocol::MediaHeader;
+
+    use super::*;
+
+    struct NoFrames;
+
+    impl FrameSink for NoFrames {
+        fn frame(&self, _: &MediaHeader, _: &[u8]) {}
+    }
+
+    fn events_of(input: &[u8]) -> Vec<NetEvent> {
+        let got = RefCell::new(Vec::new());
+        run(input, |ev| got.borrow_mut().push(ev), Arc::new(NoFrames));
+        got.into_inner()
+    }
+
+    #[test]
+    fn a_list_longer_than_the_cap_ends_the_connection() {
+        let got = events_of(format!("clients {}\n127.0.0.1:6 free ala\n", MAX_LIST + 1).as_bytes());
+        let [NetEvent::Closed(why)] = &got[..] else { panic!("{got:?}") };
+        assert!(why.contains("a clients list of 10001 entries"), "{why}");
+        let mut full = format!("clients {MAX_LIST}\n");
+        for port in 1..=MAX_LIST {
+            full.push_str(&format!("127.0.0.1:{port} free -\n"));
+        }
+        let got = events_of(full.as_bytes());
+        assert!(matches!(&got[..], [NetEvent::Clients(l), NetEvent::Closed(_)] if l.len() == 10_000));
+    }
+
+    #[test]
+    fn unreadable_lines_are_reported_ten_a_second_and_counted() {
+        let got = events_of("nonsense\n".repeat(100).as_bytes());
+        assert_eq!(got.len(), 12, "{got:?}");
+        assert!(got[..10].iter().all(|e| matches!(e, NetEvent::Invalid(t) if t.contains("unknown"))));
+        assert_eq!(got[10], NetEvent::Invalid("90 more lines from the server were ignored".into()));
+        assert!(matches!(got[11], NetEvent::Closed(_)));
     }
 }
