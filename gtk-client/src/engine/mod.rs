@@ -245,8 +245,8 @@ impl Engine {
         });
         let stats = Arc::new(Mutex::new(Arc::new(Stats::default())));
         let setup = Arc::new(setup);
-        let events_tx = Outbox::new(events_tx, gate);
-        let mut control = Control::new(setup.clone(), conn, route, stats.clone(), events_tx, notify, nick);
+        let outbox = Outbox::new(events_tx, gate);
+        let mut control = Control::new(setup.clone(), conn, route, stats.clone(), outbox, notify, nick);
         let thread = std::thread::Builder::new()
             .name("control".into())
             .spawn(move || control.run(&rx))

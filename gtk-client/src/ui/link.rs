@@ -113,12 +113,20 @@ impl Window {
     fn listen(self: &Rc<Self>, generation: u64, events: async_channel::Receiver<Event>) {
         let weak = Rc::downgrade(self);
         glib::spawn_future_local(async move {
+            let mut handled = 0u32;
             while let Ok(event) = events.recv().await {
                 let Some(w) = weak.upgrade() else { break };
                 if w.model.borrow().generation != generation {
                     break;
                 }
                 w.on_event(event);
+                drop(w);
+                // A flooding server keeps the channel from ever being empty;
+                // let the window draw and take input now and then.
+                handled = handled.wrapping_add(1);
+                if handled % 32 == 0 {
+                    glib::timeout_future(std::time::Duration::ZERO).await;
+                }
             }
         });
     }
