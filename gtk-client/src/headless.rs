@@ -45,6 +45,9 @@ const RECONNECT_FIRST: Duration = Duration::from_millis(250);
 /// The longest wait between reconnect attempts.
 const RECONNECT_MAX: Duration = Duration::from_secs(8);
 
+/// The most notices the summary keeps (the log has them all).
+const MAX_NOTICES: usize = 200;
+
 /// The final JSON line.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -163,7 +166,9 @@ pub fn backoff(attempt: u32) -> Duration {
 
 /// One engine's share of the plan.
 fn run_one(engine: &Engine, plan: &Plan, first: bool, notices: Vec<String>) -> (Summary, u8) {
-    let (tx, rx) = mpsc::channel();
+    // A rendezvous: events wait in the engine's channel, where the engine
+    // sees this loop fall behind (engine/bounds.rs), not in a second queue.
+    let (tx, rx) = mpsc::sync_channel(0);
     let events = engine.events();
     let fwd = tx.clone();
     std::thread::spawn(move || {
@@ -280,8 +285,14 @@ impl<'a> Run<'a> {
                 }
             }
             Event::Notice(text) | Event::MediaProblem(text) => {
+                let text = crate::text::escape(&text, crate::text::Kind::Chat).into_owned();
                 log(&text);
-                self.notices.push(text);
+                // A flooding server must not grow the summary without bound.
+                match self.notices.len() {
+                    n if n < MAX_NOTICES => self.notices.push(text),
+                    MAX_NOTICES => self.notices.push("later notices were not kept; see the log".into()),
+                    _ => {}
+                }
             }
             Event::ServerError { code, text } => {
                 log(&format!("server error: {code} {}", text.unwrap_or_default()))
@@ -336,6 +347,8 @@ impl<'a> Run<'a> {
     }
 }
 
+/// Prints a line to stderr. Much of it quotes the server or the peer, so bidi
+/// and invisible characters are escaped ([`crate::text`]).
 fn log(text: &str) {
-    eprintln!("komunikator: {text}");
+    eprintln!("komunikator: {}", crate::text::escape(text, crate::text::Kind::Chat));
 }

@@ -21,6 +21,11 @@
 //! * [`engine`] runs the control thread, the only consumer of network and media
 //!   events, and publishes [`engine::Event`]s on an async-channel that a GTK main
 //!   loop can `recv().await`, or that [`headless`] reads with `recv_blocking`.
+//!   When the control thread or the reader of that channel falls behind, the
+//!   receive thread stops reading the socket ([`engine::bounds`]), so no queue
+//!   grows with the server's rate.
+//! * [`text`] escapes the bidi and invisible characters of peer-controlled text
+//!   for display.
 //!
 //! No GObject crosses into the event channel: events carry plain Rust data.
 
@@ -31,6 +36,7 @@ pub mod engine;
 pub mod headless;
 pub mod media;
 pub mod net;
+pub mod text;
 pub mod ui;
 
 pub use call::{CallState, EndReason};

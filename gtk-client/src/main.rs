@@ -16,7 +16,9 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("komunikator: {e:#}");
+            // The error may quote the server (a TLS alert, a certificate name).
+            let text = format!("{e:#}");
+            eprintln!("komunikator: {}", komunikator::text::escape(&text, komunikator::text::Kind::Chat));
             ExitCode::from(EXIT_CONNECTION)
         }
     }

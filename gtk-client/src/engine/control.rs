@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use komunikator_protocol::{Command, ErrorCode, is_valid_nick};
 
+use super::bounds::Outbox;
 use super::{Event, Input, UserCommand, one_line, parse_target};
 use crate::call::{Action, CallInput, CallState, Send};
 use crate::media::session::Controls;
@@ -30,7 +31,7 @@ pub(super) struct Control {
     conn: Option<Connection>,
     route: Arc<FrameRoute>,
     stats: Arc<Mutex<Arc<Stats>>>,
-    events: async_channel::Sender<Event>,
+    events: Outbox,
     notify: Notify,
     controls: Controls,
     nick: Option<String>,
@@ -47,7 +48,7 @@ impl Control {
         conn: Connection,
         route: Arc<FrameRoute>,
         stats: Arc<Mutex<Arc<Stats>>>,
-        events: async_channel::Sender<Event>,
+        events: Outbox,
         notify: Notify,
         nick: Option<String>,
     ) -> Control {
@@ -82,7 +83,10 @@ impl Control {
                 },
             };
             match input {
-                Some(Input::Net(ev)) => self.on_net(ev),
+                Some(Input::Net(ev)) => {
+                    self.events.gate().taken();
+                    self.on_net(ev)
+                }
                 Some(Input::Media(ev)) => self.on_media(ev),
                 Some(Input::User(cmd)) => self.on_user(cmd),
                 Some(Input::Shutdown) => break,
@@ -96,13 +100,15 @@ impl Control {
         if let Some(media) = self.media.take() {
             media.stop();
         }
+        // The `receive` thread may be waiting to hand over a message.
+        self.events.gate().close();
         if let Some(conn) = self.conn.take() {
             conn.close();
         }
     }
 
     fn emit(&self, event: Event) {
-        let _ = self.events.try_send(event);
+        self.events.send(event);
     }
 
     fn current_stats(&self) -> Arc<Stats> {

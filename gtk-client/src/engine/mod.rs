@@ -21,7 +21,9 @@ use crate::media::{
 };
 use crate::net::{Connection, NetError, NetEvent, PeerInfo};
 
+pub mod bounds;
 mod control;
+use bounds::{NetGate, Outbox};
 use control::Control;
 
 /// What the engine needs to start.
@@ -223,7 +225,12 @@ impl Engine {
         let uplink = crate::net::Uplink::new(setup.options.rate_config());
         let route = Arc::new(FrameRoute::new(uplink.clone()));
         let net_tx = tx.clone();
-        let on_net = move |ev| drop(net_tx.send(Input::Net(ev)));
+        let gate = Arc::new(NetGate::new(events_tx.clone()));
+        let admit = gate.clone();
+        let on_net = move |ev| {
+            admit.admit(&ev);
+            drop(net_tx.send(Input::Net(ev)))
+        };
         let conn = Connection::open(server, on_net, route.clone(), uplink)?;
         for notice in &setup.notices {
             let _ = events_tx.try_send(Event::Notice(notice.clone()));
@@ -236,7 +243,8 @@ impl Engine {
         });
         let stats = Arc::new(Mutex::new(Arc::new(Stats::default())));
         let setup = Arc::new(setup);
-        let mut control = Control::new(setup.clone(), conn, route, stats.clone(), events_tx, notify, nick);
+        let outbox = Outbox::new(events_tx, gate);
+        let mut control = Control::new(setup.clone(), conn, route, stats.clone(), outbox, notify, nick);
         let thread = std::thread::Builder::new()
             .name("control".into())
             .spawn(move || control.run(&rx))

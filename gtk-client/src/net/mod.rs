@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use komunikator_protocol::{ClientId, ErrorCode, MediaHeader, PeerState, Presence, StopReason};
 
+pub use receive::MAX_LIST;
 pub use uplink::{RateConfig, Uplink};
 pub use writer::{Outgoing, Payload, Queued, Writer};
 

@@ -1,7 +1,15 @@
 //! The `receive` thread: reads the socket and splits it into messages.
+//!
+//! What a server can make it hold is bounded: a `clients` list announcing
+//! more than [`MAX_LIST`] entries ends the connection (no server this client
+//! works with has that many clients; one that says so is broken or hostile),
+//! and lines it cannot read are reported at most [`INVALID_PER_WINDOW`] per
+//! [`INVALID_WINDOW`], the rest counted in one line.
 
 use std::io::Read;
+use std::ops::ControlFlow;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use komunikator_protocol::{Decoded, Decoder, ServerMsg, Status};
 
@@ -9,6 +17,42 @@ use super::{FrameSink, NetEvent, PeerInfo};
 
 /// Bytes read from the socket per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// The most entries a `clients` list may announce: five times the server's
+/// default `--max-clients` (2000).
+pub const MAX_LIST: u32 = 10_000;
+/// Unreadable lines reported per [`INVALID_WINDOW`]; the rest are counted.
+pub const INVALID_PER_WINDOW: u32 = 10;
+/// See [`INVALID_PER_WINDOW`].
+pub const INVALID_WINDOW: Duration = Duration::from_secs(1);
+
+/// Unreadable lines: how many were reported in this window, how many not.
+struct InvalidLines {
+    since: Instant,
+    reported: u32,
+    ignored: u64,
+}
+
+impl InvalidLines {
+    /// Reports `text` unless too many were reported in this window; then, or
+    /// when a new window starts, reports how many were not.
+    fn report(&mut self, text: Option<String>, events: &impl Fn(NetEvent)) {
+        if self.since.elapsed() >= INVALID_WINDOW {
+            if self.ignored > 0 {
+                let n = std::mem::take(&mut self.ignored);
+                events(NetEvent::Invalid(format!("{n} more lines from the server were ignored")));
+            }
+            (self.since, self.reported) = (Instant::now(), 0);
+        }
+        let Some(text) = text else { return };
+        if self.reported < INVALID_PER_WINDOW {
+            self.reported += 1;
+            events(NetEvent::Invalid(text));
+        } else {
+            self.ignored += 1;
+        }
+    }
+}
 
 /// A `clients` list being collected: how many entries are still to come.
 struct PendingList {
@@ -18,16 +62,31 @@ struct PendingList {
 
 /// Reads until the socket closes or the stream cannot be framed any more.
 pub(super) fn run(mut stream: impl Read, events: impl Fn(NetEvent), frames: Arc<dyn FrameSink>) {
+    let mut invalid = InvalidLines { since: Instant::now(), reported: 0, ignored: 0 };
+    let why = read(&mut stream, &events, frames.as_ref(), &mut invalid);
+    if invalid.ignored > 0 {
+        events(NetEvent::Invalid(format!("{} more lines from the server were ignored", invalid.ignored)));
+    }
+    events(NetEvent::Closed(why));
+}
+
+/// The reading loop; returns why the connection ends.
+fn read(
+    stream: &mut impl Read,
+    events: &impl Fn(NetEvent),
+    frames: &dyn FrameSink,
+    invalid: &mut InvalidLines,
+) -> String {
     let decoder = Decoder::default();
     let mut buf: Vec<u8> = Vec::with_capacity(2 * READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut list: Option<PendingList> = None;
     loop {
         let n = match stream.read(&mut chunk) {
-            Ok(0) => return events(NetEvent::Closed("the server closed the connection".into())),
+            Ok(0) => return "the server closed the connection".into(),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return events(NetEvent::Closed(format!("read failed: {e}"))),
+            Err(e) => return format!("read failed: {e}"),
         };
         buf.extend_from_slice(&chunk[..n]);
         let mut at = 0;
@@ -37,19 +96,30 @@ pub(super) fn run(mut stream: impl Read, events: impl Fn(NetEvent), frames: Arc<
                     at += consumed;
                     match item {
                         Decoded::Media { header, payload } => frames.frame(&header, payload),
-                        Decoded::Message(msg) => handle(msg, &mut list, &events),
-                        Decoded::Invalid(e) => events(NetEvent::Invalid(e.to_string())),
+                        Decoded::Message(msg) => {
+                            if let ControlFlow::Break(why) = handle(msg, &mut list, invalid, events) {
+                                return why;
+                            }
+                        }
+                        Decoded::Invalid(e) => invalid.report(Some(e.to_string()), events),
                     }
                 }
                 Ok(Status::Partial) => break,
-                Err(e) => return events(NetEvent::Closed(format!("unreadable stream from the server: {e}"))),
+                Err(e) => return format!("unreadable stream from the server: {e}"),
             }
         }
         buf.drain(..at);
     }
 }
 
-fn handle(msg: ServerMsg<'_>, list: &mut Option<PendingList>, events: &impl Fn(NetEvent)) {
+/// Hands one message on; `Break` with a reason ends the connection.
+fn handle(
+    msg: ServerMsg<'_>,
+    list: &mut Option<PendingList>,
+    invalid: &mut InvalidLines,
+    events: &impl Fn(NetEvent),
+) -> ControlFlow<String> {
+    invalid.report(None, events);
     if let ServerMsg::Client { id, state, nick } = msg {
         if let Some(pending) = list.as_mut() {
             pending.peers.push(PeerInfo { id, state, nick: nick.map(str::to_owned) });
@@ -59,9 +129,9 @@ fn handle(msg: ServerMsg<'_>, list: &mut Option<PendingList>, events: &impl Fn(N
                 events(NetEvent::Clients(done));
             }
         } else {
-            events(NetEvent::Invalid(format!("client entry {id} outside a clients list")));
+            invalid.report(Some(format!("client entry {id} outside a clients list")), events);
         }
-        return;
+        return ControlFlow::Continue(());
     }
     if let Some(pending) = list.take() {
         // The list was cut short; report what arrived.
@@ -69,13 +139,22 @@ fn handle(msg: ServerMsg<'_>, list: &mut Option<PendingList>, events: &impl Fn(N
     }
     let event = match msg {
         ServerMsg::Clients(0) => NetEvent::Clients(Vec::new()),
+        ServerMsg::Clients(n) if n > MAX_LIST => {
+            return ControlFlow::Break(format!(
+                "the server announced a clients list of {n} entries, more than this client accepts ({MAX_LIST})"
+            ));
+        }
         ServerMsg::Clients(n) => {
             *list = Some(PendingList { remaining: n, peers: Vec::with_capacity(n.min(1024) as usize) });
-            return;
+            return ControlFlow::Continue(());
         }
         other => owned(other),
     };
-    events(event);
+    match event {
+        NetEvent::Invalid(text) => invalid.report(Some(text), events),
+        event => events(event),
+    }
+    ControlFlow::Continue(())
 }
 
 fn owned(msg: ServerMsg<'_>) -> NetEvent {
@@ -104,5 +183,48 @@ fn owned(msg: ServerMsg<'_>) -> NetEvent {
             "unsupported message: {}",
             String::from_utf8_lossy(&other.to_line()).trim_end()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use komunikator_protocol::MediaHeader;
+
+    use super::*;
+
+    struct NoFrames;
+
+    impl FrameSink for NoFrames {
+        fn frame(&self, _: &MediaHeader, _: &[u8]) {}
+    }
+
+    fn events_of(input: &[u8]) -> Vec<NetEvent> {
+        let got = RefCell::new(Vec::new());
+        run(input, |ev| got.borrow_mut().push(ev), Arc::new(NoFrames));
+        got.into_inner()
+    }
+
+    #[test]
+    fn a_list_longer_than_the_cap_ends_the_connection() {
+        let got = events_of(format!("clients {}\n127.0.0.1:6 free ala\n", MAX_LIST + 1).as_bytes());
+        let [NetEvent::Closed(why)] = &got[..] else { panic!("{got:?}") };
+        assert!(why.contains("a clients list of 10001 entries"), "{why}");
+        let mut full = format!("clients {MAX_LIST}\n");
+        for port in 1..=MAX_LIST {
+            full.push_str(&format!("127.0.0.1:{port} free -\n"));
+        }
+        let got = events_of(full.as_bytes());
+        assert!(matches!(&got[..], [NetEvent::Clients(l), NetEvent::Closed(_)] if l.len() == 10_000));
+    }
+
+    #[test]
+    fn unreadable_lines_are_reported_ten_a_second_and_counted() {
+        let got = events_of("nonsense\n".repeat(100).as_bytes());
+        assert_eq!(got.len(), 12, "{got:?}");
+        assert!(got[..10].iter().all(|e| matches!(e, NetEvent::Invalid(t) if t.contains("unknown"))));
+        assert_eq!(got[10], NetEvent::Invalid("90 more lines from the server were ignored".into()));
+        assert!(matches!(got[11], NetEvent::Closed(_)));
     }
 }

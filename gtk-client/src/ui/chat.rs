@@ -5,6 +5,11 @@
 use adw::prelude::*;
 
 use super::i18n::i18n;
+use crate::text::{Kind, escape, isolate};
+
+/// The most lines the conversation keeps; older ones are removed, so that a
+/// flood of `msg` lines cannot grow the window without bound.
+pub const MAX_CHAT_LINES: i32 = 500;
 
 /// The chat panel.
 pub struct Chat {
@@ -65,11 +70,17 @@ impl Chat {
         Chat { root, list, scrolled, entry }
     }
 
-    /// Adds a line: `mine` for what we sent.
+    /// Adds a line: `mine` for what we sent. The text is shown with bidi
+    /// and invisible characters escaped and isolated from "You"/"Them"
+    /// ([`crate::text`]); past [`MAX_CHAT_LINES`] the oldest line goes.
     pub fn add(&self, text: &str, mine: bool) {
         let who = if mine { i18n("You") } else { i18n("Them") };
+        if let Some(oldest) = self.list.row_at_index(MAX_CHAT_LINES - 1).and(self.list.row_at_index(0)) {
+            self.list.remove(&oldest);
+        }
+        let text = isolate(&escape(text, Kind::Chat));
         let label = gtk::Label::builder()
-            .label(format!("<b>{}</b>  {}", glib::markup_escape_text(&who), glib::markup_escape_text(text)))
+            .label(format!("<b>{}</b>  {}", glib::markup_escape_text(&who), glib::markup_escape_text(&text)))
             .use_markup(true)
             .wrap(true)
             .wrap_mode(gtk::pango::WrapMode::WordChar)

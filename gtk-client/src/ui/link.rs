@@ -19,6 +19,7 @@ use super::window::{Window, log};
 use crate::call::CallState;
 use crate::engine::{Engine, Event};
 use crate::media::{AudioOut, MediaSetup};
+use crate::text::{Kind, escape, nick_label};
 
 /// The engine, or why it did not start (in words, and the gate it calls for).
 type Started = Result<(MediaSetup, Engine), (Option<MediaSetup>, String, Option<Gate>)>;
@@ -112,12 +113,20 @@ impl Window {
     fn listen(self: &Rc<Self>, generation: u64, events: async_channel::Receiver<Event>) {
         let weak = Rc::downgrade(self);
         glib::spawn_future_local(async move {
+            let mut handled = 0u32;
             while let Ok(event) = events.recv().await {
                 let Some(w) = weak.upgrade() else { break };
                 if w.model.borrow().generation != generation {
                     break;
                 }
                 w.on_event(event);
+                drop(w);
+                // A flooding server keeps the channel from ever being empty;
+                // let the window draw and take input now and then.
+                handled = handled.wrapping_add(1);
+                if handled % 32 == 0 {
+                    glib::timeout_future(std::time::Duration::ZERO).await;
+                }
             }
         });
     }
@@ -180,9 +189,9 @@ impl Window {
             }
             Event::CallChanged(state) => self.on_call_changed(state),
             Event::Incoming { caller, nick } => {
-                let label = nick.unwrap_or_else(|| caller.to_string());
-                log(&format!("incoming call from {label}"));
-                self.model.borrow_mut().peer = label;
+                // The log escapes on its own; the label is also isolated.
+                log(&format!("incoming call from {}", nick.clone().unwrap_or_else(|| caller.to_string())));
+                self.model.borrow_mut().peer = nick.as_deref().map_or_else(|| caller.to_string(), nick_label);
             }
             Event::CallEnded { reason, .. } => {
                 let who = self.model.borrow().peer.clone();
@@ -199,7 +208,7 @@ impl Window {
             Event::ServerError { code, .. } if self.is_login_error(code) => return self.login_failed(code),
             Event::ServerError { code, text } => self.toast(&i18n_f(
                 "The server reported a problem: {}",
-                &[&text.unwrap_or_else(|| code.as_str().to_owned())],
+                &[&text.map_or_else(|| code.as_str().to_owned(), |t| escape(&t, Kind::Chat).into_owned())],
             )),
             Event::Notice(text) | Event::MediaProblem(text) => log(&text),
             Event::Disconnected(reason) => return self.go_offline(reason),
@@ -264,7 +273,7 @@ impl Window {
         }
         let mut m = self.model.borrow_mut();
         if let CallState::Ringing { caller, nick } = &state {
-            m.peer = nick.clone().unwrap_or_else(|| caller.to_string());
+            m.peer = nick.as_deref().map_or_else(|| caller.to_string(), nick_label);
         }
         if ringing && m.ringer.is_none() {
             let speakers = m.setup.as_ref().is_some_and(|s| s.audio_out == AudioOut::Speakers);

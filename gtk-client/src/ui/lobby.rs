@@ -111,7 +111,7 @@ impl Lobby {
 
     fn row(self: &Rc<Self>, user: User, can_call: bool) -> adw::ActionRow {
         let title = match &user.nick {
-            Some(nick) => glib::markup_escape_text(nick).to_string(),
+            Some(_) => glib::markup_escape_text(&user.label()).to_string(),
             None => i18n("Anonymous"),
         };
         let row = adw::ActionRow::builder().title(title).subtitle(user.id.to_string()).build();

@@ -11,6 +11,12 @@ use komunikator_protocol::{ClientId, ErrorCode, PeerState, Presence};
 use super::i18n::{i18n, i18n_f};
 use crate::call::EndReason;
 use crate::net::PeerInfo;
+use crate::text::nick_label;
+
+/// The most users the roster holds. A `clients` list is at most as long
+/// (net/receive.rs); `presence` lines for more new ids are ignored, so that a
+/// server cannot grow the window's list without bound.
+pub const MAX_ROSTER: usize = crate::net::MAX_LIST as usize;
 
 /// The link to the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +64,9 @@ impl Link {
         match self {
             Link::Setup => i18n("Not set up"),
             Link::Connecting { server } => i18n_f("Connecting to {}…", &[server]),
-            Link::Online { server, nick: Some(nick), .. } => i18n_f("Connected as {} at {}", &[nick, server]),
+            Link::Online { server, nick: Some(nick), .. } => {
+                i18n_f("Connected as {} at {}", &[&nick_label(nick), server])
+            }
             Link::Online { server, id, nick: None } => {
                 i18n_f("Connected as {} at {}", &[&id.to_string(), server])
             }
@@ -86,9 +94,10 @@ pub struct User {
 }
 
 impl User {
-    /// The nick, or the id for a client without one.
+    /// The nick as a label shows it (escaped and isolated, see
+    /// [`crate::text`]), or the id for a client without one.
     pub fn label(&self) -> String {
-        self.nick.clone().unwrap_or_else(|| self.id.to_string())
+        self.nick.as_deref().map_or_else(|| self.id.to_string(), nick_label)
     }
 
     /// What to call: the id, which is exact even when nicks repeat.
@@ -126,6 +135,9 @@ impl Roster {
                 self.users.remove(&id);
             }
             Presence::Free | Presence::Busy => {
+                if self.users.len() >= MAX_ROSTER && !self.users.contains_key(&id) {
+                    return;
+                }
                 self.users.insert(id, User { id, nick, free: state == Presence::Free });
             }
         }
@@ -140,7 +152,7 @@ impl Roster {
     pub fn visible(&self, query: &str) -> Vec<User> {
         let query = query.trim().to_lowercase();
         let mut v: Vec<User> = self.users.values().filter(|u| u.matches(&query)).cloned().collect();
-        v.sort_by_key(|u| (u.label().to_lowercase(), u.id));
+        v.sort_by_key(|u| (u.nick.as_deref().map_or_else(|| u.id.to_string(), str::to_lowercase), u.id));
         v
     }
 
@@ -214,7 +226,7 @@ mod tests {
         r.apply(id(4), Presence::Free, Some("ala".into()));
         r.apply(id(3), Presence::Free, Some("bob".into()));
         let labels: Vec<String> = r.visible("").iter().map(User::label).collect();
-        assert_eq!(labels, ["ala", "bob", "Zed"]);
+        assert_eq!(labels, ["ala", "bob", "Zed"].map(crate::text::isolate));
         assert!(r.visible("").iter().all(|u| u.free));
         r.apply(id(2), Presence::Busy, Some("Zed".into()));
         assert!(!r.visible("zed")[0].free);
@@ -224,6 +236,20 @@ mod tests {
         assert_eq!(r.nick_of(id(3)).as_deref(), Some("bob"));
         r.clear();
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn the_roster_is_bounded_and_shows_nicks_escaped() {
+        let mut r = Roster::default();
+        for port in 1..=u16::try_from(MAX_ROSTER + 10).unwrap() {
+            r.apply(id(port), Presence::Free, None);
+        }
+        assert_eq!(r.len(), MAX_ROSTER);
+        // Those already listed still change.
+        r.apply(id(1), Presence::Busy, Some("al\u{202E}a".into()));
+        assert_eq!(r.nick_of(id(1)).as_deref(), Some("al\u{202E}a"));
+        let u = User { id: id(1), nick: Some("al\u{202E}a".into()), free: true };
+        assert_eq!(u.label(), "\u{2068}al<U+202E>a\u{2069}");
     }
 
     #[test]
@@ -255,7 +281,7 @@ mod tests {
     #[test]
     fn link_texts() {
         let online = Link::Online { server: "s:1".into(), id: id(5), nick: Some("ala".into()) };
-        assert_eq!(online.describe(), "Connected as ala at s:1");
+        assert_eq!(online.describe(), "Connected as \u{2068}ala\u{2069} at s:1");
         assert_eq!(online.server(), Some("s:1"));
         assert_eq!(Link::Setup.server(), None);
     }

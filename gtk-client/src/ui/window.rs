@@ -355,7 +355,8 @@ fn main_menu() -> gtk::MenuButton {
         .build()
 }
 
-/// A line in the log (stderr), which the GUI test also reads.
+/// A line in the log (stderr), which the GUI test also reads. Bidi and
+/// invisible characters are escaped: much of it quotes the server.
 pub fn log(text: &str) {
-    eprintln!("komunikator: {text}");
+    eprintln!("komunikator: {}", crate::text::escape(text, crate::text::Kind::Chat));
 }
