@@ -433,9 +433,11 @@ fn parse_pipeline(name: &'static str, launch: &str) -> Result<gst::Pipeline, Med
     use gst::prelude::*;
     let element = gst::parse::launch(launch)
         .map_err(|e| MediaError::Parse { pipeline: name, message: e.to_string() })?;
-    element
+    let pipeline = element
         .downcast::<gst::Pipeline>()
-        .map_err(|_| MediaError::Parse { pipeline: name, message: "not a pipeline".into() })
+        .map_err(|_| MediaError::Parse { pipeline: name, message: "not a pipeline".into() })?;
+    portal::stamp_pipewire_sources(&pipeline);
+    Ok(pipeline)
 }
 
 /// A number no other pipeline instance of this process has.

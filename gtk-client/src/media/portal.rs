@@ -276,3 +276,32 @@ fn cameras_of(provider: &gst::DeviceProvider, remote: &PipeWireRemote) -> Vec<Po
         })
         .collect()
 }
+
+/// Stamps what `pipewiresrc` captures with the pipeline's clock. PipeWire
+/// 0.3.65's source subtracts the pipeline's base time from PipeWire's own
+/// (monotonic) timestamps, which under the send pipelines' real-time clock
+/// gives every picture time 0, so all but the first would be dropped as
+/// duplicates. The arrival time on the pipeline's clock is the capture time
+/// a V4L2 source would give.
+pub(super) fn stamp_pipewire_sources(pipeline: &gst::Pipeline) {
+    let sources = pipeline
+        .iterate_recurse()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.factory().is_some_and(|f| f.name() == "pipewiresrc"));
+    for source in sources {
+        let Some(pad) = source.static_pad("src") else { continue };
+        pad.add_probe(gst::PadProbeType::BUFFER, |pad, info| {
+            let element = pad.parent_element();
+            let clock = element.as_ref().and_then(|e| e.clock());
+            let base = element.as_ref().and_then(|e| e.base_time());
+            if let (Some(clock), Some(base), Some(buffer)) = (clock, base, info.buffer_mut()) {
+                let now = clock.time().saturating_sub(base);
+                let buffer = buffer.make_mut();
+                buffer.set_pts(now);
+                buffer.set_dts(now);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+}
