@@ -104,6 +104,21 @@ pub struct PortalCamera {
 /// [`PortalError`] when there is no portal, no camera, no permission, or no
 /// answer in time.
 pub fn open_camera(index: u32) -> Result<PortalCamera, PortalError> {
+    let mut cameras = cameras()?;
+    let count = cameras.len();
+    if (index as usize) >= count {
+        return Err(PortalError::NoSuchCamera { index, count });
+    }
+    Ok(cameras.swap_remove(index as usize))
+}
+
+/// Asks the portal for the camera and lists every camera on the remote it
+/// opens, in the order [`open_camera`] numbers them. Each clone shares one
+/// remote. The portal may ask the user first.
+///
+/// # Errors
+/// As [`open_camera`], without [`PortalError::NoSuchCamera`].
+pub fn cameras() -> Result<Vec<PortalCamera>, PortalError> {
     if !session_bus_configured() {
         return Err(PortalError::NoBus);
     }
@@ -111,12 +126,7 @@ pub fn open_camera(index: u32) -> Result<PortalCamera, PortalError> {
     let remote = context
         .with_thread_default(|| open_remote(&context))
         .map_err(|e| PortalError::Failed(e.to_string()))??;
-    let mut cameras = list_cameras(&remote)?;
-    let count = cameras.len();
-    if (index as usize) >= count {
-        return Err(PortalError::NoSuchCamera { index, count });
-    }
-    Ok(cameras.swap_remove(index as usize))
+    list_cameras(&remote)
 }
 
 /// Whether gio would find a session bus without autolaunching one.
@@ -200,6 +210,18 @@ fn access_camera(bus: &gio::DBusConnection, context: &glib::MainContext) -> Resu
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Take the unanswered question off the screen.
+    let _ = bus.call_sync(
+        Some(PORTAL),
+        path.as_str(),
+        "org.freedesktop.portal.Request",
+        "Close",
+        None,
+        None,
+        gio::DBusCallFlags::NONE,
+        millis(CALL_TIMEOUT),
+        gio::Cancellable::NONE,
+    );
     Err(PortalError::Timeout(ANSWER_TIMEOUT))
 }
 
