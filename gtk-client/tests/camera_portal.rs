@@ -153,7 +153,8 @@ const BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bu
 /// A camera node inside the PipeWire daemon: SPA's videotestsrc (SMPTE
 /// colour bars, 640x480 at 30 fps, timestamped), shown as a camera. A
 /// `pipewiresink mode=provide` node fed by `gst-launch-1.0` was tried first:
-/// its buffers carry no timestamps and it stops serving after a consumer leaves.
+/// its pictures arrived without timestamps, and here it often stopped
+/// serving new consumers once one had left.
 const VIRTUAL_CAMERA: &str = "context.spa-libs = {
     videotestsrc = videotestsrc/libspa-videotestsrc
 }
@@ -181,23 +182,7 @@ impl Desktop {
     /// host app's camera; `None` (with the reason printed) when a program it
     /// needs is not installed.
     fn start(name: &str, permission: &str) -> Option<Desktop> {
-        let portal = find_program(&[
-            "/usr/libexec/xdg-desktop-portal",
-            "/usr/lib/xdg-desktop-portal",
-            "/usr/lib/xdg-desktop-portal/xdg-desktop-portal",
-        ])?;
-        let store = find_program(&[
-            "/usr/libexec/xdg-permission-store",
-            "/usr/lib/xdg-permission-store",
-            "/usr/lib/xdg-desktop-portal/xdg-permission-store",
-        ])?;
-        for program in ["dbus-daemon", "pipewire", "wireplumber", "gst-inspect-1.0"] {
-            find_program(&[program])?;
-        }
-        if !has_gst_element("pipewiresrc") {
-            eprintln!("skipped: GStreamer's pipewiresrc is not installed (gstreamer1.0-pipewire)");
-            return None;
-        }
+        let (portal, store) = programs()?;
         let dir = support::test_dir(&format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let address = format!("unix:path={}", dir.join("run/bus").display()).into();
@@ -278,6 +263,7 @@ impl Desktop {
         let child = command
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .env_remove("PIPEWIRE_REMOTE")
+            .env_remove("PIPEWIRE_RUNTIME_DIR")
             .envs(self.env())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup the log"))
@@ -334,6 +320,30 @@ impl Drop for Desktop {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// xdg-desktop-portal and xdg-permission-store, once every program the
+/// session needs is known to be installed; `None`, with the reason printed,
+/// when one is not.
+fn programs() -> Option<(PathBuf, PathBuf)> {
+    let portal = find_program(&[
+        "/usr/libexec/xdg-desktop-portal",
+        "/usr/lib/xdg-desktop-portal",
+        "/usr/lib/xdg-desktop-portal/xdg-desktop-portal",
+    ])?;
+    let store = find_program(&[
+        "/usr/libexec/xdg-permission-store",
+        "/usr/lib/xdg-permission-store",
+        "/usr/lib/xdg-desktop-portal/xdg-permission-store",
+    ])?;
+    for program in ["dbus-daemon", "pipewire", "wireplumber", "gst-inspect-1.0"] {
+        find_program(&[program])?;
+    }
+    if !has_gst_element("pipewiresrc") {
+        eprintln!("skipped: GStreamer's pipewiresrc is not installed (gstreamer1.0-pipewire)");
+        return None;
+    }
+    Some((portal, store))
 }
 
 /// The first of `candidates` that exists (a bare name is looked up in PATH).
