@@ -90,6 +90,49 @@ fn a_denied_portal_falls_back_to_the_test_pattern() {
     assert!(source == "test:black" || source == "camera:/dev/video0", "{source}");
 }
 
+/// Calls rebuild the send-video pipeline each time, on the one remote the
+/// portal opened at start-up: a second `pipewiresrc` on it must capture as
+/// the first did.
+#[test]
+fn the_portal_remote_serves_one_pipeline_after_another() {
+    let Some(desktop) = Desktop::start("portal-twice", "yes") else { return };
+    let me = std::env::current_exe().expect("the test binary");
+    let out = Command::new(me)
+        .args(["--exact", "capture_twice_on_the_portal_remote", "--ignored", "--test-threads=1"])
+        .envs(desktop.client_env())
+        .env("GST_REGISTRY", support::gst_registry())
+        .output()
+        .expect("run the capture in a child process");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+}
+
+/// The child of the test above, on its private session bus.
+#[test]
+#[ignore = "run by the_portal_remote_serves_one_pipeline_after_another, on its session bus"]
+fn capture_twice_on_the_portal_remote() {
+    use gst::prelude::*;
+    let camera = komunikator::media::portal::open_camera(0).expect("the camera through the portal");
+    gst::init().expect("GStreamer");
+    for round in 1..=2 {
+        let launch = format!(
+            "pipewiresrc fd={} target-object={} num-buffers=30 ! videoconvert ! fakesink",
+            camera.remote.fd(),
+            camera.serial
+        );
+        let pipeline = gst::parse::launch(&launch).expect("parse");
+        pipeline.set_state(gst::State::Playing).expect("play");
+        let bus = pipeline.bus().expect("bus");
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(15),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        let _ = pipeline.set_state(gst::State::Null);
+        let ended = msg.as_ref().map(|m| m.type_());
+        assert_eq!(ended, Some(gst::MessageType::Eos), "capture {round}: {msg:?}");
+    }
+}
+
 /// A 3 s call with camera 0 (the first the portal shows, else
 /// `/dev/video0`) and black as the fallback pattern.
 fn caller_args() -> Vec<String> {

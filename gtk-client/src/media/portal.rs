@@ -264,6 +264,7 @@ fn millis(d: Duration) -> i32 {
 /// The cameras (`media.class` Video/Source, `media.role` Camera) on
 /// `remote`, oldest node first, waiting up to [`LIST_TIMEOUT`] for the first.
 fn list_cameras(remote: &PipeWireRemote) -> Result<Vec<PortalCamera>, PortalError> {
+    super::init().map_err(|e| PortalError::Failed(e.to_string()))?;
     let provider = gst::DeviceProviderFactory::by_name("pipewiredeviceprovider")
         .ok_or_else(|| PortalError::Failed("GStreamer's PipeWire plugin is not installed".into()))?;
     if provider.find_property("fd").is_none() {
