@@ -40,9 +40,10 @@ pub enum PortalError {
     /// No session bus to find a portal on.
     #[error("no D-Bus session bus")]
     NoBus,
-    /// No portal, or one without the Camera interface.
-    #[error("no camera portal ({0})")]
-    Absent(String),
+    /// No portal, or one without the Camera interface (a desktop without
+    /// a portal backend), or an unreachable session bus.
+    #[error("no camera portal on the session bus")]
+    Absent,
     /// The portal says no camera is plugged in.
     #[error("the camera portal sees no camera")]
     NoCamera,
@@ -141,11 +142,14 @@ fn session_bus_configured() -> bool {
 /// Runs with `context` as this thread's default, so the Response signal
 /// arrives there.
 fn open_remote(context: &glib::MainContext) -> Result<PipeWireRemote, PortalError> {
-    let bus = gio::bus_get_sync(gio::BusType::Session, gio::Cancellable::NONE)
-        .map_err(|e| PortalError::Absent(e.to_string()))?;
+    let bus =
+        gio::bus_get_sync(gio::BusType::Session, gio::Cancellable::NONE).map_err(|_| PortalError::Absent)?;
     let present =
         call(&bus, "org.freedesktop.DBus.Properties", "Get", &(CAMERA, "IsCameraPresent").to_variant())
-            .map_err(|e| PortalError::Absent(e.to_string()))?;
+            .map_err(|e| match dbus_error(&e) {
+                timeout @ PortalError::Timeout(_) => timeout,
+                _ => PortalError::Absent,
+            })?;
     let present = present.child_value(0).as_variant().and_then(|v| v.get::<bool>());
     if present != Some(true) {
         return Err(PortalError::NoCamera);
