@@ -28,7 +28,8 @@ Media:
   --video-source camera|test|none   (default camera; falls back to a test pattern)
   --audio-source mic|test|none      (default mic; falls back to silence)
   --audio-output speakers|none      (default speakers; falls back to a null sink)
-  --camera N               use /dev/videoN, overriding conf.txt
+  --camera N               use camera N (the Nth the camera portal shows, else /dev/videoN),
+                           overriding conf.txt
   --test-pattern NAME      videotestsrc pattern of the test source (default smpte)
   --tone HZ                frequency of the test tone (default 440)
   --size WxH               picture size sent (default 640x480)

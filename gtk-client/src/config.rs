@@ -2,7 +2,7 @@
 //!
 //! The file has exactly three lines, as in the original brief: the server's IP
 //! address (a host name is accepted too), its port, and the camera index `N`
-//! of `/dev/video<N>`. Blank lines at the end are allowed. The file is looked
+//! (the Nth camera the camera portal shows, else `/dev/video<N>`). Blank lines at the end are allowed. The file is looked
 //! for in `--config PATH`, then `$XDG_CONFIG_HOME/komunikator/conf.txt` (or
 //! `~/.config/komunikator/conf.txt`), then `./conf.txt`. Pure code, no threads.
 
@@ -15,7 +15,7 @@ pub struct FileConfig {
     pub server_host: String,
     /// The server's TCP port.
     pub port: u16,
-    /// `N` in `/dev/video<N>`.
+    /// The Nth camera through the portal, else `N` in `/dev/video<N>`.
     pub camera_index: u32,
 }
 

@@ -61,8 +61,8 @@ pub struct Summary {
     pub video_encoder: &'static str,
     /// The H.264 decoder used.
     pub video_decoder: &'static str,
-    /// What video was sent: `camera:/dev/videoN`, `test:PATTERN` or `none`;
-    /// after a source failed mid-call, its fallback.
+    /// What video was sent: `camera:/dev/videoN`, `pipewire:SERIAL:NAME`,
+    /// `test:PATTERN` or `none`; after a source failed mid-call, its fallback.
     pub video_source: String,
     /// What audio was sent: `mic`, `tone:HZ`, `silence` or `none`; after a
     /// source failed mid-call, its fallback.

@@ -3,26 +3,43 @@
 
 use gst::prelude::*;
 
+use super::portal::{self, PortalError};
 use super::{AudioIn, AudioOut, AudioOutputKind, AudioSourceKind, MediaOptions, VideoIn, VideoSourceKind};
 
-/// The camera, or the test pattern when it is missing.
+/// The camera through the portal, else through V4L2, else the test pattern.
 pub(super) fn video_input(options: &MediaOptions, notices: &mut Vec<String>) -> VideoIn {
     match options.video_source {
         VideoSourceKind::None => VideoIn::None,
         VideoSourceKind::Test => VideoIn::Test(options.test_pattern.clone()),
-        VideoSourceKind::Camera => {
-            let path = format!("/dev/video{}", options.camera_index);
-            if std::path::Path::new(&path).exists() {
-                notices.push(format!("camera: {path}"));
-                VideoIn::Camera(path)
-            } else {
+        VideoSourceKind::Camera => match portal::open_camera(options.camera_index) {
+            Ok(camera) => {
                 notices.push(format!(
-                    "camera {path} not found (camera index {} in conf.txt): sending a test pattern instead",
-                    options.camera_index
+                    "camera: {} (PipeWire node {}, through the camera portal)",
+                    camera.name, camera.serial
                 ));
-                VideoIn::Test(options.test_pattern.clone())
+                VideoIn::PipeWire(camera)
             }
-        }
+            Err(PortalError::NoBus) => v4l2_camera(options, notices),
+            Err(e) => {
+                notices.push(format!("{e}: trying /dev/video{}", options.camera_index));
+                v4l2_camera(options, notices)
+            }
+        },
+    }
+}
+
+/// `/dev/video<N>`, or the test pattern when it is missing.
+fn v4l2_camera(options: &MediaOptions, notices: &mut Vec<String>) -> VideoIn {
+    let path = format!("/dev/video{}", options.camera_index);
+    if std::path::Path::new(&path).exists() {
+        notices.push(format!("camera: {path}"));
+        VideoIn::Camera(path)
+    } else {
+        notices.push(format!(
+            "camera {path} not found (camera index {} in conf.txt): sending a test pattern instead",
+            options.camera_index
+        ));
+        VideoIn::Test(options.test_pattern.clone())
     }
 }
 
@@ -72,6 +89,7 @@ fn has_device(class: &str) -> bool {
 pub(super) fn video_source_launch(input: &VideoIn) -> Option<String> {
     match input {
         VideoIn::Camera(path) => Some(format!("v4l2src device={path}")),
+        VideoIn::PipeWire(c) => Some(format!("pipewiresrc fd={} target-object={}", c.remote.fd(), c.serial)),
         VideoIn::Test(pattern) => Some(format!("videotestsrc is-live=true pattern={pattern}")),
         VideoIn::None => None,
     }

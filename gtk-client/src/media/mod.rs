@@ -16,6 +16,7 @@ pub mod codec;
 mod describe;
 mod devices;
 pub mod pipelines;
+pub mod portal;
 mod receive;
 mod recovery;
 mod send;
@@ -43,7 +44,9 @@ pub type SinkFactory = Arc<dyn Fn() -> Option<gst::Element> + Send + Sync>;
 /// Where outgoing video comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VideoSourceKind {
-    /// `/dev/video<N>` through v4l2src; a test pattern when it is missing.
+    /// Camera `N`: through the camera portal and PipeWire where there is a
+    /// portal, else `/dev/video<N>` through v4l2src; a test pattern when
+    /// neither has it.
     Camera,
     /// A live `videotestsrc`.
     Test,
@@ -80,7 +83,8 @@ pub struct MediaOptions {
     pub audio_source: AudioSourceKind,
     /// Received audio.
     pub audio_output: AudioOutputKind,
-    /// `N` of `/dev/video<N>`.
+    /// Which camera: the Nth the portal's PipeWire remote shows, or `N` of
+    /// `/dev/video<N>`.
     pub camera_index: u32,
     /// The `videotestsrc` pattern of the test source (a nick such as `smpte`).
     pub test_pattern: String,
@@ -241,6 +245,8 @@ pub type Notify = Arc<dyn Fn(MediaEvent) + Send + Sync>;
 pub enum VideoIn {
     /// A V4L2 device path.
     Camera(String),
+    /// A camera through the portal's PipeWire remote.
+    PipeWire(portal::PortalCamera),
     /// `videotestsrc` with this pattern.
     Test(String),
     /// No video is sent.
@@ -248,10 +254,11 @@ pub enum VideoIn {
 }
 
 impl std::fmt::Display for VideoIn {
-    /// `camera:/dev/videoN`, `test:PATTERN` or `none`.
+    /// `camera:/dev/videoN`, `pipewire:SERIAL:NAME`, `test:PATTERN` or `none`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             VideoIn::Camera(path) => write!(f, "camera:{path}"),
+            VideoIn::PipeWire(c) => write!(f, "pipewire:{}:{}", c.serial, c.name),
             VideoIn::Test(pattern) => write!(f, "test:{pattern}"),
             VideoIn::None => f.write_str("none"),
         }
@@ -426,9 +433,11 @@ fn parse_pipeline(name: &'static str, launch: &str) -> Result<gst::Pipeline, Med
     use gst::prelude::*;
     let element = gst::parse::launch(launch)
         .map_err(|e| MediaError::Parse { pipeline: name, message: e.to_string() })?;
-    element
+    let pipeline = element
         .downcast::<gst::Pipeline>()
-        .map_err(|_| MediaError::Parse { pipeline: name, message: "not a pipeline".into() })
+        .map_err(|_| MediaError::Parse { pipeline: name, message: "not a pipeline".into() })?;
+    portal::stamp_pipewire_sources(&pipeline);
+    Ok(pipeline)
 }
 
 /// A number no other pipeline instance of this process has.

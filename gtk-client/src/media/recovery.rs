@@ -211,6 +211,7 @@ impl CallMedia {
         let what = match (&lost, &self.send_video) {
             (_, None) => return Ok("the video source stopped mid-call; no video is sent now".into()),
             (VideoIn::Camera(path), _) => format!("the camera {path} stopped working mid-call"),
+            (VideoIn::PipeWire(c), _) => format!("the camera {} stopped working mid-call", c.name),
             (VideoIn::Test(_), _) => "the video test pattern stopped mid-call".into(),
             (VideoIn::None, _) => "the video source stopped mid-call".into(),
         };

@@ -187,11 +187,17 @@ impl Outcome {
 impl Client {
     /// Starts `komunikator --headless --server ADDR` with more arguments.
     pub fn start(server: &str, args: &[String]) -> Client {
+        Client::start_with_env(server, args, &[])
+    }
+
+    /// [`Client::start`] with more environment variables (set last).
+    pub fn start_with_env(server: &str, args: &[String], env: &[(&str, &std::ffi::OsStr)]) -> Client {
         let mut child = Command::new(env!("CARGO_BIN_EXE_komunikator"))
             .args(["--headless", "--server", server])
             .args(args)
             .env("GST_REGISTRY", gst_registry())
             .env("XDG_CONFIG_HOME", client_config_home(server))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
