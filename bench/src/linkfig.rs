@@ -77,9 +77,15 @@ pub fn per_second_max(run: &Run, kind: MediaKind) -> Vec<(u64, f64, usize)> {
     out
 }
 
-/// Percentile `p` (0-100) of the delays at arrival of `kind`, ms, and the maximum.
-pub fn arrival_pct(run: &Run, kind: MediaKind, p: f64) -> Option<(f64, f64)> {
-    let mut v: Vec<f64> = run.arrivals.iter().filter(|a| a.kind == kind).map(|a| a.delay_ms).collect();
+/// Percentile `p` (0-100) of the delays at arrival of `kind` from link time
+/// `from` on, ms, and the maximum.
+pub fn arrival_pct(run: &Run, kind: MediaKind, p: f64, from: f64) -> Option<(f64, f64)> {
+    let mut v: Vec<f64> = run
+        .arrivals
+        .iter()
+        .filter(|a| a.kind == kind && (a.at_ms - run.t0_ms) / 1000.0 >= from)
+        .map(|a| a.delay_ms)
+        .collect();
     if v.is_empty() {
         return None;
     }
@@ -125,6 +131,13 @@ pub fn drop_recovery(run: &Run) -> Option<DropRecovery> {
         frames: video.len(),
     })
     .filter(|_| !run.arrivals.is_empty())
+}
+
+/// Seconds from the step's drop to the first `video_rate` point at or below the new link rate.
+pub fn drop_reaction(run: &Run) -> Option<f64> {
+    let (drop, rise) = STEP_AT;
+    let lo = f64::from(STEP_KBPS.1);
+    run.sender.rate.iter().find(|p| (drop..rise).contains(&p.t_s) && p.kbps <= lo).map(|p| p.t_s - drop)
 }
 
 /// After the step's rise: seconds until the rate into the link (over the

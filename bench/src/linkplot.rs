@@ -164,8 +164,8 @@ fn legend(s: &mut String) {
         ("adaptive: into the link", LIGHT_BLUE, false),
         ("--no-adapt: encoder", RED, true),
         ("--no-adapt: into the link", LIGHT_RED, false),
-        ("below: video delay,", BLUE, false),
-        ("blue adaptive, red --no-adapt", RED, true),
+        ("adaptive: delay (below)", BLUE, false),
+        ("--no-adapt: delay (below)", RED, true),
     ];
     let lx = W - RIGHT + 20.0;
     for (i, (name, color, dash)) in items.iter().enumerate() {

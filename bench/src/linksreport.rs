@@ -13,6 +13,8 @@ use crate::links::{Case, CaseResult, Links, Run};
 pub const AUDIO_SHORT_OK: u64 = 5;
 /// Seconds at the start of a call left out of rate figures (connection, first keyframe).
 const WARMUP_S: f64 = 5.0;
+/// Link time after which a call counts as settled (the start-up's first estimate is over).
+const SETTLED_S: f64 = 10.0;
 
 fn verdict(ok: bool) -> &'static str {
     if ok { "**PASS**" } else { "**MISS**" }
@@ -72,12 +74,12 @@ fn common_rows(case: Case) -> Vec<Row> {
             }),
         ),
         Row(
-            "Receiver (tap): video delay at arrival p95 / max".into(),
+            format!("Receiver (tap): video delay at arrival p95 / max; the same after {SETTLED_S:.0} s"),
             "—".into(),
             Box::new(|r| (pct_max(r, MediaKind::Video), None)),
         ),
         Row(
-            "Receiver (tap): audio delay at arrival p95 / max".into(),
+            format!("Receiver (tap): audio delay at arrival p95 / max; the same after {SETTLED_S:.0} s"),
             "—".into(),
             Box::new(|r| (pct_max(r, MediaKind::Audio), None)),
         ),
@@ -115,7 +117,10 @@ fn common_rows(case: Case) -> Vec<Row> {
 }
 
 fn pct_max(r: &Run, kind: MediaKind) -> String {
-    linkfig::arrival_pct(r, kind, 95.0).map_or("—".into(), |(p, m)| format!("{p:.0} / {m:.0} ms"))
+    let one = |from: f64| {
+        linkfig::arrival_pct(r, kind, 95.0, from).map_or("—".into(), |(p, m)| format!("{p:.0} / {m:.0} ms"))
+    };
+    format!("{}; {}", one(0.0), one(SETTLED_S))
 }
 
 fn link_cell(r: &Run) -> String {
@@ -128,6 +133,13 @@ fn link_cell(r: &Run) -> String {
 fn case_rows(case: Case) -> Vec<Row> {
     match case {
         Case::Step => vec![
+            Row(
+                "Encoder at or below the new link rate (`video_rate`), after the drop".into(),
+                "—".into(),
+                Box::new(|r| {
+                    (linkfig::drop_reaction(r).map_or("never".into(), |t| format!("{t:.1} s")), None)
+                }),
+            ),
             Row(
                 format!(
                     "Video delay at arrival back under {DELAY_OK_MS:.0} ms after the drop (worst; longest gap; frames until the rise)"

@@ -61,6 +61,9 @@ pub struct Args {
     /// Run only these benchmarks (comma-separated: throughput, latency, calls, tls, idle, slow, size, call, links).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Emulated-link cases to run (uplink, downlink, step, delay, loopback; default: all, --smoke: uplink).
+    #[arg(long, value_delimiter = ',')]
+    pub link_cases: Vec<String>,
     /// Numbers of simultaneous calls for the load benchmark.
     #[arg(long, value_delimiter = ',')]
     pub calls: Vec<usize>,

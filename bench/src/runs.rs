@@ -214,7 +214,7 @@ pub fn all(args: &Args) -> anyhow::Result<Results> {
         Ok(())
     });
     step("links", &mut r, &mut |r| {
-        r.links = links::run(&args.client, &args.server, smoke)?;
+        r.links = links::run(&args.client, &args.server, smoke, &args.link_cases)?;
         if let Links::Measured { server, .. } = &r.links {
             r.commands.push(server.clone());
         }
