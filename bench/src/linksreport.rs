@@ -327,3 +327,65 @@ pub fn summary_rows(l: &Links) -> Vec<String> {
     }
     rows
 }
+
+/// The section's bullet for "Where a target is not met, and why": every
+/// target the adaptive client missed, with the figures that explain it.
+pub fn analysis(s: &mut String, l: &Links) {
+    let Links::Measured { cases, .. } = l else { return };
+    let mut missed = Vec::new();
+    for c in cases {
+        let targets: Vec<Row> = match c.case {
+            Case::Uplink | Case::Downlink => common_rows(c.case).into_iter().take(4).collect(),
+            _ => case_rows(c.case),
+        };
+        let Ok(run) = &c.runs[0] else {
+            missed.push(format!("{}: the adaptive run failed", c.case.title()));
+            continue;
+        };
+        for Row(name, _, f) in targets {
+            if let (text, Some(false)) = f(run) {
+                missed.push(format!("{}: {name} {text}", c.case.title()));
+            }
+        }
+        if c.case == Case::Loopback && loopback_added(c).is_some_and(|a| a > 5.0) {
+            missed.push(format!("{}: callee's video p95 over `--no-adapt`'s", c.case.title()));
+        }
+    }
+    if missed.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "- **Calls over emulated links (section 9): the adaptive client missed {} target(s).** {}.",
+        missed.len(),
+        missed.join("; ")
+    );
+    if let Some(Ok(step)) = cases.iter().find(|c| c.case == Case::Step).map(|c| &c.runs[0]) {
+        let reaction = linkfig::drop_reaction(step).map_or("never".into(), |t| format!("{t:.1} s"));
+        let worst = linkfig::drop_recovery(step).map_or("—".into(), |d| format!("{:.0} ms", d.worst_ms));
+        let _ = writeln!(
+            s,
+            "  In the step case the encoder's rate reached the new link rate {reaction} after the drop; \
+             until then the sender kept encoding at the old rate, and what it wrote waited in the link's \
+             queue and in the sender's own socket: the video delay at the callee peaked at {worst}."
+        );
+    }
+    let settled: Vec<String> = cases
+        .iter()
+        .filter(|c| matches!(c.case, Case::Uplink | Case::Downlink))
+        .filter_map(|c| {
+            let Ok(r) = &c.runs[0] else { return None };
+            let (p, _) = linkfig::arrival_pct(r, MediaKind::Video, 95.0, SETTLED_S)?;
+            Some(format!("{} {p:.0} ms", c.case.title().to_lowercase()))
+        })
+        .collect();
+    if !settled.is_empty() {
+        let _ = writeln!(
+            s,
+            "  After the first {SETTLED_S:.0} s (the start-up, when the sender does not yet know its \
+             path), the video delay at arrival p95 was: {}.",
+            settled.join(", ")
+        );
+    }
+    let _ = writeln!(s);
+}

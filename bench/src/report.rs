@@ -590,5 +590,6 @@ fn analysis(s: &mut String, r: &Results) {
             );
         }
     }
+    crate::linksreport::analysis(s, &r.links);
     let _ = writeln!(s);
 }
