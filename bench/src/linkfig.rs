@@ -178,10 +178,26 @@ pub fn pictures(run: &Run) -> (Vec<String>, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tap::Arrival;
     use komunikator_linkem::DirStats;
 
     fn sample(t_s: f64, bytes_in: u64) -> LinkSample {
         LinkSample { t_s, stats: DirStats { bytes_in, bytes_out: bytes_in, ..DirStats::default() } }
+    }
+
+    #[test]
+    fn drop_recovery_counts_the_last_late_frame_and_the_longest_gap() {
+        let video = |t: f64, delay_ms: f64| Arrival { at_ms: 1000.0 * t, kind: MediaKind::Video, delay_ms };
+        let mut run = Run::default();
+        // Late until 21.5 s, then a 1.5 s hole, then fresh frames until the rise.
+        run.arrivals = vec![video(19.0, 900.0), video(20.5, 800.0), video(21.5, 400.0)];
+        run.arrivals.extend((0..170).map(|i| video(23.0 + f64::from(i) * 0.1, 50.0)));
+        let d = drop_recovery(&run).unwrap();
+        assert!((d.back_under_s - 1.5).abs() < 1e-9, "{d:?}");
+        assert!((d.longest_gap_s - 1.5).abs() < 1e-9, "{d:?}");
+        assert_eq!(d.worst_ms, 800.0);
+        assert_eq!(d.frames, 172);
+        assert!(drop_recovery(&Run::default()).is_none());
     }
 
     #[test]
