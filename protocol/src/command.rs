@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::error::ParseError;
 use crate::line::{fields, line_text, split_command};
-use crate::types::{MediaHeader, MediaKind, Target, is_valid_nick};
+use crate::types::{MediaHeader, MediaKind, Target};
 use crate::{ErrorCode, MAX_FRAME};
 
 /// One line from a client, parsed. Borrows from the line.
@@ -50,11 +50,9 @@ impl<'a> Command<'a> {
         match word {
             "name" => {
                 let [nick] = fields::<1>(args)?;
-                if is_valid_nick(nick) {
-                    Ok(Command::Name(nick))
-                } else {
-                    Err(ParseError::new(ErrorCode::BadName, "nick must be 1-32 letters, digits, - _ ."))
-                }
+                crate::nick::check_nick(nick)
+                    .map(|()| Command::Name(nick))
+                    .map_err(|rule| ParseError::new(ErrorCode::BadName, rule.reason()))
             }
             "refresh" => fields::<0>(args).map(|_| Command::Refresh),
             "connect" => {

@@ -24,6 +24,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod line;
+mod nick;
 mod server_msg;
 mod types;
 
@@ -31,6 +32,7 @@ pub use command::Command;
 pub use decoder::{Decoded, Decoder};
 pub use error::{ErrorCode, FramingError, ParseError};
 pub use line::{Status, next_line};
+pub use nick::{NickError, check_nick, nick_key};
 pub use server_msg::ServerMsg;
 pub use types::{
     ClientId, MediaHeader, MediaKind, Nick, PeerState, Presence, StopReason, Target, is_valid_nick,

@@ -40,10 +40,15 @@ pub const CALM_AFTER: Duration = Duration::from_millis(600);
 /// while to drain after a cut, and the estimate is noisy.
 pub const CUT_EVERY: Duration = Duration::from_millis(500);
 
-/// Queueing delay on the path (the socket's smoothed round-trip time above
-/// its minimum) beyond which the uplink counts as full even while nothing
-/// waits in the sender: a router's buffer is filling.
-pub const QUEUE_DELAY: Duration = Duration::from_millis(80);
+/// Queueing delay on the path (a round-trip time above its minimum: the
+/// socket's, or the server's answers to `ping`) beyond which the uplink
+/// counts as full even while nothing waits in the sender: a router's
+/// buffer is filling.
+pub const QUEUE_DELAY: Duration = Duration::from_millis(60);
+
+/// Queueing delay beyond which the rate stops growing: the path holds more
+/// than it should, probing further would only fill it.
+pub const HOLD_DELAY: Duration = Duration::from_millis(25);
 
 /// The rate grows only while the encoder uses at least this share of it:
 /// an encoder that undershoots (a still picture) proves nothing about the
@@ -128,7 +133,8 @@ pub struct Observation {
     pub audio_bps: u32,
     /// What the video actually took lately, in bit/s.
     pub video_bps: u32,
-    /// The path's queueing delay: round-trip time above its recent minimum.
+    /// The path's queueing delay: a round-trip time above its recent
+    /// minimum (the larger of the socket's and the application's).
     pub queue_delay: Duration,
 }
 
@@ -225,9 +231,12 @@ impl Controller {
         let queueing = obs.queue_delay > QUEUE_DELAY;
         // A queue in the network: what got through is the link's rate.
         let sent_kbps = f64::from(obs.video_bps.saturating_add(obs.audio_bps)) / 1000.0;
+        // A queue on the path drains only at what the link takes beyond
+        // what is sent: the deeper it is, the deeper the cut (down to half).
+        let drain = (1.0 - obs.queue_delay.as_secs_f64()).clamp(0.5, 1.0);
         let uplink_kbps = match (backlogged, queueing) {
-            (true, _) => obs.uplink.map(|r| r * 8.0 / 1000.0),
-            (false, true) => Some(sent_kbps),
+            (true, _) => obs.uplink.map(|r| r * 8.0 / 1000.0 * drain),
+            (false, true) => Some(sent_kbps * drain),
             (false, false) => None,
         };
         let (mut cap, mut limit) = (f64::INFINITY, Limit::None);
@@ -259,7 +268,10 @@ impl Controller {
                 }
             }
             self.target = self.target.min(cap);
-        } else if self.calm(obs.at) && f64::from(obs.video_bps) / 1000.0 >= self.target * USED_SHARE {
+        } else if self.calm(obs.at)
+            && obs.queue_delay <= HOLD_DELAY
+            && f64::from(obs.video_bps) / 1000.0 >= self.target * USED_SHARE
+        {
             self.target *= 1.0 + self.growth(obs.at, audio_kbps) * dt;
         }
         self.target = self.target.clamp(self.min_kbps, self.max_kbps);
@@ -450,7 +462,23 @@ mod tests {
         o.at += TICK;
         assert_eq!(c.tick(o).video_kbps, d.video_kbps);
         o.at += CUT_EVERY;
-        assert_eq!(c.tick(o).video_kbps, ((734.0 * HEADROOM) - 34.0f64).round() as u32);
+        // 150 ms of queue: 85 % of what got through, less 15 % to drain it
+        // (496 kbit/s), but one cut at most halves the rate.
+        assert_eq!(c.tick(o).video_kbps, 500);
+    }
+
+    #[test]
+    fn a_filling_path_holds_the_rate() {
+        let mut c = Controller::new(100, 2000, ladder(640, 480, 30));
+        let mut t = Instant::now();
+        t += TICK;
+        c.tick(obs(t, Some(1000.0), 300.0, None));
+        let low = c.decision().video_kbps;
+        let d = run(&mut c, &mut t, 5.0, |_, at| Observation {
+            queue_delay: HOLD_DELAY + Duration::from_millis(10),
+            ..obs(at, None, 0.0, None)
+        });
+        assert_eq!(d.video_kbps, low, "no growth while the path holds 50 ms");
     }
 
     #[test]

@@ -57,6 +57,22 @@ pub struct Config {
     #[arg(long, default_value_t = 64)]
     pub max_per_ip: usize,
 
+    /// Seconds a connection may take to log in (a correct `auth` on a
+    /// password server; on an open one, its TLS handshake) before it is
+    /// closed with `error timeout`.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub login_grace: u64,
+
+    /// Most connections waiting to log in at once; past it, the oldest one
+    /// from the address with the most is closed with `error full`.
+    #[arg(long, default_value_t = 128)]
+    pub max_pending: usize,
+
+    /// Most connections waiting to log in from one IP address; past it, the
+    /// oldest one from that address is closed with `error full`.
+    #[arg(long, default_value_t = 8)]
+    pub max_pending_per_ip: usize,
+
     /// Seconds a started line or frame may take to complete before the connection is closed.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub io_timeout: u64,
@@ -117,8 +133,8 @@ pub struct Config {
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     pub no_tls: bool,
 
-    /// A file whose first line is the server password. Clients must then send
-    /// `auth <password>` before anything but `ping`.
+    /// A regular file (at most 4 KiB) whose first line is the server password.
+    /// Clients must then send `auth <password>` before anything but `ping`.
     #[arg(long, value_name = "PATH")]
     pub password_file: Option<PathBuf>,
 
@@ -141,6 +157,11 @@ impl Config {
     /// How long a started line or frame may take.
     pub fn io_timeout(&self) -> Duration {
         Duration::from_secs(self.io_timeout.max(1))
+    }
+
+    /// How long a connection may take to log in.
+    pub fn login_grace(&self) -> Duration {
+        Duration::from_secs(self.login_grace.max(1))
     }
 
     /// How long a call may ring.

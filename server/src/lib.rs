@@ -12,6 +12,8 @@
 pub mod auth;
 pub mod call;
 pub mod config;
+pub mod fdlimit;
+pub mod gate;
 pub mod listener;
 pub mod log;
 pub mod outbox;
@@ -20,6 +22,7 @@ pub mod registry;
 pub mod relay;
 pub mod session;
 pub mod splice;
+pub mod throttle;
 pub mod transport;
 
 pub use config::Config;

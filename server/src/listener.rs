@@ -15,8 +15,10 @@ use socket2::{SockRef, TcpKeepalive};
 
 use crate::auth::{Auth, AuthError};
 use crate::config::Config;
+use crate::fdlimit::{self, Reserve};
+use crate::gate::{Gate, Pending};
 use crate::outbox::{self, Outbox};
-use crate::registry::{Conn, Refused, Registry};
+use crate::registry::{Conn, Registry};
 use crate::session;
 use crate::transport;
 use komunikator_tls::server::Identity;
@@ -39,6 +41,8 @@ pub struct Shared {
     pub tls: Option<Identity>,
     /// The password gate.
     pub auth: Auth,
+    /// Connections that have not logged in yet.
+    pub gate: Gate,
 }
 
 /// Why the server could not start.
@@ -81,7 +85,8 @@ impl Server {
         let addr = SocketAddr::new(config.bind, config.port);
         let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
         let registry = Registry::new(config.clone());
-        let shared = Shared { registry, config, sessions: AtomicUsize::new(0), tls, auth };
+        let gate = Gate::new(config.login_grace(), config.max_pending, config.max_pending_per_ip);
+        let shared = Shared { registry, config, sessions: AtomicUsize::new(0), tls, auth, gate };
         Ok(Server { listener, shared: Arc::new(shared) })
     }
 
@@ -109,15 +114,23 @@ impl Server {
             move || loop {
                 std::thread::sleep(Duration::from_millis(100));
                 housekeeping.registry.expire_rings(Instant::now());
+                housekeeping.gate.expire(Instant::now());
             },
         )?;
+        let mut reserve = Reserve::new();
         ready();
         for stream in self.listener.incoming() {
             match stream {
                 Ok(stream) => accept(&self.shared, stream),
+                Err(e) if crate::fdlimit::is_exhaustion(&e) => {
+                    if !reserve.refuse_one(&self.listener) {
+                        crate::log!(Warn, "accept failed: {e}");
+                        // Give sessions time to end.
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
                 Err(e) => {
                     crate::log!(Warn, "accept failed: {e}");
-                    // Out of descriptors or memory: give sessions time to end.
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
@@ -141,31 +154,56 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
     let Ok(id) = stream.peer_addr() else { return };
     if let Err(refused) = shared.registry.reserve(id.ip()) {
         crate::log!(Warn, "{id}: refused: {refused}");
-        reject(stream, refused);
+        reject(&stream, &refused.to_string());
         return;
     }
     if let Err(e) = configure(&stream, &shared.config) {
         crate::log!(Warn, "{id}: cannot set socket options: {e}");
     }
+    // A plain-text connection to an open server is logged in as soon as it is greeted.
+    let gated = shared.auth.required() || shared.tls.is_some();
+    let admitted = if gated { shared.gate.admit(id.ip(), &stream) } else { Ok(Pending::detached()) };
+    let pending = match admitted {
+        Ok(pending) => pending,
+        Err(e) => {
+            crate::log!(Warn, "{id}: refused: {e}");
+            reject(&stream, "server full: out of file descriptors");
+            shared.registry.unreserve(id.ip());
+            return;
+        }
+    };
     let for_thread = Arc::clone(shared);
     shared.sessions.fetch_add(1, Ordering::SeqCst);
+    // The stream comes back here if the thread cannot start, to be told why.
+    let slot = Arc::new(std::sync::Mutex::new(Some((stream, pending))));
+    let for_session = Arc::clone(&slot);
     let spawned = std::thread::Builder::new()
         .name(format!("client {id}"))
         .stack_size(crate::THREAD_STACK)
-        .spawn(move || run_session(&for_thread, stream, id));
+        .spawn(move || {
+            let stream = for_session.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            drop(for_session);
+            if let Some((stream, pending)) = stream {
+                run_session(&for_thread, stream, id, pending);
+            }
+        });
     if let Err(e) = spawned {
         crate::log!(Error, "{id}: cannot start a thread: {e}");
+        if let Some((stream, pending)) = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        {
+            reject(&stream, "server full: cannot start a thread");
+            shared.gate.remove(&pending);
+        }
         shared.sessions.fetch_sub(1, Ordering::SeqCst);
         shared.registry.unreserve(id.ip());
     }
 }
 
-/// Tells a refused client why, without ever blocking the accept loop.
-fn reject(stream: TcpStream, why: Refused) {
-    let text = why.to_string();
-    let line = ServerMsg::Error { code: ErrorCode::Full, text: Some(&text) }.to_line();
+/// Tells a refused client `error full <why>`, without ever blocking.
+pub(crate) fn reject(stream: &TcpStream, why: &str) {
+    let line = ServerMsg::Error { code: ErrorCode::Full, text: Some(why) }.to_line();
     if stream.set_nonblocking(true).is_ok() {
-        let _ = (&stream).write(&line);
+        let _ = (&*stream).write(&line);
     }
 }
 
@@ -235,8 +273,21 @@ impl Drop for Leave<'_> {
     }
 }
 
-fn run_session(shared: &Shared, stream: TcpStream, id: SocketAddr) {
+/// Takes a connection out of the gate however its session ends.
+struct LeaveGate<'a> {
+    gate: &'a Gate,
+    pending: Pending,
+}
+
+impl Drop for LeaveGate<'_> {
+    fn drop(&mut self) {
+        self.gate.remove(&self.pending);
+    }
+}
+
+fn run_session(shared: &Shared, stream: TcpStream, id: SocketAddr, pending: Pending) {
     let config = &shared.config;
+    let login = LeaveGate { gate: &shared.gate, pending };
     let limits = outbox::Limits {
         max_queue: Duration::from_millis(config.max_queue_ms),
         max_queue_bytes: config.max_queue_bytes,
@@ -244,18 +295,27 @@ fn run_session(shared: &Shared, stream: TcpStream, id: SocketAddr) {
         max_control_bytes: config.max_control_bytes,
         drop_policy: !config.no_drop_policy,
     };
-    let give_up = |why: &dyn std::fmt::Display| {
+    // A client turned away for lack of descriptors, memory or threads is
+    // told `error full`; one that failed by itself is just closed.
+    let give_up = |why: &dyn std::fmt::Display, exhausted: bool| {
         crate::log!(Info, "{id}: {why}");
+        if exhausted {
+            reject(&stream, "server full: out of resources");
+        }
         shared.registry.unreserve(id.ip());
         shared.sessions.fetch_sub(1, Ordering::SeqCst);
     };
     let (source, sink) = match transport::establish(&stream, config, shared.tls.as_ref()) {
         Ok(halves) => halves,
-        Err(e) => return give_up(&e),
+        Err(e) => {
+            let exhausted = matches!(&e, transport::Refused::Io(io) if fdlimit::is_exhaustion(io));
+            return give_up(&e, exhausted);
+        }
     };
     let tls = !sink.is_plain();
-    let Ok(for_abort) = stream.try_clone() else {
-        return give_up(&"cannot clone the socket");
+    let for_abort = match stream.try_clone() {
+        Ok(for_abort) => for_abort,
+        Err(e) => return give_up(&format!("cannot clone the socket: {e}"), true),
     };
     let mut outbox = Outbox::new(limits, Some(for_abort));
     if !tls {
@@ -266,10 +326,10 @@ fn run_session(shared: &Shared, stream: TcpStream, id: SocketAddr) {
     let outbox = Arc::new(outbox);
     let conn = Arc::new(Conn::new(id, Arc::clone(&outbox)));
     if let Err(e) = outbox::spawn_writer(outbox, sink, format!("writer {id}")) {
-        return give_up(&format!("cannot start a writer thread: {e}"));
+        return give_up(&format!("cannot start a writer thread: {e}"), true);
     }
     crate::log!(Info, "{id}: connected{}", if tls { " (TLS)" } else { "" });
     let leave = Leave { shared, conn };
-    session::handle_client(stream, source, &leave.conn, shared);
+    session::handle_client(stream, source, &leave.conn, shared, &login.pending);
     crate::log!(Info, "{id}: disconnected");
 }

@@ -12,6 +12,13 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 fn main() -> ExitCode {
     let config = Config::parse();
     log::set_level(config.log_level);
+    match komunikator_server::fdlimit::raise_nofile_limit() {
+        Ok((before, after)) if before != after => {
+            komunikator_server::log!(Info, "open-file limit raised from {before} to {after}");
+        }
+        Ok((_, limit)) => komunikator_server::log!(Info, "open-file limit {limit}"),
+        Err(e) => komunikator_server::log!(Warn, "cannot raise the open-file limit: {e}"),
+    }
     let server = match Server::bind(config) {
         Ok(server) => server,
         Err(e) => {

@@ -83,7 +83,7 @@ pub enum Refused {
 struct Client {
     conn: Arc<Conn>,
     nick: Option<String>,
-    /// The nick lowercased, for case-insensitive uniqueness.
+    /// The nick's look-alike key ([`komunikator_protocol::nick_key`]), for uniqueness.
     nick_key: Option<String>,
     call: Call,
     connects: TokenBucket,
@@ -300,7 +300,7 @@ fn resolve(t: &Table, target: Target<'_>) -> Result<ClientId, (ErrorCode, &'stat
             }
         }
         Target::Nick(nick) => {
-            let key = nick.to_lowercase();
+            let key = komunikator_protocol::nick_key(nick);
             t.clients
                 .iter()
                 .find(|(_, c)| c.nick_key.as_deref() == Some(key.as_str()))
@@ -311,7 +311,7 @@ fn resolve(t: &Table, target: Target<'_>) -> Result<ClientId, (ErrorCode, &'stat
 }
 
 fn name(t: &mut Table, conn: &Conn, nick: &str) {
-    let key = nick.to_lowercase();
+    let key = komunikator_protocol::nick_key(nick);
     let taken = t.clients.iter().any(|(id, c)| *id != conn.id && c.nick_key.as_deref() == Some(key.as_str()));
     if taken {
         conn.send_error(ErrorCode::NameTaken, "another client has that nick");

@@ -20,6 +20,7 @@ use komunikator_protocol::{Command, ErrorCode, FramingError, ParseError, Status,
 
 use crate::auth::Verdict;
 use crate::config::Config;
+use crate::gate::{Fate, Pending};
 use crate::listener::Shared;
 use crate::registry::Conn;
 use crate::splice::Pipe;
@@ -246,27 +247,45 @@ impl Reader {
 /// breaks the protocol. Greets it, and adds it to the registry once it has
 /// logged in (at once when the server has no password). The caller removes
 /// it from the registry afterwards.
-pub fn handle_client(stream: TcpStream, source: ReadHalf, conn: &Arc<Conn>, shared: &Shared) -> End {
+///
+/// Until it has logged in (on an open server: until now), the connection is
+/// in the [gate](crate::gate) as `login`; if the gate closes it, the client
+/// is told why.
+pub fn handle_client(
+    stream: TcpStream,
+    source: ReadHalf,
+    conn: &Arc<Conn>,
+    shared: &Shared,
+    login: &Pending,
+) -> End {
     let config = &shared.config;
     let mut reader = Reader::new(stream, source, config.io_timeout());
+    let mut joined = !shared.auth.required();
+    if joined {
+        // Before hello, so that joining follows it as closely as before.
+        shared.gate.remove(login);
+    }
     conn.send(&komunikator_protocol::ServerMsg::Hello {
         id: conn.id,
         version: komunikator_protocol::VERSION,
     });
-    let mut joined = !shared.auth.required();
     if joined {
         shared.registry.join(Arc::clone(conn));
     }
     let end = loop {
-        let step =
-            if joined { step(&mut reader, conn, shared) } else { login_step(&mut reader, conn, shared) };
+        let step = if joined {
+            step(&mut reader, conn, shared)
+        } else {
+            login_step(&mut reader, conn, shared, login)
+        };
         match step {
             Ok(Progress::Continue) => {}
             Ok(Progress::LoggedIn) => {
                 joined = true;
+                shared.gate.remove(login);
                 shared.registry.join(Arc::clone(conn));
             }
-            Err(end) => break end,
+            Err(end) => break gate_closed(login, conn, shared).unwrap_or(end),
         }
     };
     match &end {
@@ -283,6 +302,21 @@ pub fn handle_client(stream: TcpStream, source: ReadHalf, conn: &Arc<Conn>, shar
         reader.linger();
     }
     end
+}
+
+/// If the gate closed the connection (it took too long to log in, or made
+/// room for a newer one), tells the client and ends the session.
+fn gate_closed(login: &Pending, conn: &Conn, shared: &Shared) -> Option<End> {
+    let (code, text) = match login.fate() {
+        Fate::Waiting => return None,
+        Fate::TimedOut => {
+            (ErrorCode::Timeout, format!("log in within {} s of connecting", shared.gate.grace().as_secs()))
+        }
+        Fate::Evicted => (ErrorCode::Full, "too many connections waiting to log in".to_owned()),
+    };
+    conn.send_error(code, &text);
+    crate::log!(Info, "{}: closing: {text}", conn.id);
+    Some(End::Fatal(code))
 }
 
 /// What a step achieved.
@@ -320,7 +354,7 @@ fn refuse(reader: &mut Reader, conn: &Conn, e: &ParseError) -> Result<Progress, 
 }
 
 /// Before logging in, only `auth` and `ping` are accepted.
-fn login_step(reader: &mut Reader, conn: &Conn, shared: &Shared) -> Result<Progress, End> {
+fn login_step(reader: &mut Reader, conn: &Conn, shared: &Shared, login: &Pending) -> Result<Progress, End> {
     let config = &shared.config;
     let Some((line, consumed)) = next(reader, conn, config)? else { return Ok(Progress::Continue) };
     reader.consume(consumed);
@@ -329,26 +363,23 @@ fn login_step(reader: &mut Reader, conn: &Conn, shared: &Shared) -> Result<Progr
             conn.send(&komunikator_protocol::ServerMsg::Pong);
             Progress::Continue
         }
-        Ok(Command::Auth(password)) => match shared.auth.check(conn.id.ip(), password) {
-            Verdict::Ok => {
-                conn.send(&komunikator_protocol::ServerMsg::OkAuth);
-                crate::log!(Info, "{}: logged in", conn.id);
-                Progress::LoggedIn
+        Ok(Command::Auth(password)) => {
+            // Waits for the guessing budgets, giving up if the client leaves or the gate closes it.
+            let wanted = || login.fate() == Fate::Waiting && !peer_closed(&reader.stream);
+            match shared.auth.check(conn.id.ip(), password, &wanted) {
+                Verdict::Ok => {
+                    conn.send(&komunikator_protocol::ServerMsg::OkAuth);
+                    crate::log!(Info, "{}: logged in", conn.id);
+                    Progress::LoggedIn
+                }
+                Verdict::Failed => {
+                    conn.send_error(ErrorCode::AuthFailed, "wrong password");
+                    crate::log!(Warn, "{}: wrong password", conn.id);
+                    return Err(End::Fatal(ErrorCode::AuthFailed));
+                }
+                Verdict::Abandoned => return Err(End::Eof),
             }
-            Verdict::Failed => {
-                conn.send_error(ErrorCode::AuthFailed, "wrong password");
-                crate::log!(Warn, "{}: wrong password", conn.id);
-                return Err(End::Fatal(ErrorCode::AuthFailed));
-            }
-            Verdict::RateLimited => {
-                conn.send_error(
-                    ErrorCode::RateLimited,
-                    "too many wrong passwords from this address; wait a minute",
-                );
-                crate::log!(Warn, "{}: password attempts rate-limited", conn.id);
-                return Err(End::Fatal(ErrorCode::RateLimited));
-            }
-        },
+        }
         Ok(Command::Media(header)) => {
             conn.send_error(ErrorCode::AuthRequired, "send auth <password> first");
             reader.skip(header.len as usize)?;
@@ -362,6 +393,16 @@ fn login_step(reader: &mut Reader, conn: &Conn, shared: &Shared) -> Result<Progr
     };
     reader.item_done();
     Ok(progress)
+}
+
+/// Whether the client has closed its side: a peek without waiting sees the FIN.
+fn peer_closed(stream: &TcpStream) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: one byte into a valid buffer; MSG_PEEK leaves it in the socket.
+    let n = unsafe {
+        libc::recv(stream.as_raw_fd(), (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+    };
+    n == 0
 }
 
 /// Handles one complete item, or reads more bytes.

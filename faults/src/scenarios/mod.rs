@@ -4,6 +4,7 @@ mod churn;
 mod client_side;
 mod flood;
 mod kill;
+mod prelogin;
 mod restart;
 mod silent;
 mod slowloris;
@@ -22,6 +23,7 @@ pub static ALL: &[Scenario] = &[
     Scenario { name: "churn", run: churn::run },
     Scenario { name: "slowloris", run: slowloris::run },
     Scenario { name: "flood-one-address", run: flood::run },
+    Scenario { name: "prelogin-flood", run: prelogin::run },
     Scenario { name: "silent-peer", run: silent::run },
     Scenario { name: "server-restart", run: restart::run },
     Scenario { name: "garbage-media", run: client_side::garbage_media },

@@ -194,6 +194,14 @@ impl Connection {
         let local = stream.local_addr().map_err(|source| NetError::Connect { addr: addr.into(), source })?;
         let clone =
             |s: &TcpStream| s.try_clone().map_err(|source| NetError::Connect { addr: addr.into(), source });
+        // The server's answers to the writer's `ping` probes time the path.
+        let (events, probes) = (events.clone(), uplink.clone());
+        let events = move |ev: NetEvent| {
+            if ev == NetEvent::Pong {
+                probes.pong(std::time::Instant::now());
+            }
+            events(ev);
+        };
         let (writer, writer_rx) = Writer::channel(uplink);
         let shutdown = clone(&stream)?;
         let on_write_error = events.clone();

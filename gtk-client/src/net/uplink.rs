@@ -12,9 +12,10 @@
 //! * the engine's control thread stores the peer's downlink as the server
 //!   reports it (`rate`), with [`Uplink::set_peer_kbps`].
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use komunikator_rate::controller::TICK;
@@ -87,7 +88,35 @@ pub struct Uplink {
     uplink_bps: AtomicU64,
     /// Set when the writer dropped an encoded frame: the encoder owes a keyframe.
     keyframe_owed: AtomicBool,
+    /// The `ping`s in flight (the writer sends them; the server answers in
+    /// order), and what their answers say about the path.
+    probes: Mutex<Probes>,
 }
+
+/// Round trips of `ping` through the server: the whole path's queueing,
+/// including buffers no socket option can see (a router's, an emulator's).
+#[derive(Debug, Default)]
+struct Probes {
+    /// When each unanswered `ping` was written, oldest first.
+    in_flight: VecDeque<Instant>,
+    /// The last few round trips.
+    recent: VecDeque<Duration>,
+    /// The lowest round trip lately, and when it was seen.
+    base: Option<(Duration, Instant)>,
+}
+
+/// Between two `ping` probes during a call.
+pub const PROBE_EVERY: Duration = Duration::from_millis(100);
+
+/// Unanswered probes beyond which no more are sent.
+const MAX_PROBES_IN_FLIGHT: usize = 16;
+
+/// The queueing delay is the lowest of this many recent round trips above
+/// the base: one late answer (a busy machine) is not a queue.
+const PROBE_WINDOW: usize = 2;
+
+/// The base round trip is renewed after this long.
+const PROBE_BASE_WINDOW: Duration = Duration::from_secs(30);
 
 impl Uplink {
     /// Shared state for one connection.
@@ -101,6 +130,7 @@ impl Uplink {
             backlog: AtomicU64::new(0),
             uplink_bps: AtomicU64::new(0),
             keyframe_owed: AtomicBool::new(false),
+            probes: Mutex::new(Probes::default()),
             config: RateConfig { ladder: first.map_or_else(Vec::new, |_| config.ladder.clone()), ..config },
         })
     }
@@ -138,11 +168,14 @@ impl Uplink {
     }
 
     /// Whether a raw picture should be skipped before the encoder now,
-    /// because media already waiting would take longer than [`SKIP_ABOVE`]
-    /// to drain.
+    /// because media already waiting, here or on the path, would take
+    /// longer than [`SKIP_ABOVE`] to drain.
     pub fn should_skip(&self) -> bool {
         if !self.config.adapt {
             return false;
+        }
+        if self.path_delay() > SKIP_ABOVE {
+            return true;
         }
         let (backlog, rate) = (self.backlog.load(Relaxed), self.uplink_bps.load(Relaxed));
         if rate == 0 {
@@ -159,6 +192,40 @@ impl Uplink {
     /// Whether the encoder owes a keyframe (and clears it).
     pub fn take_keyframe_owed(&self) -> bool {
         self.keyframe_owed.swap(false, Relaxed)
+    }
+
+    /// Notes a `ping` probe written now, if one may be; `false` when too
+    /// many are unanswered.
+    pub(super) fn probe_sent(&self, now: Instant) -> bool {
+        let mut p = self.probes.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.in_flight.len() >= MAX_PROBES_IN_FLIGHT {
+            return false;
+        }
+        p.in_flight.push_back(now);
+        true
+    }
+
+    /// Takes the server's `pong` to the oldest probe.
+    pub(super) fn pong(&self, now: Instant) {
+        let mut p = self.probes.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(sent) = p.in_flight.pop_front() else { return };
+        let rtt = now.saturating_duration_since(sent);
+        if p.recent.len() == PROBE_WINDOW {
+            p.recent.pop_front();
+        }
+        p.recent.push_back(rtt);
+        let fresh =
+            p.base.is_some_and(|(b, at)| b <= rtt && now.saturating_duration_since(at) < PROBE_BASE_WINDOW);
+        if !fresh {
+            p.base = Some((rtt, now));
+        }
+    }
+
+    /// The path's queueing delay as the probes see it.
+    pub(super) fn path_delay(&self) -> Duration {
+        let p = self.probes.lock().unwrap_or_else(PoisonError::into_inner);
+        let (Some(low), Some((base, _))) = (p.recent.iter().min(), p.base) else { return Duration::ZERO };
+        low.saturating_sub(base)
     }
 
     /// The uplink's measured rate in bytes/s, if any.
@@ -183,6 +250,7 @@ pub(super) struct UplinkControl {
     /// The lowest round-trip time seen lately, and when.
     min_rtt: Option<(u32, Instant)>,
     queue_delay: Duration,
+    last_probe: Option<Instant>,
 }
 
 /// The minimum round-trip time is forgotten after this long, so a route
@@ -206,11 +274,23 @@ impl UplinkControl {
             last_tick: now,
             min_rtt: None,
             queue_delay: Duration::ZERO,
+            last_probe: None,
         }
     }
 
     pub(super) fn adapts(&self) -> bool {
         self.shared.config.adapt
+    }
+
+    /// Whether a `ping` probe should be written now: media is flowing
+    /// (a call is on) and the last probe is [`PROBE_EVERY`] old.
+    pub(super) fn probe_due(&mut self, now: Instant) -> bool {
+        let flowing = self.video_bps + self.audio_bps > 0.0 || self.audio_bytes + self.video_bytes > 0;
+        if !self.shared.config.adapt || !flowing || self.last_probe.is_some_and(|t| now < t + PROBE_EVERY) {
+            return false;
+        }
+        self.last_probe = Some(now);
+        self.shared.probe_sent(now)
     }
 
     /// Counts media written, for each kind's share of the link.
@@ -276,17 +356,21 @@ impl UplinkControl {
             peer_kbps: (peer > 0).then_some(peer),
             audio_bps: self.audio_bps as u32,
             video_bps: self.video_bps as u32,
-            queue_delay: self.queue_delay,
+            queue_delay: self.queue_delay.max(self.shared.path_delay()),
         });
         if std::env::var_os("KOMUNIKATOR_DEBUG_RATE").is_some() {
             eprintln!(
-                "rate-debug t={:?} est={:?} backlog={} audio_bps={:.0} video_bps={:.0} qdelay={:?} -> {:?}",
+                "rate-debug t={:?} wall_ms={} est={:?} backlog={} audio_bps={:.0} video_bps={:.0} qdelay={:?} path={:?} -> {:?}",
                 now,
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis()),
                 self.estimator.rate().map(|r| (r * 8.0 / 1000.0) as u32),
                 backlog,
                 self.audio_bps,
                 self.video_bps,
                 self.queue_delay,
+                self.shared.path_delay(),
                 d
             );
         }
@@ -318,6 +402,31 @@ impl UplinkControl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probes_measure_the_queue_above_the_base_round_trip() {
+        let up = Uplink::new(RateConfig::adaptive(640, 480, 30, 1000));
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        for (sent, rtt) in [(0, 10), (200, 12)] {
+            assert!(up.probe_sent(t0 + ms(sent)));
+            up.pong(t0 + ms(sent + rtt));
+        }
+        assert_eq!(up.path_delay(), ms(0));
+        // A queue builds: 150 ms more on every round trip.
+        for sent in [600, 800] {
+            up.probe_sent(t0 + ms(sent));
+            up.pong(t0 + ms(sent + 160));
+        }
+        assert_eq!(up.path_delay(), ms(150));
+        // One late answer among quick ones is not a queue.
+        up.probe_sent(t0 + ms(1200));
+        up.pong(t0 + ms(1210));
+        assert_eq!(up.path_delay(), ms(0));
+        // A pong with no probe in flight changes nothing.
+        up.pong(t0 + ms(1300));
+        assert_eq!(up.path_delay(), ms(0));
+    }
 
     #[test]
     fn skipping_follows_the_backlog_and_the_rate() {

@@ -248,6 +248,10 @@ impl Drain {
                 }
                 _ => 0,
             };
+            if control.probe_due(Instant::now()) {
+                // The probe goes first, past queued media, as its answer does.
+                return Some(Outgoing::Line(b"ping\n".to_vec()));
+            }
             if let Some(item) = lanes.lines.pop_front().or_else(|| lanes.audio.pop_front()) {
                 self.queue.room.notify_all();
                 return Some(item);

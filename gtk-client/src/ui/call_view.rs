@@ -11,7 +11,8 @@ use gtk::gdk;
 
 use super::chat::Chat;
 use super::i18n::{i18n, i18n_f};
-use super::quality::{Level, Reading};
+use super::quality::{self, Level, Reading};
+use super::window::log;
 
 const CSS: &str = "
 .komunikator-video { background-color: black; }
@@ -109,7 +110,8 @@ impl CallView {
         self.local_frame.set_visible(self.local.paintable().is_some());
     }
 
-    /// Updates the quality indicator.
+    /// Updates the quality indicator; the words are [`quality::words`]'s
+    /// for the peer shown. A changed label is logged (the GUI tests read it).
     pub fn show_quality(&self, reading: Option<Reading>) {
         let level = reading.map_or(Level::Waiting, |r| r.level);
         for l in [Level::Waiting, Level::Good, Level::Fair, Level::Poor] {
@@ -117,22 +119,13 @@ impl CallView {
         }
         self.quality_icon.add_css_class(level.css_class());
         self.quality_icon.set_icon_name(Some(level.icon_name()));
-        let words = match level {
-            Level::Waiting => i18n("Waiting for the picture"),
-            Level::Good => i18n("Good connection"),
-            Level::Fair => i18n("Unsteady connection"),
-            Level::Poor => i18n("Poor connection"),
-        };
-        let detail = reading.map(|r| {
-            let latency = r.latency_ms.map_or_else(|| "–".to_owned(), |l| format!("{l:.0}"));
-            i18n_f(
-                "{} fps, {} ms delay, {} audio gaps",
-                &[&format!("{:.0}", r.fps), &latency, &r.audio_gaps.to_string()],
-            )
-        });
-        self.quality.set_label(&words);
-        self.quality_icon.set_tooltip_text(detail.as_deref());
-        self.quality.set_tooltip_text(detail.as_deref());
+        let words = quality::words(reading.as_ref(), &self.peer.label());
+        if reading.is_some() && self.quality.label() != words.label {
+            log(&format!("quality: {}", words.label));
+        }
+        self.quality.set_label(&words.label);
+        self.quality_icon.set_tooltip_text(words.detail.as_deref());
+        self.quality.set_tooltip_text(words.detail.as_deref());
     }
 
     /// Opens the chat panel (a message arrived).

@@ -50,6 +50,12 @@ impl Server {
     /// Starts the server with exactly these flags (plus a bind address, port 0
     /// and a private state directory) and waits for `listening on`.
     pub fn start_exact(args: &[&str]) -> Server {
+        Server::start_adjusted(args, |_| {})
+    }
+
+    /// Like [`Server::start_exact`], with `adjust` applied to the command
+    /// first (for example a `pre_exec` that lowers a resource limit).
+    pub fn start_adjusted(args: &[&str], adjust: impl FnOnce(&mut Command)) -> Server {
         let bind: &[&str] = if args.contains(&"--bind") { &[] } else { &["--bind", "127.0.0.1"] };
         let state = match args.iter().position(|a| *a == "--state-dir") {
             Some(i) => std::path::PathBuf::from(args[i + 1]),
@@ -61,15 +67,11 @@ impl Server {
         let own_state: &[&std::ffi::OsStr] =
             if given { &[] } else { &["--state-dir".as_ref(), state.as_os_str()] };
         let own_state_dir = (!given).then(|| state.clone());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_komunikator-server"))
-            .args(bind)
-            .args(["--port", "0"])
-            .args(own_state)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start komunikator-server");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_komunikator-server"));
+        command.args(bind).args(["--port", "0"]).args(own_state).args(args);
+        adjust(&mut command);
+        let mut child =
+            command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start komunikator-server");
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("read listening line");
