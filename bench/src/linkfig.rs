@@ -99,6 +99,10 @@ pub fn arrival_pct(run: &Run, kind: MediaKind, p: f64, from: f64) -> Option<(f64
 /// the low period, and the longest gap between video arrivals in it, s.
 #[derive(Debug, Clone, Copy)]
 pub struct DropRecovery {
+    /// Seconds from the drop until the video delay is back under
+    /// [`DELAY_OK_MS`] for a whole second (every frame in it; 0 when it
+    /// never went over); `None` when that did not happen before the rise.
+    pub first_under_s: Option<f64>,
     /// Seconds from the drop to the last video frame over [`DELAY_OK_MS`] before the rise.
     pub back_under_s: f64,
     /// The largest video delay at arrival between the drop and the rise, ms.
@@ -120,11 +124,23 @@ pub fn drop_recovery(run: &Run) -> Option<DropRecovery> {
         .filter(|(t, _)| (drop..rise).contains(t))
         .collect();
     let last_bad = video.iter().rev().find(|(_, d)| *d >= DELAY_OK_MS).map(|(t, _)| t - drop);
+    let first_bad = video.iter().position(|(_, d)| *d >= DELAY_OK_MS);
+    let first_under_s = match first_bad {
+        None => Some(0.0),
+        Some(i) => (i..video.len())
+            .map(|j| video[j].0)
+            .find(|&t| {
+                t + 1.0 <= rise
+                    && video.iter().filter(|(u, _)| (t..t + 1.0).contains(u)).all(|(_, d)| *d < DELAY_OK_MS)
+            })
+            .map(|t| t - drop),
+    };
     let mut edges = vec![drop];
     edges.extend(video.iter().map(|(t, _)| *t));
     edges.push(rise);
     let longest_gap_s = edges.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
     Some(DropRecovery {
+        first_under_s,
         back_under_s: last_bad.unwrap_or(0.0),
         worst_ms: video.iter().map(|(_, d)| *d).fold(0.0, f64::max),
         longest_gap_s,
@@ -188,12 +204,16 @@ mod tests {
     #[test]
     fn drop_recovery_counts_the_last_late_frame_and_the_longest_gap() {
         let video = |t: f64, delay_ms: f64| Arrival { at_ms: 1000.0 * t, kind: MediaKind::Video, delay_ms };
-        let mut run = Run::default();
         // Late until 21.5 s, then a 1.5 s hole, then fresh frames until the rise.
-        run.arrivals = vec![video(19.0, 900.0), video(20.5, 800.0), video(21.5, 400.0)];
+        let mut run = Run {
+            arrivals: vec![video(19.0, 900.0), video(20.5, 800.0), video(21.5, 400.0)],
+            ..Run::default()
+        };
         run.arrivals.extend((0..170).map(|i| video(23.0 + f64::from(i) * 0.1, 50.0)));
         let d = drop_recovery(&run).unwrap();
         assert!((d.back_under_s - 1.5).abs() < 1e-9, "{d:?}");
+        // The first second with every frame under 300 ms starts at the hole's end.
+        assert!((d.first_under_s.unwrap() - 3.0).abs() < 1e-9, "{d:?}");
         assert!((d.longest_gap_s - 1.5).abs() < 1e-9, "{d:?}");
         assert_eq!(d.worst_ms, 800.0);
         assert_eq!(d.frames, 172);

@@ -142,16 +142,21 @@ fn case_rows(case: Case) -> Vec<Row> {
             ),
             Row(
                 format!(
-                    "Video delay at arrival back under {DELAY_OK_MS:.0} ms after the drop (worst; longest gap; frames until the rise)"
+                    "Video delay at arrival back under {DELAY_OK_MS:.0} ms after the drop, for a whole second \
+                     (last frame over it before the rise; worst; longest gap; frames until the rise)"
                 ),
                 format!("<= {DROP_WITHIN_S:.0} s"),
                 Box::new(|r| match linkfig::drop_recovery(r) {
                     Some(d) => (
                         format!(
-                            "{:.1} s ({:.0} ms; {:.1} s; {})",
-                            d.back_under_s, d.worst_ms, d.longest_gap_s, d.frames
+                            "{} ({:.1} s; {:.0} ms; {:.1} s; {})",
+                            d.first_under_s.map_or("never".into(), |t| format!("{t:.1} s")),
+                            d.back_under_s,
+                            d.worst_ms,
+                            d.longest_gap_s,
+                            d.frames
                         ),
-                        Some(d.back_under_s <= DROP_WITHIN_S && d.longest_gap_s < 1.0),
+                        Some(d.first_under_s.is_some_and(|t| t <= DROP_WITHIN_S)),
                     ),
                     None => ("no arrivals".into(), Some(false)),
                 }),
@@ -361,14 +366,7 @@ pub fn analysis(s: &mut String, l: &Links) {
         missed.join("; ")
     );
     if let Some(Ok(step)) = cases.iter().find(|c| c.case == Case::Step).map(|c| &c.runs[0]) {
-        let reaction = linkfig::drop_reaction(step).map_or("never".into(), |t| format!("{t:.1} s"));
-        let worst = linkfig::drop_recovery(step).map_or("—".into(), |d| format!("{:.0} ms", d.worst_ms));
-        let _ = writeln!(
-            s,
-            "  In the step case the encoder's rate reached the new link rate {reaction} after the drop; \
-             until then the sender kept encoding at the old rate, and what it wrote waited in the link's \
-             queue and in the sender's own socket: the video delay at the callee peaked at {worst}."
-        );
+        step_analysis(s, step);
     }
     let settled: Vec<String> = cases
         .iter()
@@ -388,4 +386,48 @@ pub fn analysis(s: &mut String, l: &Links) {
         );
     }
     let _ = writeln!(s);
+}
+
+/// The step case's part of [`analysis`]: how fast the encoder followed the drop, and any later excursion.
+fn step_analysis(s: &mut String, step: &Run) {
+    let (drop, rise) = crate::links::STEP_AT;
+    let reaction = linkfig::drop_reaction(step).map_or("never".into(), |t| format!("{t:.1} s"));
+    let Some(d) = linkfig::drop_recovery(step) else { return };
+    let _ = write!(
+        s,
+        "  In the step case the encoder's rate reached the new link rate {reaction} after the drop; until \
+         then the sender kept encoding at the old rate, and what it wrote waited in the link's queue and in \
+         the sender's own socket: the video delay at the callee peaked at {:.0} ms",
+        d.worst_ms
+    );
+    match d.first_under_s {
+        Some(first) if d.back_under_s > first + 1.0 => {
+            let peak = step
+                .sender
+                .rate
+                .iter()
+                .filter(|p| (drop + first..rise).contains(&p.t_s))
+                .map(|p| p.kbps)
+                .fold(0.0, f64::max);
+            let _ = writeln!(
+                s,
+                ", and was back under {DELAY_OK_MS:.0} ms for a whole second {first:.1} s after the drop. \
+                 It went over again later: the last frame over {DELAY_OK_MS:.0} ms before the rise came \
+                 {:.1} s after the drop, while the encoder's rate, climbing back, reached {peak:.0} kbit/s \
+                 on the {} kbit/s link.",
+                d.back_under_s,
+                crate::links::STEP_KBPS.1
+            );
+        }
+        Some(first) => {
+            let _ =
+                writeln!(s, ", and was back under {DELAY_OK_MS:.0} ms for good {first:.1} s after the drop.");
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                ", and was not back under {DELAY_OK_MS:.0} ms for a whole second before the rise."
+            );
+        }
+    }
 }
