@@ -142,6 +142,8 @@ pub struct Side {
     pub audio: (u64, u64),
     /// The `video_rate` timeline.
     pub rate: Vec<RatePt>,
+    /// The H.264 encoder it used.
+    pub encoder: String,
 }
 
 impl Side {
@@ -171,6 +173,7 @@ impl Side {
             bytes_sent: (u("video_bytes_sent"), u("audio_bytes_sent")),
             audio: (u("audio_packets_sent"), u("audio_packets_decoded")),
             rate,
+            encoder: v.get("video_encoder").and_then(|e| e.as_str()).unwrap_or("?").to_owned(),
         })
     }
 

@@ -222,7 +222,17 @@ pub fn render(s: &mut String, l: &Links, plot: Option<&str>) {
         }
         Links::Measured { cases, client, load, server } => (cases, client, load, server),
     };
-    intro(s, client, load, server);
+    let encoders: Vec<&str> = cases
+        .iter()
+        .flat_map(|c| c.runs.iter().flatten())
+        .map(|r| r.sender.encoder.as_str())
+        .fold(Vec::new(), |mut v, e| {
+            if !v.contains(&e) {
+                v.push(e);
+            }
+            v
+        });
+    intro(s, client, load, server, &encoders.join(", "));
     for (i, c) in cases.iter().enumerate() {
         case_table(s, i + 1, c);
         if c.case == Case::Step {
@@ -244,11 +254,11 @@ pub fn render(s: &mut String, l: &Links, plot: Option<&str>) {
     let _ = writeln!(s);
 }
 
-fn intro(s: &mut String, client: &std::path::Path, load: &(String, String), server: &str) {
+fn intro(s: &mut String, client: &std::path::Path, load: &(String, String), server: &str, encoders: &str) {
     let _ = writeln!(
         s,
         "Each case is a real call: `{server}` and two `{} --headless --plaintext` clients on test sources \
-         (640x480@30, videotestsrc and a 440 Hz tone, x264enc), one of them behind the link emulator \
+         (640x480@30, videotestsrc and a 440 Hz tone; encoder used: {encoders}), one of them behind the link emulator \
          (`komunikator_linkem::Link`, user-space shaper, drop-tail queue 100 ms at the first rate unless \
          said otherwise). Every case runs twice in a row, in the same run: adaptive (the default) and \
          `--no-adapt` on both clients (a fixed bitrate and picture, one FIFO send queue: the client before \
@@ -365,6 +375,21 @@ pub fn analysis(s: &mut String, l: &Links) {
         missed.len(),
         missed.join("; ")
     );
+    if let Some(Ok(down)) = cases.iter().find(|c| c.case == Case::Downlink).map(|c| &c.runs[0]) {
+        let (_, limits) = linkfig::pictures(down);
+        if !limits.iter().any(|l| l == "downlink") {
+            let _ = writeln!(
+                s,
+                "  In the downlink case the adaptive sender's `video_rate` never named the downlink as its \
+                 limit (limits seen: {}): it had no report of the callee's downlink, so it kept encoding at \
+                 {} kbit/s like `--no-adapt`, and the server's pacer dropped the video the 500 kbit/s link \
+                 could not carry (the callee decoded {:.1} frames/s).",
+                limits.join(", "),
+                Case::Downlink.video_kbps(),
+                down.receiver.fps()
+            );
+        }
+    }
     if let Some(Ok(step)) = cases.iter().find(|c| c.case == Case::Step).map(|c| &c.runs[0]) {
         step_analysis(s, step);
     }
