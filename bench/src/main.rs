@@ -13,6 +13,10 @@
 
 mod engine;
 mod idle;
+mod linkfig;
+mod linkplot;
+mod links;
+mod linksreport;
 mod net;
 mod procfs;
 mod realcall;
@@ -22,6 +26,7 @@ mod runs;
 mod slow;
 mod stats;
 mod svg;
+mod tap;
 mod throughput;
 mod tlscost;
 mod wire;
@@ -53,9 +58,12 @@ pub struct Args {
     /// A few seconds per instrument, to check that every one works.
     #[arg(long)]
     pub smoke: bool,
-    /// Run only these benchmarks (comma-separated: throughput, latency, calls, tls, idle, slow, size, call).
+    /// Run only these benchmarks (comma-separated: throughput, latency, calls, tls, idle, slow, size, call, links).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Emulated-link cases to run (uplink, downlink, step, delay, loopback; default: all, --smoke: uplink).
+    #[arg(long, value_delimiter = ',')]
+    pub link_cases: Vec<String>,
     /// Numbers of simultaneous calls for the load benchmark.
     #[arg(long, value_delimiter = ',')]
     pub calls: Vec<usize>,
@@ -64,20 +72,43 @@ pub struct Args {
     pub invoked_as: String,
 }
 
+/// The step case's plot, next to the latency-vs-calls plot.
+const STEP_PLOT: &str = "links-step.svg";
+
+/// `link` (a path as the report links it) with its file name replaced by `name`.
+fn sibling(link: &str, name: &str) -> String {
+    match link.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/{name}"),
+        None => name.to_owned(),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     wire::epoch();
     procfs::raise_fd_limit();
     anyhow::ensure!(args.server.exists(), "no server binary at {}", args.server.display());
     let results = runs::all(&args)?;
-    let svg = svg::latency_vs_calls(&results.calls);
     if let Some(dir) = args.svg.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    std::fs::write(&args.svg, svg).with_context(|| format!("writing {}", args.svg.display()))?;
-    let text = report::render(&args, &results);
+    // A plot is written only when its benchmark ran (`--only` leaves the others as they were).
+    let mut plots = Vec::new();
+    if !results.calls.is_empty() {
+        plots.push((args.svg.clone(), svg::latency_vs_calls(&results.calls)));
+    }
+    let step = results.step_plot();
+    if let Some(svg) = &step {
+        plots.push((args.svg.with_file_name(STEP_PLOT), svg.clone()));
+    }
+    for (path, svg) in &plots {
+        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let step_link = step.map(|_| sibling(&args.svg_link, STEP_PLOT));
+    let text = report::render(&args, &results, step_link.as_deref());
     std::fs::write(&args.out, text).with_context(|| format!("writing {}", args.out.display()))?;
-    eprintln!("wrote {} and {}", args.out.display(), args.svg.display());
+    let written: Vec<String> = plots.iter().map(|(p, _)| p.display().to_string()).collect();
+    eprintln!("wrote {} {}", args.out.display(), written.join(" "));
     if let Some(broken) = results.broken.first() {
         anyhow::bail!("instrument broken: {broken}");
     }

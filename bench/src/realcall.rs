@@ -114,7 +114,8 @@ pub fn run(client: &Path, server: &Path, smoke: bool) -> anyhow::Result<RealCall
     result.map(|m| RealCall::Measured(Box::new(m)))
 }
 
-fn media_flags() -> Vec<&'static str> {
+/// The media flags both clients of a benchmark call get (test sources, no sound out).
+pub fn media_flags() -> Vec<&'static str> {
     vec![
         "--video-source",
         "test",
@@ -202,11 +203,11 @@ fn measure(client: &Path, server: &Path, bare: &Path, dir: &Path, seconds: u64) 
 }
 
 /// Kills the child when dropped (a failed run leaves nothing behind).
-struct Reaper(Child);
+pub struct Reaper(pub Child);
 
 impl Reaper {
     /// Waits for the child's exit (killing it past `deadline`) and returns its final JSON line.
-    fn finish(&mut self, deadline: Instant) -> anyhow::Result<String> {
+    pub fn finish(&mut self, deadline: Instant) -> anyhow::Result<String> {
         while matches!(self.0.try_wait(), Ok(None)) {
             if Instant::now() > deadline {
                 let _ = self.0.kill();
@@ -256,7 +257,8 @@ fn bare_pipelines(client: &Path) -> anyhow::Result<(String, String)> {
     ))
 }
 
-fn last_json(out: &str) -> Option<String> {
+/// The last line of `out` that looks like a JSON object.
+pub fn last_json(out: &str) -> Option<String> {
     out.lines().rev().find(|l| l.trim_start().starts_with('{')).map(|l| l.trim().to_owned())
 }
 

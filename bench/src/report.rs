@@ -50,7 +50,7 @@ fn ms(us: f64) -> String {
 }
 
 /// The whole report.
-pub fn render(args: &Args, r: &Results) -> String {
+pub fn render(args: &Args, r: &Results, step_plot: Option<&str>) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Komunikator benchmarks\n");
     if args.smoke {
@@ -80,6 +80,9 @@ pub fn render(args: &Args, r: &Results) -> String {
     binary(&mut s, r);
     if let Some(t) = &r.tls {
         crate::tlscost::render(&mut s, t);
+    }
+    if !matches!(r.links, crate::links::Links::NotRun) {
+        crate::linksreport::render(&mut s, &r.links, step_plot);
     }
     analysis(&mut s, r);
     method(&mut s, args, r);
@@ -172,6 +175,11 @@ fn summary(s: &mut String, r: &Results) {
     }
     for row in crate::realcall::summary_rows(&r.real_call) {
         let _ = writeln!(s, "{row}");
+    }
+    if !matches!(r.links, crate::links::Links::NotRun) {
+        for row in crate::linksreport::summary_rows(&r.links) {
+            let _ = writeln!(s, "{row}");
+        }
     }
     if let Some(z) = r.size {
         let _ = writeln!(
@@ -582,5 +590,6 @@ fn analysis(s: &mut String, r: &Results) {
             );
         }
     }
+    crate::linksreport::analysis(s, &r.links);
     let _ = writeln!(s);
 }

@@ -9,6 +9,7 @@ use anyhow::Context;
 use crate::Args;
 use crate::engine::{self, Flow, Outcome, Plan};
 use crate::idle::{self, Idle};
+use crate::links::{self, Links};
 use crate::net;
 use crate::procfs::{Sample, Server};
 use crate::realcall::{self, RealCall};
@@ -160,6 +161,8 @@ pub struct Results {
     pub tls: Option<TlsCost>,
     /// The real-call benchmark, or why it was not measured.
     pub real_call: RealCall,
+    /// Calls over emulated links, adaptive against `--no-adapt`.
+    pub links: Links,
     /// Every server command line started, in order.
     pub commands: Vec<String>,
     /// Instruments that failed, with the error.
@@ -210,8 +213,24 @@ pub fn all(args: &Args) -> anyhow::Result<Results> {
         r.real_call = realcall::run(&args.client, &args.server, smoke)?;
         Ok(())
     });
+    step("links", &mut r, &mut |r| {
+        r.links = links::run(&args.client, &args.server, smoke, &args.link_cases)?;
+        if let Links::Measured { server, .. } = &r.links {
+            r.commands.push(server.clone());
+        }
+        r.broken.extend(r.links.failures());
+        Ok(())
+    });
     r.elapsed = started.elapsed();
     Ok(r)
+}
+
+impl Results {
+    /// The step case's plot, when it ran in both modes.
+    pub fn step_plot(&self) -> Option<String> {
+        let Links::Measured { cases, .. } = &self.links else { return None };
+        cases.iter().find(|c| c.case == links::Case::Step).and_then(crate::linkplot::step_svg)
+    }
 }
 
 fn start(args: &Args, extra: &[&str], r: &mut Results) -> anyhow::Result<Server> {

@@ -51,6 +51,8 @@ pub enum Event {
         key: bool,
         /// Payload bytes.
         len: usize,
+        /// The header's `pts`, µs (the Komunikator client's capture time).
+        pts: u64,
         /// The sender's timestamp, nanoseconds since [`epoch`].
         stamp_ns: u64,
     },
@@ -93,6 +95,7 @@ impl Parser {
                         kind: header.kind,
                         key: header.key,
                         len: header.len as usize,
+                        pts: header.pts,
                         stamp_ns,
                     });
                 }
@@ -161,8 +164,14 @@ mod tests {
             }
             assert_eq!(seen.len(), 4, "chunk {chunk}: {seen:?}");
             assert_eq!(seen[0], Event::Line("ask yes".into()));
-            assert_eq!(seen[1], Event::Media { kind: MediaKind::Video, key: true, len: 20, stamp_ns: 1234 });
-            assert_eq!(seen[2], Event::Media { kind: MediaKind::Audio, key: false, len: 8, stamp_ns: 99 });
+            assert_eq!(
+                seen[1],
+                Event::Media { kind: MediaKind::Video, key: true, len: 20, pts: 1, stamp_ns: 1234 }
+            );
+            assert_eq!(
+                seen[2],
+                Event::Media { kind: MediaKind::Audio, key: false, len: 8, pts: 0, stamp_ns: 99 }
+            );
             assert_eq!(seen[3], Event::Line("keyframe".into()));
         }
     }
