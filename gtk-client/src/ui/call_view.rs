@@ -121,6 +121,22 @@ impl CallView {
     /// Updates the quality indicator.
     pub fn show_quality(&self, reading: Option<Reading>) {
         let level = reading.map_or(Level::Waiting, |r| r.level);
+        let detail = reading.map(|r| {
+            let latency = r.latency_ms.map_or_else(|| "–".to_owned(), |l| format!("{l:.0}"));
+            i18n_f(
+                "{} fps, {} ms delay, {} audio gaps",
+                &[&format!("{:.0}", r.fps), &latency, &r.audio_gaps.to_string()],
+            )
+        });
+        self.show_level(level, detail.as_deref());
+    }
+
+    /// The peer's first picture is showing; the first reading is still to come.
+    pub fn show_first_picture(&self) {
+        self.show_level(Level::Good, Some(&i18n("Measuring the connection…")));
+    }
+
+    fn show_level(&self, level: Level, detail: Option<&str>) {
         for l in [Level::Waiting, Level::Good, Level::Fair, Level::Poor] {
             self.quality_icon.remove_css_class(l.css_class());
         }
@@ -132,16 +148,9 @@ impl CallView {
             Level::Fair => i18n("Unsteady connection"),
             Level::Poor => i18n("Poor connection"),
         };
-        let detail = reading.map(|r| {
-            let latency = r.latency_ms.map_or_else(|| "–".to_owned(), |l| format!("{l:.0}"));
-            i18n_f(
-                "{} fps, {} ms delay, {} audio gaps",
-                &[&format!("{:.0}", r.fps), &latency, &r.audio_gaps.to_string()],
-            )
-        });
         self.quality.set_label(&words);
-        self.quality_icon.set_tooltip_text(detail.as_deref());
-        self.quality.set_tooltip_text(detail.as_deref());
+        self.quality_icon.set_tooltip_text(detail);
+        self.quality.set_tooltip_text(detail);
     }
 
     /// Opens the chat panel (a message arrived).

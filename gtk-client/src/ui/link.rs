@@ -260,6 +260,7 @@ impl Window {
             let mut m = self.model.borrow_mut();
             m.stats = None;
             m.reading = None;
+            m.pictured = false;
             m.shots.retain(|s| !s.starts_with("call"));
         }
         let mut m = self.model.borrow_mut();
@@ -310,24 +311,54 @@ impl Window {
     }
 
     fn measure(self: &Rc<Self>) {
-        let Some(now) = self.model.borrow().engine.as_ref().map(Engine::stats) else { return };
-        let (reading, decoded) = {
+        // Right after the first picture a reading would span too short a time.
+        let fresh = self.model.borrow().stats.as_ref().is_some_and(|(t, _)| t.elapsed() < MIN_INTERVAL);
+        let Some(now) = self.model.borrow().engine.as_ref().map(Engine::stats).filter(|_| !fresh) else {
+            return;
+        };
+        let (reading, decoded, first) = {
             let mut m = self.model.borrow_mut();
             let reading =
                 m.stats.as_ref().map(|(t, prev)| quality::assess(prev, &now, t.elapsed().as_secs_f64()));
             let decoded = now.video_frames_decoded;
             m.stats = Some((Instant::now(), now));
+            let first = m.reading.is_none() && reading.is_some();
             if reading.is_some() {
                 m.reading = reading;
             }
-            (m.reading, decoded)
+            (m.reading, decoded, first)
         };
-        self.call.show_quality(reading);
+        if first && let Some(r) = reading {
+            log(&format!("indicator: {:?} after {decoded} decoded pictures", r.level));
+        }
+        if reading.is_some() || !self.model.borrow().pictured {
+            self.call.show_quality(reading);
+        }
         let has_picture = self.call.remote.paintable().is_some_and(|p| p.intrinsic_width() > 0);
         if decoded >= 30 && has_picture {
             self.shoot_later("call-video", &self.call.remote.clone().upcast());
             self.shoot_later("call", &self.win.clone().upcast());
         }
+    }
+
+    /// The peer's picture changed: the first one of a call ends "Waiting for
+    /// the picture" at once instead of at the next readings, which take two
+    /// ticks. It starts the interval of the first reading.
+    fn on_picture(self: &Rc<Self>) {
+        let now = {
+            let m = self.model.borrow();
+            if m.pictured || m.reading.is_some() || !matches!(m.call, CallState::Active { .. }) {
+                return;
+            }
+            let Some(now) = m.engine.as_ref().map(Engine::stats) else { return };
+            now
+        };
+        log(&format!("indicator: first picture after {} decoded pictures", now.video_frames_decoded));
+        let mut m = self.model.borrow_mut();
+        m.pictured = true;
+        m.stats = Some((Instant::now(), now));
+        drop(m);
+        self.call.show_first_picture();
     }
 
     /// Hangs up and stops the engine off the main thread; the application
@@ -361,6 +392,20 @@ pub(super) fn stop_engine(engine: Option<Engine>, guard: Option<gio::Application
     glib::spawn_future_local(async move {
         let _ = rx.recv().await;
         drop(guard);
+    });
+}
+
+/// The shortest interval a quality reading is taken over.
+const MIN_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Calls [`Window::on_picture`] each time the peer's picture changes.
+pub fn watch_pictures(window: &Rc<Window>) {
+    let Some(paintable) = window.call.remote.paintable() else { return };
+    let weak = Rc::downgrade(window);
+    paintable.connect_invalidate_contents(move |_| {
+        if let Some(w) = weak.upgrade() {
+            w.on_picture();
+        }
     });
 }
 

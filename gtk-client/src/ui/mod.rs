@@ -130,6 +130,7 @@ fn start(app: &adw::Application, launch: Launch) -> Rc<window::Window> {
     let window = window::Window::new(app, launch);
     app_actions(app, &window);
     link::start_ticking(&window);
+    link::watch_pictures(&window);
     // SIGINT and SIGTERM close the window like Ctrl+Q: a call is hung up first.
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let weak = Rc::downgrade(&window);

@@ -57,6 +57,8 @@ pub struct Model {
     pub stats: Option<(Instant, StatsSnapshot)>,
     /// The last quality reading.
     pub reading: Option<Reading>,
+    /// The peer's first picture of this call has been shown.
+    pub pictured: bool,
     /// `--call`: dial this once connected and the target is online.
     pub auto_call: Option<String>,
     /// Our nick is settled, so `auto_call` may be dialled.
@@ -85,6 +87,7 @@ impl Model {
             peer: String::new(),
             stats: None,
             reading: None,
+            pictured: false,
             auto_call,
             auto_ready: false,
             shots: Vec::new(),
