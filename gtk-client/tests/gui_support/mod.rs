@@ -40,7 +40,7 @@ impl Display {
             return Display { name, xvfb: None };
         }
         for n in 90..120 {
-            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+            if display_in_use(n) {
                 continue;
             }
             let name = format!(":{n}");
@@ -54,7 +54,8 @@ impl Display {
                 });
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
-                if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+                // Listening (a stale socket left by a killed Xvfb refuses).
+                if std::os::unix::net::UnixStream::connect(format!("/tmp/.X11-unix/X{n}")).is_ok() {
                     return Display { name, xvfb: Some(child) };
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -67,9 +68,27 @@ impl Display {
     }
 }
 
+/// Whether X display `:n` belongs to a live server: its lock file names a
+/// running process. A killed Xvfb leaves its socket and lock file behind;
+/// a new Xvfb replaces those.
+fn display_in_use(n: u32) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/tmp/.X{n}-lock")) else {
+        return Path::new(&format!("/tmp/.X11-unix/X{n}")).exists();
+    };
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    text.trim().parse::<i32>().is_ok_and(|pid| pid > 0 && unsafe { libc::kill(pid, 0) } == 0)
+}
+
 impl Drop for Display {
     fn drop(&mut self) {
         if let Some(c) = &mut self.xvfb {
+            // SIGTERM lets Xvfb remove its socket and lock file; SIGKILL after 5 s.
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
