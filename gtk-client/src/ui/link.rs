@@ -12,6 +12,7 @@ use gtk::gio;
 
 use super::gate::{self, Gate};
 use super::i18n::{i18n, i18n_f};
+use super::problem::{self, Problem};
 use super::quality;
 use super::ringer::Ringer;
 use super::state::{Link, backoff, end_message};
@@ -21,7 +22,7 @@ use crate::engine::{Engine, Event};
 use crate::media::{AudioOut, MediaSetup};
 
 /// The engine, or why it did not start (in words, and the gate it calls for).
-type Started = Result<(MediaSetup, Engine), (Option<MediaSetup>, String, Option<Gate>)>;
+type Started = Result<(MediaSetup, Engine), (Option<MediaSetup>, Problem, Option<Gate>)>;
 
 impl Window {
     /// Connects to the configured server, or shows the first-run page.
@@ -59,12 +60,15 @@ impl Window {
                 Some(s) => s,
                 None => match MediaSetup::resolve(options) {
                     Ok(s) => s,
-                    Err(e) => return drop(tx.send_blocking(Err((None, e.to_string(), None)))),
+                    Err(e) => {
+                        let p = problem::from_engine(&crate::engine::EngineError::Media(e));
+                        return drop(tx.send_blocking(Err((None, p, None))));
+                    }
                 },
             };
             let result = match Engine::start_with_setup(&target, nick, setup.clone()) {
                 Ok(engine) => Ok((setup, engine)),
-                Err(e) => Err((Some(setup), e.to_string(), gate::from_error(&e))),
+                Err(e) => Err((Some(setup), problem::from_engine(&e), gate::from_error(&e))),
             };
             if let Err(async_channel::SendError(Ok((_, engine)))) = tx.send_blocking(result) {
                 engine.shutdown();
@@ -123,14 +127,17 @@ impl Window {
     }
 
     /// The connection failed or ended: forget the engine, schedule a retry.
-    fn go_offline(self: &Rc<Self>, reason: String) {
+    fn go_offline(self: &Rc<Self>, problem: Problem) {
         let Some(server) = self.launch.borrow().server() else { return };
         let engine = {
             let mut m = self.model.borrow_mut();
             m.failures += 1;
             let wait = backoff(m.failures);
-            log(&format!("not connected to {server} ({reason}); retrying in {} s", wait.as_secs()));
-            m.link = Link::Offline { server, reason, attempt: m.failures };
+            let detail = problem.detail;
+            log(&format!("not connected to {server} ({detail}); retrying in {} s", wait.as_secs()));
+            let lost = matches!(m.link, Link::Online { .. });
+            let (reason, attempt) = (problem.sentence, m.failures);
+            m.link = Link::Offline { server, reason, detail, lost, attempt };
             m.call = CallState::Idle;
             m.ringer = None;
             m.roster.clear();
@@ -202,7 +209,7 @@ impl Window {
                 &[&text.unwrap_or_else(|| code.as_str().to_owned())],
             )),
             Event::Notice(text) | Event::MediaProblem(text) => log(&text),
-            Event::Disconnected(reason) => return self.go_offline(reason),
+            Event::Disconnected(reason) => return self.go_offline(problem::lost(&reason)),
         }
         self.update_view();
     }

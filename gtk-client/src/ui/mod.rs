@@ -18,7 +18,7 @@
 //! until the user decides), `actions` (actions and shortcuts), one module per page or panel,
 //! [`state`] and [`quality`] (pure rules, unit-tested), [`settings`]
 //! (conf.txt and komunikator.ini), [`preferences`], [`ringer`], [`video`],
-//! [`screenshot`] and [`i18n`].
+//! [`screenshot`] and [`i18n`]; `problem` turns errors into sentences.
 
 mod actions;
 mod call_view;
@@ -30,6 +30,7 @@ mod lobby;
 mod pages;
 mod password;
 pub mod preferences;
+mod problem;
 mod prompts;
 pub mod quality;
 pub mod ringer;

@@ -226,7 +226,11 @@ impl Window {
     pub fn update_view(self: &Rc<Self>) {
         let page = {
             let m = self.model.borrow();
-            self.title.set_subtitle(&m.link.describe());
+            let subtitle = m.link.describe();
+            if self.title.subtitle() != subtitle {
+                log(&format!("subtitle: {subtitle}"));
+                self.title.set_subtitle(&subtitle);
+            }
             self.enable_actions(&m);
             match (&m.link, &m.call) {
                 (Link::Setup, _) => "setup",
@@ -264,10 +268,10 @@ impl Window {
                     self.status.connecting(server);
                     "status"
                 }
-                (Link::Offline { server, reason, .. }, CallState::Idle) => {
+                (Link::Offline { reason, detail, lost, .. }, CallState::Idle) => {
                     let left =
                         m.retry_at.map_or(0, |t| t.saturating_duration_since(Instant::now()).as_secs());
-                    self.status.offline(server, reason, left + u64::from(m.retry_at.is_some()));
+                    self.status.offline(reason, detail, *lost, left + u64::from(m.retry_at.is_some()));
                     "status"
                 }
             }
