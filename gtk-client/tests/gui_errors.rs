@@ -2,7 +2,8 @@
 //! a Polish window pointed at a port where nothing listens says so in
 //! Polish, with no "os error 111" in the sentence (the technical detail
 //! sits under Details), and its header says it could not connect rather
-//! than "Disconnected", since no connection ever existed.
+//! than "Disconnected", since no connection ever existed. A name someone
+//! else uses is a Polish sentence too, not the wire's `name-taken`.
 //!
 //! Needs an X display, like `gui.rs`, and `localedef` (glibc's locales).
 
@@ -12,7 +13,7 @@ mod support;
 use std::time::Duration;
 
 use gui_support::{Display, Window, exclusive, polish_locale, press};
-use support::target_dir;
+use support::{Client, Server, args, target_dir, test_media};
 
 /// The line of the window's log that starts with `prefix` (after `komunikator: `).
 fn logged(window: &Window, prefix: &str) -> String {
@@ -46,6 +47,30 @@ fn a_refused_connection_is_a_polish_sentence_not_an_os_error() {
     assert!(!window.log().contains("Rozłączono"), "said disconnected before any connection:\n{subtitle}");
     // The detail is still there for whoever debugs it.
     assert!(window.log().contains("os error 111"), "the technical detail is gone:\n{}", window.log());
+    press(&display, "ctrl+q");
+    assert_eq!(window.exit_code(Duration::from_secs(20)), Some(0), "window log:\n{}", window.log());
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[test]
+fn a_name_in_use_is_a_polish_sentence_not_a_wire_code() {
+    let _x = exclusive();
+    let display = Display::get();
+    let locales = polish_locale();
+    let server = Server::start();
+    let ala = Client::start(
+        &server.addr,
+        &[args(&[&["--name", "ala", "--answer"]]), test_media("ball", 440)].concat(),
+    );
+    ala.wait_for("name accepted", Duration::from_secs(30));
+    let home = target_dir().join(format!("gui-errors-name-home-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let locpath = locales.to_string_lossy().into_owned();
+    let env = [("LANG", "pl_PL.UTF-8"), ("LOCPATH", locpath.as_str())];
+    let app_args = ["--server", server.addr.as_str(), "--name", "ala"];
+    let mut window = Window::start_with_env(&display, &app_args, &home.join("s"), &home, &env);
+    window.wait_for("name ala rejected: name-taken");
+    window.wait_for("Ktoś już używa nazwy ala. Wybierz inną w Preferencjach.");
     press(&display, "ctrl+q");
     assert_eq!(window.exit_code(Duration::from_secs(20)), Some(0), "window log:\n{}", window.log());
     let _ = std::fs::remove_dir_all(&home);

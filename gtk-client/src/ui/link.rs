@@ -11,7 +11,7 @@ use adw::prelude::*;
 use gtk::gio;
 
 use super::gate::{self, Gate};
-use super::i18n::{i18n, i18n_f};
+use super::i18n::i18n;
 use super::problem::{self, Problem};
 use super::quality;
 use super::ringer::Ringer;
@@ -171,10 +171,8 @@ impl Window {
             }
             Event::NameRejected(code) => {
                 let nick = self.launch.borrow().nick().unwrap_or_default();
-                self.toast(&i18n_f(
-                    "The name {} cannot be used ({}). Choose another in Preferences.",
-                    &[&nick, code.as_str()],
-                ));
+                log(&format!("name {nick} rejected: {}", code.as_str()));
+                self.toast(&problem::name_rejected(&nick, code));
                 self.dial_auto();
             }
             Event::Clients(list) => {
@@ -204,10 +202,11 @@ impl Window {
                 self.call.reveal_chat();
             }
             Event::ServerError { code, .. } if self.is_login_error(code) => return self.login_failed(code),
-            Event::ServerError { code, text } => self.toast(&i18n_f(
-                "The server reported a problem: {}",
-                &[&text.unwrap_or_else(|| code.as_str().to_owned())],
-            )),
+            Event::ServerError { code, text } => {
+                let p = problem::from_server(code, text.as_deref());
+                log(&format!("server error: {}", p.detail));
+                self.toast(&p.sentence);
+            }
             Event::Notice(text) | Event::MediaProblem(text) => log(&text),
             Event::Disconnected(reason) => return self.go_offline(problem::lost(&reason)),
         }

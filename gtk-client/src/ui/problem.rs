@@ -6,7 +6,9 @@
 
 use std::io::ErrorKind;
 
-use super::i18n::i18n;
+use komunikator_protocol::ErrorCode;
+
+use super::i18n::{i18n, i18n_f};
 use crate::config::ConfigError;
 use crate::engine::EngineError;
 use crate::net::NetError;
@@ -74,6 +76,37 @@ pub fn lost(detail: &str) -> Problem {
     Problem::new(i18n("The connection to the server was lost."), detail)
 }
 
+/// Why the server refused our name `nick`.
+pub fn name_rejected(nick: &str, code: ErrorCode) -> String {
+    match code {
+        ErrorCode::NameTaken => {
+            i18n_f("Someone is already using the name {}. Choose another in Preferences.", &[nick])
+        }
+        _ => i18n_f(
+            "The name {} cannot be used: a name has up to 32 letters, digits, dots, dashes or underscores. \
+             Choose another in Preferences.",
+            &[nick],
+        ),
+    }
+}
+
+/// An `error` line from the server that is not about the call or logging in;
+/// `text` is the server's own (English) words.
+pub fn from_server(code: ErrorCode, text: Option<&str>) -> Problem {
+    let sentence = match code {
+        ErrorCode::Full => i18n("The server is full. Try again later."),
+        ErrorCode::RateLimited => i18n("Too many calls in a short time. Wait a moment and try again."),
+        ErrorCode::TlsRequired => i18n("The server accepts only encrypted connections."),
+        ErrorCode::Timeout => i18n("The server stopped waiting for this window and ended the connection."),
+        _ => i18n("The server could not do what was asked."),
+    };
+    let detail = match text {
+        Some(t) => format!("{}: {t}", code.as_str()),
+        None => code.as_str().to_owned(),
+    };
+    Problem { sentence, detail }
+}
+
 /// A server address or port that conf.txt would not hold, as a sentence
 /// about the form's field (not about "conf.txt, line 1").
 pub fn from_config(e: &ConfigError) -> Problem {
@@ -111,6 +144,10 @@ mod tests {
         assert!(from_net(&NetError::Resolve("nowhere:1".into())).sentence.contains("not found"));
         assert!(from_net(&NetError::Tls("alert".into())).sentence.contains("secure connection"));
         assert_eq!(lost("read failed").detail, "read failed");
+        let full = from_server(ErrorCode::Full, Some("too many clients"));
+        assert!(full.sentence.contains("full") && full.detail == "full: too many clients", "{full:?}");
+        assert!(name_rejected("ala", ErrorCode::NameTaken).contains("already using the name ala"));
+        assert!(!name_rejected("a b", ErrorCode::BadName).contains("bad-name"));
     }
 
     #[test]
