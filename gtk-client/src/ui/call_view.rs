@@ -210,7 +210,8 @@ fn top_bar() -> TopBar {
     (top, peer, timer, quality_icon, quality)
 }
 
-/// Opening the chat (its button or F9) puts the cursor in the entry, so what
+/// Opening the chat (its button, F9, or a message arriving, through the
+/// button's binding to the revealer) puts the cursor in the entry, so what
 /// is typed next is text and not the M and V shortcuts; closing it takes the
 /// focus out of the entry.
 fn focus_entry_on_open(button: &gtk::ToggleButton, entry: &gtk::Entry) {
