@@ -91,16 +91,18 @@ fn first_connect(w: &Rc<Window>) {
     let checked = settings::validate(&page.host.text(), &page.port.text(), camera);
     let conf = match checked {
         Ok(c) => c,
-        Err(e) => {
-            page.error.set_label(&format!("{}\n{e}", i18n("That address does not look right.")));
+        Err(p) => {
+            page.error.set_label(&p.sentence);
+            page.error.set_tooltip_text(Some(&p.detail));
             page.error.set_visible(true);
-            return;
+            return super::window::log(&format!("address refused: {}", p.detail));
         }
     };
     page.error.set_visible(false);
     let path = w.launch.borrow().conf_path.clone();
     if let Err(e) = settings::save_conf(&path, &conf) {
-        w.toast(&format!("{} ({e:#})", i18n("The address could not be saved; it is used for now only")));
+        super::window::log(&format!("{e:#}"));
+        w.toast(&i18n("The address could not be saved; it is used for now only"));
     }
     w.launch.borrow_mut().file = Some(conf);
     w.connect();

@@ -123,18 +123,27 @@ impl CallView {
     /// for the peer shown. A changed label is logged (the GUI tests read it).
     pub fn show_quality(&self, reading: Option<Reading>) {
         let level = reading.map_or(Level::Waiting, |r| r.level);
+        let words = quality::words(reading.as_ref(), &self.peer.label());
+        if reading.is_some() && self.quality.label() != words.label {
+            log(&format!("quality: {}", words.label));
+        }
+        self.show_level(level, &words.label, words.detail.as_deref());
+    }
+
+    /// The peer's first picture is showing; the first reading is still to come.
+    pub fn show_first_picture(&self) {
+        self.show_level(Level::Good, &i18n("Good connection"), Some(&i18n("Measuring the connection…")));
+    }
+
+    fn show_level(&self, level: Level, label: &str, detail: Option<&str>) {
         for l in [Level::Waiting, Level::Good, Level::Fair, Level::Poor] {
             self.quality_icon.remove_css_class(l.css_class());
         }
         self.quality_icon.add_css_class(level.css_class());
         self.quality_icon.set_icon_name(Some(level.icon_name()));
-        let words = quality::words(reading.as_ref(), &self.peer.label());
-        if reading.is_some() && self.quality.label() != words.label {
-            log(&format!("quality: {}", words.label));
-        }
-        self.quality.set_label(&words.label);
-        self.quality_icon.set_tooltip_text(words.detail.as_deref());
-        self.quality.set_tooltip_text(words.detail.as_deref());
+        self.quality.set_label(label);
+        self.quality_icon.set_tooltip_text(detail);
+        self.quality.set_tooltip_text(detail);
     }
 
     /// Opens the chat panel (a message arrived).
@@ -194,7 +203,8 @@ fn top_bar() -> TopBar {
     (top, peer, timer, quality_icon, quality)
 }
 
-/// Opening the chat (its button or F9) puts the cursor in the entry, so what
+/// Opening the chat (its button, F9, or a message arriving, through the
+/// button's binding to the revealer) puts the cursor in the entry, so what
 /// is typed next is text and not the M and V shortcuts; closing it takes the
 /// focus out of the entry.
 fn focus_entry_on_open(button: &gtk::ToggleButton, entry: &gtk::Entry) {

@@ -112,7 +112,8 @@ impl Window {
             }
             m.retry_at = None;
             m.generation += 1;
-            m.link = Link::Offline { server, reason, attempt: m.failures };
+            m.link =
+                Link::Offline { server, reason, detail: String::new(), lost: false, attempt: m.failures };
             m.call = CallState::Idle;
             m.ringer = None;
             m.roster.clear();

@@ -11,7 +11,8 @@ use adw::prelude::*;
 use gtk::gio;
 
 use super::gate::{self, Gate};
-use super::i18n::{i18n, i18n_f};
+use super::i18n::i18n;
+use super::problem::{self, Problem};
 use super::quality;
 use super::ringer::Ringer;
 use super::state::{Link, backoff, end_message};
@@ -22,7 +23,7 @@ use crate::media::{AudioOut, MediaSetup};
 use crate::text::{Kind, escape, nick_label};
 
 /// The engine, or why it did not start (in words, and the gate it calls for).
-type Started = Result<(MediaSetup, Engine), (Option<MediaSetup>, String, Option<Gate>)>;
+type Started = Result<(MediaSetup, Engine), (Option<MediaSetup>, Problem, Option<Gate>)>;
 
 impl Window {
     /// Connects to the configured server, or shows the first-run page.
@@ -60,12 +61,15 @@ impl Window {
                 Some(s) => s,
                 None => match MediaSetup::resolve(options) {
                     Ok(s) => s,
-                    Err(e) => return drop(tx.send_blocking(Err((None, e.to_string(), None)))),
+                    Err(e) => {
+                        let p = problem::from_engine(&crate::engine::EngineError::Media(e));
+                        return drop(tx.send_blocking(Err((None, p, None))));
+                    }
                 },
             };
             let result = match Engine::start_with_setup(&target, nick, setup.clone()) {
                 Ok(engine) => Ok((setup, engine)),
-                Err(e) => Err((Some(setup), e.to_string(), gate::from_error(&e))),
+                Err(e) => Err((Some(setup), problem::from_engine(&e), gate::from_error(&e))),
             };
             if let Err(async_channel::SendError(Ok((_, engine)))) = tx.send_blocking(result) {
                 engine.shutdown();
@@ -132,14 +136,17 @@ impl Window {
     }
 
     /// The connection failed or ended: forget the engine, schedule a retry.
-    fn go_offline(self: &Rc<Self>, reason: String) {
+    fn go_offline(self: &Rc<Self>, problem: Problem) {
         let Some(server) = self.launch.borrow().server() else { return };
         let engine = {
             let mut m = self.model.borrow_mut();
             m.failures += 1;
             let wait = backoff(m.failures);
-            log(&format!("not connected to {server} ({reason}); retrying in {} s", wait.as_secs()));
-            m.link = Link::Offline { server, reason, attempt: m.failures };
+            let detail = problem.detail;
+            log(&format!("not connected to {server} ({detail}); retrying in {} s", wait.as_secs()));
+            let lost = matches!(m.link, Link::Online { .. });
+            let (reason, attempt) = (problem.sentence, m.failures);
+            m.link = Link::Offline { server, reason, detail, lost, attempt };
             m.call = CallState::Idle;
             m.ringer = None;
             m.roster.clear();
@@ -173,10 +180,8 @@ impl Window {
             }
             Event::NameRejected(code) => {
                 let nick = self.launch.borrow().nick().unwrap_or_default();
-                self.toast(&i18n_f(
-                    "The name {} cannot be used ({}). Choose another in Preferences.",
-                    &[&nick, code.as_str()],
-                ));
+                log(&format!("name {nick} rejected: {}", code.as_str()));
+                self.toast(&problem::name_rejected(&nick, code));
                 self.dial_auto();
             }
             Event::Clients(list) => {
@@ -206,12 +211,15 @@ impl Window {
                 self.call.reveal_chat();
             }
             Event::ServerError { code, .. } if self.is_login_error(code) => return self.login_failed(code),
-            Event::ServerError { code, text } => self.toast(&i18n_f(
-                "The server reported a problem: {}",
-                &[&text.map_or_else(|| code.as_str().to_owned(), |t| escape(&t, Kind::Chat).into_owned())],
-            )),
+            Event::ServerError { code, text } => {
+                // The server's words may carry bidi controls or invisible characters.
+                let text = text.map(|t| escape(&t, Kind::Chat).into_owned());
+                let p = problem::from_server(code, text.as_deref());
+                log(&format!("server error: {}", p.detail));
+                self.toast(&p.sentence);
+            }
             Event::Notice(text) | Event::MediaProblem(text) => log(&text),
-            Event::Disconnected(reason) => return self.go_offline(reason),
+            Event::Disconnected(reason) => return self.go_offline(problem::lost(&reason)),
         }
         self.update_view();
     }
@@ -269,6 +277,7 @@ impl Window {
             let mut m = self.model.borrow_mut();
             m.stats = None;
             m.reading = None;
+            m.pictured = false;
             m.shots.retain(|s| !s.starts_with("call"));
         }
         let mut m = self.model.borrow_mut();
@@ -319,24 +328,54 @@ impl Window {
     }
 
     fn measure(self: &Rc<Self>) {
-        let Some(now) = self.model.borrow().engine.as_ref().map(Engine::stats) else { return };
-        let (reading, decoded) = {
+        // Right after the first picture a reading would span too short a time.
+        let fresh = self.model.borrow().stats.as_ref().is_some_and(|(t, _)| t.elapsed() < MIN_INTERVAL);
+        let Some(now) = self.model.borrow().engine.as_ref().map(Engine::stats).filter(|_| !fresh) else {
+            return;
+        };
+        let (reading, decoded, first) = {
             let mut m = self.model.borrow_mut();
             let reading =
                 m.stats.as_ref().map(|(t, prev)| quality::assess(prev, &now, t.elapsed().as_secs_f64()));
             let decoded = now.video_frames_decoded;
             m.stats = Some((Instant::now(), now));
+            let first = m.reading.is_none() && reading.is_some();
             if reading.is_some() {
                 m.reading = reading;
             }
-            (m.reading, decoded)
+            (m.reading, decoded, first)
         };
-        self.call.show_quality(reading);
+        if first && let Some(r) = reading {
+            log(&format!("indicator: {:?} after {decoded} decoded pictures", r.level));
+        }
+        if reading.is_some() || !self.model.borrow().pictured {
+            self.call.show_quality(reading);
+        }
         let has_picture = self.call.remote.paintable().is_some_and(|p| p.intrinsic_width() > 0);
         if decoded >= 30 && has_picture {
             self.shoot_later("call-video", &self.call.remote.clone().upcast());
             self.shoot_later("call", &self.win.clone().upcast());
         }
+    }
+
+    /// The peer's picture changed: the first one of a call ends "Waiting for
+    /// the picture" at once instead of at the next readings, which take two
+    /// ticks. It starts the interval of the first reading.
+    fn on_picture(self: &Rc<Self>) {
+        let now = {
+            let m = self.model.borrow();
+            if m.pictured || m.reading.is_some() || !matches!(m.call, CallState::Active { .. }) {
+                return;
+            }
+            let Some(now) = m.engine.as_ref().map(Engine::stats) else { return };
+            now
+        };
+        log(&format!("indicator: first picture after {} decoded pictures", now.video_frames_decoded));
+        let mut m = self.model.borrow_mut();
+        m.pictured = true;
+        m.stats = Some((Instant::now(), now));
+        drop(m);
+        self.call.show_first_picture();
     }
 
     /// Hangs up and stops the engine off the main thread; the application
@@ -370,6 +409,20 @@ pub(super) fn stop_engine(engine: Option<Engine>, guard: Option<gio::Application
     glib::spawn_future_local(async move {
         let _ = rx.recv().await;
         drop(guard);
+    });
+}
+
+/// The shortest interval a quality reading is taken over.
+const MIN_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Calls [`Window::on_picture`] each time the peer's picture changes.
+pub fn watch_pictures(window: &Rc<Window>) {
+    let Some(paintable) = window.call.remote.paintable() else { return };
+    let weak = Rc::downgrade(window);
+    paintable.connect_invalidate_contents(move |_| {
+        if let Some(w) = weak.upgrade() {
+            w.on_picture();
+        }
     });
 }
 

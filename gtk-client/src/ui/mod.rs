@@ -18,7 +18,7 @@
 //! until the user decides), `actions` (actions and shortcuts), one module per page or panel,
 //! [`state`] and [`quality`] (pure rules, unit-tested), [`settings`]
 //! (conf.txt and komunikator.ini), [`preferences`], [`ringer`], [`video`],
-//! [`screenshot`] and [`i18n`].
+//! [`screenshot`] and [`i18n`]; `problem` turns errors into sentences.
 
 mod actions;
 mod call_view;
@@ -30,6 +30,7 @@ mod lobby;
 mod pages;
 mod password;
 pub mod preferences;
+mod problem;
 mod prompts;
 pub mod quality;
 pub mod ringer;
@@ -133,6 +134,7 @@ fn start(app: &adw::Application, launch: Launch) -> Rc<window::Window> {
     let window = window::Window::new(app, launch);
     app_actions(app, &window);
     link::start_ticking(&window);
+    link::watch_pictures(&window);
     // SIGINT and SIGTERM close the window like Ctrl+Q: a call is hung up first.
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let weak = Rc::downgrade(&window);

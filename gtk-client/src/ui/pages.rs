@@ -61,6 +61,9 @@ pub struct StatusPage {
     pub root: adw::StatusPage,
     spinner: gtk::Spinner,
     buttons: gtk::Box,
+    retry: gtk::Label,
+    details: gtk::Expander,
+    detail: gtk::Label,
 }
 
 impl StatusPage {
@@ -76,11 +79,21 @@ impl StatusPage {
         let buttons = gtk::Box::builder().spacing(12).halign(gtk::Align::Center).build();
         buttons.append(&change);
         buttons.append(&retry);
+        let when = gtk::Label::new(None);
+        when.add_css_class("dim-label");
+        // The error as the system reported it, for whoever helps the user.
+        let detail = gtk::Label::builder().wrap(true).selectable(true).xalign(0.0).build();
+        detail.add_css_class("monospace");
+        detail.add_css_class("dim-label");
+        let details =
+            gtk::Expander::builder().label(i18n("Details")).child(&detail).halign(gtk::Align::Center).build();
         let body = gtk::Box::new(gtk::Orientation::Vertical, 12);
         body.append(&spinner);
+        body.append(&when);
         body.append(&buttons);
+        body.append(&details);
         let root = adw::StatusPage::builder().child(&body).vexpand(true).build();
-        StatusPage { root, spinner, buttons }
+        StatusPage { root, spinner, buttons, retry: when, details, detail }
     }
 
     /// Shows that a connection to `server` is being made.
@@ -91,25 +104,30 @@ impl StatusPage {
         self.spinner.set_visible(true);
         self.spinner.start();
         self.buttons.set_visible(false);
+        self.retry.set_visible(false);
+        self.details.set_visible(false);
     }
 
-    /// Shows that the connection to `server` failed for `reason`, and when
-    /// the next attempt is (`retry_in` whole seconds).
-    pub fn offline(&self, server: &str, reason: &str, retry_in: u64) {
+    /// Shows why there is no connection (`reason`, a sentence; `detail`, the
+    /// error's own words, under Details), whether one had been made (`lost`),
+    /// and when the next attempt is (`retry_in` whole seconds).
+    pub fn offline(&self, reason: &str, detail: &str, lost: bool, retry_in: u64) {
         self.root.set_icon_name(Some("network-offline-symbolic"));
-        self.root.set_title(&i18n("Not Connected"));
+        self.root.set_title(&if lost { i18n("Disconnected") } else { i18n("Could Not Connect") });
+        let reason = glib::markup_escape_text(reason);
+        if self.root.description().as_deref() != Some(reason.as_str()) {
+            super::window::log(&format!("status: {reason}"));
+            self.root.set_description(Some(&reason));
+        }
         let when = if retry_in == 0 {
             i18n("Trying again…")
         } else {
             i18n_f("Trying again in {} s.", &[&retry_in.to_string()])
         };
-        let text = format!(
-            "{}\n{}\n{}",
-            i18n_f("Cannot reach the server at {}.", &[server]),
-            glib::markup_escape_text(reason),
-            when
-        );
-        self.root.set_description(Some(&text));
+        self.retry.set_label(&when);
+        self.retry.set_visible(true);
+        self.detail.set_label(detail);
+        self.details.set_visible(!detail.is_empty());
         self.spinner.stop();
         self.spinner.set_visible(false);
         self.buttons.set_visible(true);

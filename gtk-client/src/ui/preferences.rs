@@ -12,7 +12,7 @@ use gst::prelude::*;
 
 use super::i18n::{i18n, i18n_f};
 use super::settings::{self, Extra};
-use super::window::Window;
+use super::window::{Window, log};
 use crate::media::{AudioSourceKind, VideoSourceKind};
 
 /// A camera the device monitor found.
@@ -234,7 +234,10 @@ fn apply(w: &Rc<Window>, f: &Form) {
     }
     let conf = match settings::validate(&f.host.text(), &f.port.text(), camera_index) {
         Ok(c) => c,
-        Err(e) => return f.window.add_toast(adw::Toast::new(&glib::markup_escape_text(&e.to_string()))),
+        Err(p) => {
+            log(&format!("preferences refused: {}", p.detail));
+            return f.window.add_toast(adw::Toast::new(&glib::markup_escape_text(&p.sentence)));
+        }
     };
     let nick = Some(nick).filter(|n| !n.is_empty());
     let max_video_kbps = settings::VIDEO_KBPS_CHOICES.get(f.quality.selected() as usize).copied();
@@ -243,7 +246,8 @@ fn apply(w: &Rc<Window>, f: &Form) {
     let saved = settings::save_conf(&conf_path, &conf)
         .and_then(|()| settings::save_extra(&settings::extra_path(&conf_path), &extra));
     if let Err(e) = saved {
-        return f.window.add_toast(adw::Toast::new(&glib::markup_escape_text(&format!("{e:#}"))));
+        log(&format!("{e:#}"));
+        return f.window.add_toast(adw::Toast::new(&i18n("The preferences could not be saved")));
     }
     {
         let mut launch = w.launch.borrow_mut();

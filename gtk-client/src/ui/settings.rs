@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::problem::Problem;
 use crate::config::{self, FileConfig};
 use crate::media::{AudioSourceKind, VideoSourceKind};
 
@@ -49,10 +50,10 @@ pub fn conf_text(c: &FileConfig) -> String {
 /// Checks a server address and port the way conf.txt does.
 ///
 /// # Errors
-/// The core's own message naming what is wrong.
-pub fn validate(host: &str, port: &str, camera_index: u32) -> anyhow::Result<FileConfig> {
+/// A sentence about the field that is wrong, with the core's message as detail.
+pub fn validate(host: &str, port: &str, camera_index: u32) -> Result<FileConfig, Problem> {
     let text = format!("{}\n{}\n{}\n", host.trim(), port.trim(), camera_index);
-    Ok(config::parse(&text, Path::new("conf.txt"))?)
+    config::parse(&text, Path::new("conf.txt")).map_err(|e| super::problem::from_config(&e))
 }
 
 /// Writes conf.txt, creating its directory.
@@ -160,7 +161,7 @@ mod tests {
         save_conf(&path, &c).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(config::parse(&text, &path).unwrap(), c);
-        assert!(validate("bad host!", "4000", 0).unwrap_err().to_string().contains("line 1"));
+        assert!(validate("bad host!", "4000", 0).unwrap_err().detail.contains("line 1"));
         assert!(validate("h", "0", 0).is_err());
         assert_eq!(server_of(&validate("::1", "5", 0).unwrap()), "[::1]:5");
         assert_eq!(split_server("[::1]:5"), ("::1".into(), "5".into()));

@@ -41,8 +41,12 @@ pub enum Link {
     Offline {
         /// `HOST:PORT`.
         server: String,
-        /// Why, in words.
+        /// Why, in a translated sentence.
         reason: String,
+        /// Why, technically (the error's own words), for the details.
+        detail: String,
+        /// A connection was made and then lost (else none was made).
+        lost: bool,
         /// Consecutive failures so far (1 after the first).
         attempt: u32,
     },
@@ -70,7 +74,8 @@ impl Link {
             Link::Online { server, id, nick: None } => {
                 i18n_f("Connected as {} at {}", &[&id.to_string(), server])
             }
-            Link::Offline { server, .. } => i18n_f("Disconnected from {}", &[server]),
+            Link::Offline { server, lost: true, .. } => i18n_f("Disconnected from {}", &[server]),
+            Link::Offline { server, lost: false, .. } => i18n_f("Could not connect to {}", &[server]),
         }
     }
 }

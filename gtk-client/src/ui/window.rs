@@ -57,6 +57,8 @@ pub struct Model {
     pub stats: Option<(Instant, StatsSnapshot)>,
     /// The last quality reading.
     pub reading: Option<Reading>,
+    /// The peer's first picture of this call has been shown.
+    pub pictured: bool,
     /// `--call`: dial this once connected and the target is online.
     pub auto_call: Option<String>,
     /// Our nick is settled, so `auto_call` may be dialled.
@@ -85,6 +87,7 @@ impl Model {
             peer: String::new(),
             stats: None,
             reading: None,
+            pictured: false,
             auto_call,
             auto_ready: false,
             shots: Vec::new(),
@@ -223,7 +226,11 @@ impl Window {
     pub fn update_view(self: &Rc<Self>) {
         let page = {
             let m = self.model.borrow();
-            self.title.set_subtitle(&m.link.describe());
+            let subtitle = m.link.describe();
+            if self.title.subtitle() != subtitle {
+                log(&format!("subtitle: {subtitle}"));
+                self.title.set_subtitle(&subtitle);
+            }
             self.enable_actions(&m);
             match (&m.link, &m.call) {
                 (Link::Setup, _) => "setup",
@@ -261,10 +268,10 @@ impl Window {
                     self.status.connecting(server);
                     "status"
                 }
-                (Link::Offline { server, reason, .. }, CallState::Idle) => {
+                (Link::Offline { reason, detail, lost, .. }, CallState::Idle) => {
                     let left =
                         m.retry_at.map_or(0, |t| t.saturating_duration_since(Instant::now()).as_secs());
-                    self.status.offline(server, reason, left + u64::from(m.retry_at.is_some()));
+                    self.status.offline(reason, detail, *lost, left + u64::from(m.retry_at.is_some()));
                     "status"
                 }
             }

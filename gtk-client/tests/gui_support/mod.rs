@@ -40,7 +40,7 @@ impl Display {
             return Display { name, xvfb: None };
         }
         for n in 90..120 {
-            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+            if display_in_use(n) {
                 continue;
             }
             let name = format!(":{n}");
@@ -54,7 +54,8 @@ impl Display {
                 });
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
-                if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+                // Listening (a stale socket left by a killed Xvfb refuses).
+                if std::os::unix::net::UnixStream::connect(format!("/tmp/.X11-unix/X{n}")).is_ok() {
                     return Display { name, xvfb: Some(child) };
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -67,9 +68,27 @@ impl Display {
     }
 }
 
+/// Whether X display `:n` belongs to a live server: its lock file names a
+/// running process. A killed Xvfb leaves its socket and lock file behind;
+/// a new Xvfb replaces those.
+fn display_in_use(n: u32) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/tmp/.X{n}-lock")) else {
+        return Path::new(&format!("/tmp/.X11-unix/X{n}")).exists();
+    };
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    text.trim().parse::<i32>().is_ok_and(|pid| pid > 0 && unsafe { libc::kill(pid, 0) } == 0)
+}
+
 impl Drop for Display {
     fn drop(&mut self) {
         if let Some(c) = &mut self.xvfb {
+            // SIGTERM lets Xvfb remove its socket and lock file; SIGKILL after 5 s.
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -87,6 +106,17 @@ impl Window {
     /// Starts the window with `app_args`, test media, its own empty config
     /// home and working directory `home`, and screenshots into `shots`.
     pub fn start(display: &Display, app_args: &[&str], shots: &Path, home: &Path) -> Window {
+        Window::start_with_env(display, app_args, shots, home, &[])
+    }
+
+    /// [`Window::start`] with more environment variables (such as `LANG`).
+    pub fn start_with_env(
+        display: &Display,
+        app_args: &[&str],
+        shots: &Path,
+        home: &Path,
+        env: &[(&str, &str)],
+    ) -> Window {
         let bin = env!("CARGO_BIN_EXE_komunikator");
         let app_args = [args(&[app_args]), test_media("ball", 660)].concat();
         std::fs::create_dir_all(home).expect("test home");
@@ -111,6 +141,7 @@ impl Window {
             .env("GST_REGISTRY", gst_registry())
             .env("XDG_CONFIG_HOME", home.join("config"))
             .env("KOMUNIKATOR_SCREENSHOT_DIR", shots)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -214,6 +245,28 @@ pub fn answer(
     press(display, "Return");
     window.wait_for("view: call");
     peer
+}
+
+/// A directory holding the compiled `pl_PL.UTF-8` locale, for `LOCPATH`
+/// (the test machine may have no Polish locale installed); made once with
+/// `localedef` from the glibc locale sources.
+pub fn polish_locale() -> std::path::PathBuf {
+    let dir = crate::support::target_dir().join("test-locale");
+    if dir.join("pl_PL.UTF-8/LC_MESSAGES").exists() {
+        return dir;
+    }
+    std::fs::create_dir_all(&dir).expect("test locale directory");
+    let status = Command::new("localedef")
+        .args(["-i", "pl_PL", "-f", "UTF-8"])
+        .arg(dir.join("pl_PL.UTF-8"))
+        .status()
+        .unwrap_or_else(|e| panic!("localedef cannot run ({e}): install the locales package"));
+    // localedef exits 1 for mere warnings; the directory is what counts.
+    assert!(
+        status.code().is_some_and(|c| c <= 1) && dir.join("pl_PL.UTF-8/LC_MESSAGES").exists(),
+        "localedef could not compile pl_PL.UTF-8 (install the locales package)"
+    );
+    dir
 }
 
 /// The nicks a raw protocol client sees with `refresh`.
