@@ -162,6 +162,9 @@ impl Control {
                 }
             }
             NetEvent::Delay(_) => {}
+            NetEvent::Blocked(target) => {
+                self.emit(Event::Notice(format!("no more calls from {target} while connected")))
+            }
             // An older server does not know our `delay` reports: stop them, quietly.
             NetEvent::Error { code: ErrorCode::UnknownCommand, .. } if self.delay_refused() => {}
             NetEvent::Msg(text) => self.emit(Event::Message(text)),
@@ -183,6 +186,15 @@ impl Control {
                 self.emit(Event::Disconnected(reason));
             }
         }
+    }
+
+    /// Declines the ringing call and blocks its caller's address: a caller
+    /// who reconnects to ring again is blocked too (a nick could be changed).
+    fn block_caller(&mut self) {
+        let CallState::Ringing { caller, .. } = &self.state else { return };
+        let caller = *caller;
+        self.step(CallInput::Answer(false));
+        self.command(&Command::Block(komunikator_protocol::Target::Ip(caller.ip())));
     }
 
     /// Whether an `unknown-command` error answers our `delay` reports (an
@@ -235,6 +247,7 @@ impl Control {
                 "cannot call {target:?}: give an id (IP:PORT), an IP address or a nick"
             ))),
             UserCommand::Answer(yes) => self.step(CallInput::Answer(yes)),
+            UserCommand::BlockCaller => self.block_caller(),
             UserCommand::Hangup => self.step(CallInput::Hangup),
             UserCommand::Msg(text) => self.send_msg(&text),
             UserCommand::SetMuted(muted) => {

@@ -115,6 +115,7 @@ enum UserCommand {
     Msg(String),
     SetMuted(bool),
     SetCamera(bool),
+    BlockCaller,
 }
 
 /// Everything the control thread consumes.
@@ -161,6 +162,12 @@ impl EngineHandle {
     /// Accepts or declines the incoming call.
     pub fn answer(&self, accept: bool) {
         self.user(UserCommand::Answer(accept));
+    }
+
+    /// Declines the incoming call and asks the server to stop `ask` prompts
+    /// from the caller's address for the rest of this connection (`block`).
+    pub fn block_caller(&self) {
+        self.user(UserCommand::BlockCaller);
     }
 
     /// Hangs up, cancels a call being placed, or declines one ringing.

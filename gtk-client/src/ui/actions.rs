@@ -29,6 +29,7 @@ pub(super) fn add(w: &Rc<Window>, name: &str, f: fn(&Rc<Window>)) {
 pub fn install(w: &Rc<Window>) {
     add(w, "accept", |w| w.with_engine(|e| e.answer(true)));
     add(w, "decline", |w| w.with_engine(|e| e.answer(false)));
+    add(w, "block-caller", |w| w.with_engine(|e| e.block_caller()));
     add(w, "hang-up", |w| w.with_engine(|e| e.hangup()));
     add(w, "reconnect", |w| w.connect());
     add(w, "first-connect", first_connect);

@@ -31,7 +31,7 @@ impl Outgoing {
     }
 }
 
-/// "NICK is calling" with Decline and Accept.
+/// "NICK is calling" with Decline and Accept, and Block under them.
 pub struct Incoming {
     /// The page.
     pub root: adw::StatusPage,
@@ -39,16 +39,28 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    /// Builds the page; the buttons fire `win.decline` and `win.accept`.
+    /// Builds the page; the buttons fire `win.decline`, `win.accept` and
+    /// `win.block-caller` (decline, and no more rings from that address
+    /// while connected).
     pub fn new() -> Incoming {
         let decline = pill(&i18n("Decline"), "destructive-action", "win.decline");
         let accept = pill(&i18n("Accept"), "suggested-action", "win.accept");
         let buttons = gtk::Box::builder().spacing(24).halign(gtk::Align::Center).build();
         buttons.append(&decline);
         buttons.append(&accept);
+        let block = gtk::Button::builder()
+            .label(i18n("Block This Caller"))
+            .tooltip_text(i18n("Decline, and take no more calls from this address until you reconnect"))
+            .action_name("win.block-caller")
+            .halign(gtk::Align::Center)
+            .build();
+        block.add_css_class("flat");
+        let column = gtk::Box::builder().orientation(gtk::Orientation::Vertical).spacing(18).build();
+        column.append(&buttons);
+        column.append(&block);
         let root = adw::StatusPage::builder()
             .icon_name("call-incoming-symbolic")
-            .child(&buttons)
+            .child(&column)
             .vexpand(true)
             .build();
         Incoming { root, accept }

@@ -298,6 +298,7 @@ impl Window {
         let in_call = matches!(m.call, CallState::Active { .. } | CallState::Connecting { .. });
         set("accept", ringing);
         set("decline", ringing);
+        set("block-caller", ringing);
         set("hang-up", !m.call.is_idle());
         set("mute", in_call);
         set("camera-off", in_call);
