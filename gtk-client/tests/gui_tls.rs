@@ -199,7 +199,7 @@ fn a_password_is_asked_for_refused_when_wrong_and_remembered() {
 }
 
 #[test]
-fn a_rate_limited_password_is_not_resent_until_the_wait_is_over() {
+fn guesses_from_this_address_do_not_lock_out_a_user_who_knows_the_password() {
     let _x = exclusive();
     let started = Instant::now();
     let display = Display::get();
@@ -209,30 +209,25 @@ fn a_rate_limited_password_is_not_resent_until_the_wait_is_over() {
     let file = home.join("server-password");
     std::fs::write(&file, format!("{secret}\n")).expect("password file");
     let server = Server::start("limited", &["--password-file", file.to_str().expect("utf-8 path")]);
-    // Someone on this address guessed too often.
-    for _ in 0..5 {
+    // Someone on this address guessed wrong until the per-address budget ran out.
+    for _ in 0..6 {
         let mut stream = TcpStream::connect(&server.addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
         stream.write_all(b"auth guess\n").expect("send auth");
         let answer = BufReader::new(stream).lines().map_while(Result::ok).find(|l| l.starts_with("error"));
         assert_eq!(answer.as_deref().and_then(|l| l.split(' ').nth(1)), Some("auth-failed"));
     }
-
+    // The user who knows the password is only made to wait, never locked out.
     let window = Window::start(&display, &["--server", &server.addr, "--name", "limited"], &shots, &home);
     window.wait_for("wants a password (required)");
     window.wait_for("view: password");
     type_text(&display, secret);
     press(&display, "Return");
-    window.wait_for("wants a password (rate-limited)");
-    // Typing it again does not reach the server while the wait lasts.
-    window.wait_for("view: password");
-    type_text(&display, secret);
-    press(&display, "Return");
-    window.wait_for("not sending the password: the server is rate-limiting");
+    window.wait_for("name accepted: limited");
     let log = window.log();
+    assert!(!log.contains("rate-limited"), "{log}");
     assert_eq!(log.matches("sending the password to").count(), 1, "{log}");
-    assert!(!log.contains("name accepted"), "{log}");
     drop(window);
     let _ = std::fs::remove_dir_all(&home);
-    eprintln!("rate-limit test took {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!("guessing test took {:.1} s", started.elapsed().as_secs_f64());
 }
