@@ -287,14 +287,52 @@ mod tests {
         let mut e = DrainEstimator::default();
         e.observe(at(t0, 0, 0, 5_000));
         e.observe(at(t0, 100, 12_500, 5_000));
+        // Half the speed, still backlogged: the average moves towards it.
         e.observe(at(t0, 200, 18_750, 5_000));
         let slower = e.rate().unwrap();
         assert!(62_500.0 < slower && slower < 100_000.0, "{slower}");
         // A partly idle interval slower than the estimate says nothing.
         e.observe(at(t0, 300, 25_000, 0));
         assert_eq!(e.rate(), Some(slower));
-        // 30 KB in 10 ms: the link sped up.
-        e.observe(at(t0, 310, 55_000, 0));
-        assert!(e.rate().unwrap() > 250_000.0, "{:?}", e.rate());
+        // Nor does a receive window acknowledged at once.
+        e.observe(at(t0, 305, 29_096, 0));
+        assert_eq!(e.rate(), Some(slower));
+        // 20 KB in 10 ms: the link sped up (the bound starts at 200 ms).
+        e.observe(at(t0, 310, 39_096, 0));
+        assert_eq!(e.rate(), Some(20_346.0 / 0.11));
+        // Then 30 KB in 10 ms.
+        e.observe(at(t0, 320, 69_096, 0));
+        assert_eq!(e.rate(), Some(3_000_000.0));
+    }
+
+    #[test]
+    fn an_estimate_settles_after_a_quarter_of_a_second_of_backlog() {
+        let t0 = Instant::now();
+        let mut e = DrainEstimator::default();
+        e.observe(at(t0, 0, 0, 5_000));
+        e.observe(at(t0, 100, 12_500, 3_000));
+        assert_eq!(e.rate(), Some(125_000.0));
+        assert_eq!(e.settled_rate(), None);
+        // A little slower, so that no lower bound replaces the average.
+        for ms in [150, 200, 250, 300] {
+            e.observe(at(t0, ms, 12_500 + 6_000 * (ms - 100) / 50, 3_000));
+        }
+        assert!(e.settled_rate().is_some_and(|r| 120_000.0 < r && r < 125_000.0), "{e:?}");
+    }
+
+    #[test]
+    fn a_write_that_waited_for_the_far_end_measures_it() {
+        let t0 = Instant::now();
+        let mut e = DrainEstimator::default();
+        e.observe(at(t0, 0, 0, 0));
+        // A 30 KB keyframe written from 1 ms on took until 241 ms.
+        e.observe_write(at(t0, 241, 26_000, 0), t0 + Duration::from_millis(1));
+        let rate = e.rate().unwrap();
+        assert!((rate - 26_000.0 / 0.241).abs() < 1.0, "{rate}");
+        // Not when the last sample is older than the write's start.
+        let mut f = DrainEstimator::default();
+        f.observe(at(t0, 0, 0, 0));
+        f.observe_write(at(t0, 241, 26_000, 0), t0 + Duration::from_millis(100));
+        assert_eq!(f.rate(), None);
     }
 }

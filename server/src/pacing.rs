@@ -175,16 +175,6 @@ mod tests {
     }
 
     #[test]
-    fn idle_intervals_alone_give_no_rate() {
-        let t0 = Instant::now();
-        let mut p = Pacer::default();
-        p.observe(at(t0, 0, 0, 0));
-        p.observe(at(t0, 100, 1_000, 0));
-        p.observe(at(t0, 200, 2_000, 4_000));
-        assert_eq!(p.rate(), None);
-    }
-
-    #[test]
     fn a_backlogged_receiver_is_measured_and_video_held() {
         let t0 = Instant::now();
         let mut p = Pacer::default();
@@ -204,25 +194,15 @@ mod tests {
     }
 
     #[test]
-    fn the_estimate_follows_a_slower_receiver_and_jumps_to_a_faster_one() {
+    fn a_receiver_that_speeds_up_is_not_paced_any_more() {
+        // The estimator's own steps are tested in komunikator_rate::drain.
         let t0 = Instant::now();
         let mut p = Pacer::default();
         p.observe(at(t0, 0, 0, 5_000));
         p.observe(at(t0, 100, 12_500, 5_000));
-        // Half the speed, still backlogged: the average moves towards it.
-        p.observe(at(t0, 200, 18_750, 5_000));
-        let slower = p.rate().unwrap();
-        assert!(62_500.0 < slower && slower < 100_000.0, "{slower}");
-        // A partly idle interval slower than the estimate says nothing.
-        p.observe(at(t0, 300, 25_000, 0));
-        assert_eq!(p.rate(), Some(slower));
-        // Nor does a receive window acknowledged at once.
-        p.observe(at(t0, 305, 29_096, 0));
-        assert_eq!(p.rate(), Some(slower));
-        // 20 KB in 10 ms: the receiver sped up (the bound starts at 200 ms).
+        assert!(p.paced(30_000));
+        // 30 KB in 10 ms after an idle moment: the receiver sped up.
         p.observe(at(t0, 310, 39_096, 0));
-        assert_eq!(p.rate(), Some(20_346.0 / 0.11));
-        // Then 30 KB in 10 ms.
         p.observe(at(t0, 320, 69_096, 0));
         assert_eq!(p.rate(), Some(3_000_000.0));
         assert!(!p.paced(30_000));
@@ -254,19 +234,6 @@ mod tests {
         assert!(!p.too_soon(30_000, t0));
     }
 
-    #[test]
-    fn sampling_a_real_socket_works() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut a = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let _b = listener.accept().unwrap();
-        let before = sample(&a).unwrap();
-        std::io::Write::write_all(&mut a, &[0; 1000]).unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        let after = sample(&a).unwrap();
-        assert_eq!((after.acked - before.acked, after.notsent, after.unacked), (1000, 0, 0));
-        assert!(after.idle());
-    }
-
     /// 125 KB/s measured from a backlog at 0-100 ms.
     fn slow(t0: Instant) -> Pacer {
         let mut p = Pacer::default();
@@ -274,34 +241,6 @@ mod tests {
         p.observe(at(t0, 100, 12_500, 3_000));
         assert_eq!(p.rate(), Some(125_000.0));
         p
-    }
-
-    #[test]
-    fn an_estimate_settles_after_a_quarter_of_a_second_of_backlog() {
-        let t0 = Instant::now();
-        let mut p = slow(t0);
-        assert_eq!(p.settled_rate(), None);
-        // A little slower, so that no lower bound replaces the average.
-        for ms in [150, 200, 250, 300] {
-            p.observe(at(t0, ms, 12_500 + 6_000 * (ms - 100) / 50, 3_000));
-        }
-        assert!(p.settled_rate().is_some_and(|r| 120_000.0 < r && r < 125_000.0), "{p:?}");
-    }
-
-    #[test]
-    fn a_write_that_waited_for_the_receiver_measures_it() {
-        let t0 = Instant::now();
-        let mut p = Pacer::default();
-        p.observe(at(t0, 0, 0, 0));
-        // A 30 KB keyframe written from 1 ms on took until 241 ms.
-        p.observe_write(at(t0, 241, 26_000, 0), t0 + Duration::from_millis(1));
-        let rate = p.rate().unwrap();
-        assert!((rate - 26_000.0 / 0.241).abs() < 1.0, "{rate}");
-        // Not when the last sample is older than the write's start.
-        let mut q = Pacer::default();
-        q.observe(at(t0, 0, 0, 0));
-        q.observe_write(at(t0, 241, 26_000, 0), t0 + Duration::from_millis(100));
-        assert_eq!(q.rate(), None);
     }
 
     #[test]
