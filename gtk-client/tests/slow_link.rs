@@ -55,14 +55,10 @@ fn still_a_call(what: &str, from: &Outcome, to: &Outcome) {
     assert!(delay < 1500.0, "{what}: pictures arrive {delay} ms late (p95): {}", to.json());
 }
 
-/// The lowest video rate the sender used, and what limited it then.
-fn lowest_rate(o: &Outcome) -> (u64, String) {
+/// The sender's send-rate timeline: (kbit/s, what limited it) per change.
+fn rate_timeline(o: &Outcome) -> Vec<(u64, String)> {
     let points = o.json()["video_rate"].as_array().cloned().unwrap_or_default();
-    points
-        .iter()
-        .filter_map(|p| Some((p["kbps"].as_u64()?, p["limit"].as_str()?.to_owned())))
-        .min_by_key(|(kbps, _)| *kbps)
-        .unwrap_or_else(|| panic!("no send-rate timeline: {}", o.json()))
+    points.iter().filter_map(|p| Some((p["kbps"].as_u64()?, p["limit"].as_str()?.to_owned()))).collect()
 }
 
 #[test]
@@ -71,8 +67,14 @@ fn a_slow_uplink_keeps_the_call_a_call() {
     let link = link(&server, "500kbit,queue=100ms", "unlimited");
     let (ala, bob) = call(&server.addr, &link.client_addr().to_string());
     still_a_call("ala -> bob over ala's 500 kbit/s uplink", &ala, &bob);
-    let (kbps, limit) = lowest_rate(&ala);
-    assert!(kbps < 500 && limit == "uplink", "ala's video rate went down to {kbps} ({limit})");
+    // Ala found her own uplink: she cut below it and named it. (On a busy
+    // machine a starved callee may also report a queue of its own; that
+    // is honest, so other points may name the downlink.)
+    let timeline = rate_timeline(&ala);
+    assert!(
+        timeline.iter().any(|(kbps, limit)| *kbps < 500 && limit == "uplink"),
+        "ala never cut below her 500 kbit/s uplink naming it: {timeline:?}"
+    );
 }
 
 #[test]

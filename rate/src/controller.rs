@@ -234,8 +234,17 @@ impl Controller {
         };
         let delay = obs.queue_delay.max(obs.peer_delay);
         let queueing = delay > QUEUE_DELAY;
-        // Which end the queue is at: ours unless the peer sees more of it.
-        let queue_end = if obs.peer_delay > obs.queue_delay { Limit::Downlink } else { Limit::Uplink };
+        // Which end the queue is at. The peer's figure includes our uplink's
+        // queue (and what waits in our own socket), so it names the
+        // downlink only when most of it lies beyond what we measure
+        // ourselves, by a clear margin: noise between two measurements of
+        // one queue must not tell the user the wrong end.
+        let beyond_ours = obs.peer_delay.saturating_sub(obs.queue_delay);
+        let queue_end = if beyond_ours > obs.queue_delay && beyond_ours > QUEUE_DELAY {
+            Limit::Downlink
+        } else {
+            Limit::Uplink
+        };
         // A queue in the network: what got through is the link's rate.
         let sent_kbps = f64::from(obs.video_bps.saturating_add(obs.audio_bps)) / 1000.0;
         // A queue on the path drains only at what the link takes beyond
@@ -247,19 +256,22 @@ impl Controller {
             (false, false) => None,
         };
         let (mut cap, mut limit) = (f64::INFINITY, Limit::None);
+        // Whether the cap comes from a queue (spaced cuts) or a report.
+        let mut from_queue = false;
         if backlogged || queueing {
             self.congested_at = Some(obs.at);
             self.limited_at = Some(obs.at);
             let may_cut = self.cut_at.is_none_or(|t| obs.at.saturating_duration_since(t) >= CUT_EVERY);
             if let Some(up) = uplink_kbps.filter(|_| may_cut) {
                 (cap, limit) = (allowed(up), if backlogged { Limit::Uplink } else { queue_end });
+                from_queue = true;
             }
         }
         if let Some(peer) = obs.peer_kbps {
             let down = allowed(f64::from(peer));
             self.limited_at = Some(obs.at);
             if down < cap {
-                (cap, limit) = (down, Limit::Downlink);
+                (cap, limit, from_queue) = (down, Limit::Downlink, false);
             }
         }
         // One cut takes at most three quarters off the rate: a stalled
@@ -271,7 +283,10 @@ impl Controller {
                 self.last_link = Some((cap + audio_kbps) / HEADROOM);
                 // What limits the rate stays the answer until it is back at the maximum.
                 self.limit = limit;
-                if limit == Limit::Uplink {
+                // A queue takes a while to drain after a cut, whichever end
+                // it is at; a reported rate is a cap, not a cut, and may
+                // apply at every tick.
+                if from_queue {
                     self.cut_at = Some(obs.at);
                 }
             }
@@ -482,6 +497,27 @@ mod tests {
         let d = c.tick(o);
         assert_eq!(d.limit, Limit::Downlink);
         assert_eq!(d.video_kbps, ((534.0 * 0.8 * HEADROOM) - 34.0f64).round() as u32);
+        // The same report a tick later: the queue has had no time to drain,
+        // so it does not cut again (it used to, every tick, to the floor).
+        (o.at, o.video_bps) = (o.at + TICK, d.video_kbps * 1000);
+        assert_eq!(c.tick(o).video_kbps, d.video_kbps, "cuts for the peer's queue are spaced too");
+        o.at += CUT_EVERY;
+        assert!(c.tick(o).video_kbps < d.video_kbps, "a queue that stays is cut again");
+    }
+
+    #[test]
+    fn one_queue_seen_from_both_ends_is_our_uplink() {
+        // Our uplink's queue delays our probes (120 ms) and, a little more,
+        // the media the peer receives (170 ms): that is not the downlink.
+        let mut c = Controller::new(100, 1000, ladder(640, 480, 30));
+        let mut o = obs(Instant::now(), None, 0.0, None);
+        (o.video_bps, o.queue_delay, o.peer_delay) =
+            (500_000, Duration::from_millis(120), Duration::from_millis(170));
+        assert_eq!(c.tick(o).limit, Limit::Uplink);
+        // A queue mostly beyond what we see is the peer's downlink.
+        let mut c = Controller::new(100, 1000, ladder(640, 480, 30));
+        (o.queue_delay, o.peer_delay) = (Duration::from_millis(40), Duration::from_millis(170));
+        assert_eq!(c.tick(o).limit, Limit::Downlink);
     }
 
     #[test]
