@@ -14,8 +14,9 @@
 //!   the same tick: the leftover drains the queue.
 //! * **Up by probing.** After [`CALM_AFTER`] with nothing waiting and no
 //!   limit reported, the rate grows by [`FAST_GROWTH`] a second, slowing to
-//!   [`SLOW_GROWTH`] near the rate that last limited it, so a link that
-//!   grows is found within seconds and a link that did not is touched gently.
+//!   [`SLOW_GROWTH`] near the link rate last measured, so a link that
+//!   grows is found within seconds and a link that did not is touched
+//!   gently; [`OUTGROWN`] past that rate, growth is fast again.
 //! * **Smaller pictures at low rates.** Each [`Rung`] of the ladder needs a
 //!   minimum rate; below it the next smaller picture (and, at the bottom,
 //!   half the frame rate) is used, so every frame stays small enough to
@@ -68,6 +69,10 @@ pub const SLOW_GROWTH: f64 = 0.05;
 
 /// See [`SLOW_GROWTH`].
 pub const PROBE_DOUBLING: Duration = Duration::from_secs(2);
+
+/// A rate this far above the link rate last measured, reached with no queue
+/// building, means the link grew: growth is fast again.
+pub const OUTGROWN: f64 = 1.25;
 
 /// A bigger picture needs this much more than its threshold...
 pub const UP_MARGIN: f64 = 1.25;
@@ -251,36 +256,41 @@ impl Controller {
         // what is sent: the deeper it is, the deeper the cut (down to half).
         let drain = (1.0 - delay.as_secs_f64()).clamp(0.5, 1.0);
         let uplink_kbps = match (backlogged, queueing) {
-            (true, _) => obs.uplink.map(|r| r * 8.0 / 1000.0 * drain),
-            (false, true) => Some(sent_kbps * drain),
+            (true, _) => obs.uplink.map(|r| r * 8.0 / 1000.0),
+            (false, true) => Some(sent_kbps),
             (false, false) => None,
         };
-        let (mut cap, mut limit) = (f64::INFINITY, Limit::None);
-        // Whether the cap comes from a queue (spaced cuts) or a report.
-        let mut from_queue = false;
+        // The cap, what limits it, the link rate measured behind it (none
+        // when it comes from what got through a queue: that only bounds the
+        // link from above), and whether it comes from a queue (spaced cuts)
+        // or a report.
+        let (mut cap, mut limit, mut link, mut from_queue) = (f64::INFINITY, Limit::None, None, false);
+        // Within one stretch of congestion, every cut's measurement counts.
+        let continuing = !self.calm(obs.at);
         if backlogged || queueing {
             self.congested_at = Some(obs.at);
             self.limited_at = Some(obs.at);
             let may_cut = self.cut_at.is_none_or(|t| obs.at.saturating_duration_since(t) >= CUT_EVERY);
             if let Some(up) = uplink_kbps.filter(|_| may_cut) {
-                (cap, limit) = (allowed(up), if backlogged { Limit::Uplink } else { queue_end });
-                from_queue = true;
+                cap = allowed(up * drain);
+                limit = if backlogged { Limit::Uplink } else { queue_end };
+                (link, from_queue) = (backlogged.then_some(up), true);
             }
         }
         if let Some(peer) = obs.peer_kbps {
             let down = allowed(f64::from(peer));
             self.limited_at = Some(obs.at);
             if down < cap {
-                (cap, limit, from_queue) = (down, Limit::Downlink, false);
+                (cap, limit, link, from_queue) = (down, Limit::Downlink, Some(f64::from(peer)), false);
             }
         }
         // One cut takes at most three quarters off the rate: a stalled
-        // measurement (a busy
-        // machine, a lost burst of ACKs) must not send it to the floor.
+        // measurement (a busy machine, a lost burst of ACKs) must not send
+        // it to the floor.
         cap = cap.max(self.target * MAX_CUT);
         if cap.is_finite() {
             if cap < self.target {
-                self.last_link = Some((cap + audio_kbps) / HEADROOM);
+                self.remember_link(link, (cap + audio_kbps) / HEADROOM, continuing);
                 // What limits the rate stays the answer until it is back at the maximum.
                 self.limit = limit;
                 // A queue takes a while to drain after a cut, whichever end
@@ -296,6 +306,11 @@ impl Controller {
             && f64::from(obs.video_bps) / 1000.0 >= self.target * USED_SHARE
         {
             self.target *= 1.0 + self.growth(obs.at, audio_kbps) * dt;
+            // Well past the last link measured with no queue building: the
+            // link grew, and probing gently near its old rate is over.
+            if self.last_link.is_some_and(|link| self.target + audio_kbps > link * OUTGROWN) {
+                self.last_link = None;
+            }
         }
         self.target = self.target.clamp(self.min_kbps, self.max_kbps);
         if self.target >= self.max_kbps {
@@ -303,6 +318,21 @@ impl Controller {
         }
         self.step_rung(obs.at);
         self.decision()
+    }
+
+    /// Keeps the link rate behind a cut, which growth slows near: the
+    /// lowest `measured` in one stretch of congestion (the first may be
+    /// stale, just after the link shrank), not the deeper rate that drains
+    /// its queue. Without a measurement, `bound` (the rate cut to, with
+    /// headroom) unless this stretch measured one.
+    fn remember_link(&mut self, measured: Option<f64>, bound: f64, continuing: bool) {
+        let kept = self.last_link.filter(|_| continuing);
+        self.last_link = match (measured, kept) {
+            (Some(m), Some(k)) => Some(m.min(k)),
+            (Some(m), None) => Some(m),
+            (None, Some(k)) => Some(k),
+            (None, None) => Some(bound),
+        };
     }
 
     /// Growth per second now: fast while well below the last measured link,
@@ -455,6 +485,68 @@ mod tests {
         let d = run(&mut c, &mut t, 10.0, link(2000.0));
         assert!(d.video_kbps >= 1400 - 34, "{d:?}");
         assert_eq!(d.rung.width, 640);
+    }
+
+    #[test]
+    fn a_deep_cut_to_drain_a_queue_grows_back_fast_to_the_link() {
+        let mut c = Controller::new(100, 2000, ladder(640, 480, 30));
+        let mut t = Instant::now();
+        run(&mut c, &mut t, 3.0, link(2000.0));
+        // A second and a half queued at 300 kbit/s: cut to half the link's
+        // share and lower, to drain it...
+        let queued = |_, at| Observation {
+            queue_delay: Duration::from_millis(1500),
+            ..obs(at, Some(300.0), 300.0, None)
+        };
+        let d = run(&mut c, &mut t, 2.0, queued);
+        assert!(d.video_kbps < 150, "{d:?}");
+        // ...and once it drained, back near the link quickly: 300 kbit/s
+        // was the link, not the drained rate.
+        let d = run(&mut c, &mut t, 3.0, link(300.0));
+        assert!(d.video_kbps >= 200, "{d:?}");
+    }
+
+    #[test]
+    fn one_stretch_of_congestion_remembers_its_lowest_measured_link() {
+        let mut c = Controller::new(100, 2000, ladder(640, 480, 30));
+        let mut t = Instant::now();
+        run(&mut c, &mut t, 3.0, link(2000.0));
+        // Just after the drop the drain rate is stale (1000), then right
+        // (300), then noisy (600): 300 is the link.
+        for kbps in [1000.0, 300.0, 600.0] {
+            t += CUT_EVERY;
+            c.tick(obs(t, Some(kbps), 300.0, None));
+        }
+        assert_eq!(c.last_link, Some(300.0));
+        // What got through a queue is only an upper bound: it does not
+        // replace a measurement of the same stretch.
+        t += CUT_EVERY;
+        c.tick(Observation {
+            queue_delay: Duration::from_millis(200),
+            video_bps: 50_000,
+            ..obs(t, None, 0.0, None)
+        });
+        assert_eq!(c.last_link, Some(300.0));
+        // A new stretch after calm measures afresh.
+        run(&mut c, &mut t, 5.0, |_, at| obs(at, None, 0.0, None));
+        t += TICK;
+        let before = c.decision().video_kbps;
+        c.tick(obs(t, Some(400.0), 300.0, None));
+        assert!(c.decision().video_kbps < before);
+        assert_eq!(c.last_link, Some(400.0));
+    }
+
+    #[test]
+    fn a_link_that_grew_past_its_old_rate_is_probed_fast() {
+        let mut c = Controller::new(100, 2000, ladder(640, 480, 30));
+        let mut t = Instant::now();
+        run(&mut c, &mut t, 3.0, link(2000.0));
+        let d = run(&mut c, &mut t, 10.0, link(300.0));
+        assert!(f64::from(d.video_kbps) + 34.0 < 300.0, "{d:?}");
+        // Gently near 300, then fast once well past it: 70 % of the new
+        // link within 8 s.
+        let d = run(&mut c, &mut t, 8.0, link(2000.0));
+        assert!(d.video_kbps + 34 >= 1400, "{d:?}");
     }
 
     #[test]

@@ -45,13 +45,18 @@ pub(super) fn attach(
     let (enc, size) = (pipeline.by_name("encoder"), pipeline.by_name("size"));
     let applied = Mutex::new(Applied { decision: None, kbps: None, recorded: None });
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-        if uplink.should_skip() {
-            stats.video_frames_skipped.fetch_add(1, Relaxed);
-            return gst::PadProbeReturn::Drop;
-        }
         let d = uplink.decision();
         let mut a = applied.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
+        if uplink.should_skip() {
+            stats.video_frames_skipped.fetch_add(1, Relaxed);
+            // The timeline follows the decision even while every picture is skipped.
+            if a.recorded.is_none_or(|t| now.duration_since(t) >= TIMELINE_EVERY) {
+                stats.record_rate(RatePoint::new(&d));
+                a.recorded = Some(now);
+            }
+            return gst::PadProbeReturn::Drop;
+        }
         if a.decision != Some(d) && uplink.adapts() {
             let kbps = a.kbps.unwrap_or((uplink.max_kbps(), now));
             if worth_changing(encoder.live_rate, kbps.0, kbps.1, d.video_kbps, now) {

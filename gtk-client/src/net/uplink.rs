@@ -28,6 +28,11 @@ pub const MIN_VIDEO_KBPS: u32 = 100;
 /// in our queue and socket would take longer than this to drain.
 pub const SKIP_ABOVE: Duration = Duration::from_millis(100);
 
+/// Queued video that would take longer than this to drain at the measured
+/// uplink rate is dropped (up to a keyframe): after a sudden drop of the
+/// link, frames queued at the old rate would all arrive seconds late.
+pub const MAX_LANE: Duration = Duration::from_millis(400);
+
 /// Without a measured uplink rate, a backlog larger than this skips pictures.
 const SKIP_UNMEASURED_BYTES: u64 = 256 << 10;
 
@@ -411,6 +416,16 @@ impl UplinkControl {
         }
     }
 
+    /// Whether `queued_video` bytes would take longer than [`MAX_LANE`] to
+    /// drain at the measured uplink rate, or the path already queues that
+    /// long (then what waits here would come later still).
+    pub(super) fn lane_too_long(&self, queued_video: usize) -> bool {
+        if queued_video == 0 {
+            return false;
+        }
+        self.estimator.drain_time(queued_video) > MAX_LANE || self.shared.path_delay() > MAX_LANE
+    }
+
     /// When the controller wants the next sample at the latest.
     pub(super) fn next_tick(&self) -> Instant {
         self.next_tick
@@ -510,6 +525,26 @@ mod tests {
         // A pong with no probe in flight changes nothing.
         up.pong(t0 + ms(1300));
         assert_eq!(up.path_delay(), ms(0));
+    }
+
+    #[test]
+    fn a_lane_longer_than_its_bound_at_the_measured_rate_is_too_long() {
+        let mut c = UplinkControl::new(Uplink::new(RateConfig::adaptive(640, 480, 30, 1000)));
+        assert!(!c.lane_too_long(1 << 20), "no rate measured, no queue on the path");
+        let t0 = Instant::now();
+        let at = |ms: u64, acked: u64| Sample {
+            at: t0 + Duration::from_millis(ms),
+            acked,
+            notsent: 4_000,
+            unacked: 1,
+            rtt_us: 0,
+        };
+        // 62.5 KB/s (500 kbit/s), backlogged all along.
+        c.observe(at(0, 0), 10_000);
+        c.observe(at(400, 25_000), 10_000);
+        assert!(!c.lane_too_long(20_000), "320 ms");
+        assert!(c.lane_too_long(30_000), "480 ms");
+        assert!(!c.lane_too_long(0));
     }
 
     #[test]

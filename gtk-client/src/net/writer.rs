@@ -10,8 +10,12 @@
 //! pushing media ever blocks: audio past [`MAX_AUDIO_PACKETS`] drops the
 //! oldest packet, and video past [`MAX_VIDEO_BYTES`] drops the queued
 //! frames and the following ones until a keyframe, which the encoder is
-//! asked for. Raw pictures are normally skipped before the encoder long
-//! before that ([`super::uplink::Uplink::should_skip`]).
+//! asked for. Video that would arrive stale (the lane takes longer than
+//! [`super::uplink::MAX_LANE`] to drain at the measured rate, or the path
+//! already queues that long: the link just shrank) is cut back to the
+//! newest keyframe queued, or to nothing and a keyframe owed. Raw pictures
+//! are normally skipped before the encoder long before either
+//! ([`super::uplink::Uplink::should_skip`]).
 //!
 //! With adaptation off (`--no-adapt`, for benchmarks) it is the old single
 //! first-in-first-out queue of [`FIFO_ITEMS`] items that blocks pushers.
@@ -88,6 +92,36 @@ struct Lanes {
     writers: usize,
     /// The writer thread has stopped.
     closed: bool,
+}
+
+impl Lanes {
+    /// The video lane would arrive stale: keeps only what a decoder can
+    /// start from. From the newest keyframe queued on when there is one
+    /// after the front; otherwise the front frame if it is a keyframe (what
+    /// follows it goes, and a new keyframe is owed); otherwise nothing, and
+    /// a new keyframe is owed. A lone keyframe is never dropped here, so a
+    /// keyframe larger than the bound cannot be dropped and owed forever.
+    fn trim_stale_video(&mut self, uplink: &Uplink) {
+        let is_key = |item: &Outgoing| matches!(item, Outgoing::Media { header, .. } if header.key);
+        let keep_from = match self.video.iter().rposition(is_key) {
+            Some(newest) if newest > 0 => newest,
+            _ if self.video.front().is_some_and(is_key) => {
+                self.video.truncate(1);
+                self.video_bytes = self.video.front().map_or(0, Outgoing::len);
+                self.dropping_video = true;
+                uplink.owe_keyframe();
+                return;
+            }
+            _ => self.video.len(),
+        };
+        for item in self.video.drain(..keep_from) {
+            self.video_bytes -= item.len();
+        }
+        if self.video.is_empty() {
+            self.dropping_video = true;
+            uplink.owe_keyframe();
+        }
+    }
 }
 
 struct Queue {
@@ -261,6 +295,9 @@ impl Drain {
                 self.queue.room.notify_all();
                 return Some(item);
             }
+            if control.adapts() && lanes.video.len() > 1 && control.lane_too_long(lanes.video_bytes) {
+                lanes.trim_stale_video(&self.queue.uplink);
+            }
             if let Some(len) = lanes.video.front().map(Outgoing::len) {
                 match control.gate(notsent).filter(|_| control.adapts()) {
                     None => {
@@ -379,6 +416,52 @@ mod tests {
             w.media(MediaKind::Audio, i, true, Box::new(vec![0; 10])).unwrap();
         }
         assert_eq!(drain.queue.lock().audio.len(), MAX_AUDIO_PACKETS, "audio is bounded too");
+    }
+
+    /// The pts and keyframe flag of each queued video frame.
+    fn video(drain: &Drain) -> Vec<(u64, bool)> {
+        let lanes = drain.queue.lock();
+        let frame = |o: &Outgoing| match o {
+            Outgoing::Media { header, .. } => Some((header.pts, header.key)),
+            Outgoing::Line(_) => None,
+        };
+        lanes.video.iter().filter_map(frame).collect()
+    }
+
+    #[test]
+    fn a_stale_lane_keeps_only_what_a_decoder_can_start_from() {
+        let (w, drain) = writer(true);
+        let push = |pts, key| w.media(MediaKind::Video, pts, key, Box::new(vec![0; 100])).unwrap();
+        let trim = || drain.queue.lock().trim_stale_video(w.uplink());
+        // From the newest keyframe after the front, owing nothing.
+        for (pts, key) in [(1, false), (2, true), (3, false), (4, true), (5, false)] {
+            push(pts, key);
+        }
+        trim();
+        assert_eq!(video(&drain), [(4, true), (5, false)]);
+        assert!(!w.uplink().take_keyframe_owed());
+        // A keyframe at the front stays; what depends on it goes, and the
+        // next pictures wait for a new keyframe, which is owed.
+        trim();
+        assert_eq!(video(&drain), [(4, true)]);
+        assert!(w.uplink().take_keyframe_owed());
+        assert_eq!(push(6, false), Queued::Dropped);
+        assert_eq!(drain.queue.lock().video_bytes, 100);
+        // A lone keyframe is never dropped: it is what the decoder needs.
+        trim();
+        assert_eq!(video(&drain), [(4, true)]);
+        // No keyframe at all: everything goes, and one is owed.
+        drain.queue.lock().video.clear();
+        drain.queue.lock().video_bytes = 0;
+        push(7, true);
+        drain.queue.lock().video.pop_front();
+        drain.queue.lock().video_bytes = 0;
+        push(8, false);
+        push(9, false);
+        trim();
+        assert!(video(&drain).is_empty());
+        assert_eq!(drain.queue.lock().video_bytes, 0);
+        assert!(w.uplink().take_keyframe_owed());
     }
 
     #[test]
