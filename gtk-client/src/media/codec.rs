@@ -93,7 +93,7 @@ pub const ENCODERS: &[Candidate] = &[
     },
     Candidate {
         factory: "x264enc",
-        launch: "video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=300 bframes=0 bitrate={kbps}",
+        launch: "video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=300 bframes=0 vbv-buf-capacity=200 bitrate={kbps}",
         hardware: false,
         live_rate: KBPS,
     },
