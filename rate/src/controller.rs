@@ -54,7 +54,7 @@ pub const HOLD_DELAY: Duration = Duration::from_millis(25);
 /// The rate grows only while the encoder uses at least this share of it:
 /// an encoder that undershoots (a still picture) proves nothing about the
 /// link, so growing the target would only store up a burst.
-pub const USED_SHARE: f64 = 0.6;
+pub const USED_SHARE: f64 = 0.75;
 
 /// The most one cut takes off the rate.
 pub const MAX_CUT: f64 = 0.25;
@@ -280,6 +280,11 @@ impl Controller {
         if let Some(peer) = obs.peer_kbps {
             let down = allowed(f64::from(peer));
             self.limited_at = Some(obs.at);
+            // A report is a measurement of the link: one above the link
+            // remembered means it grew (or the first was low).
+            if self.last_link.is_some_and(|l| f64::from(peer) > l) {
+                self.last_link = Some(f64::from(peer));
+            }
             if down < cap {
                 (cap, limit, link, from_queue) = (down, Limit::Downlink, Some(f64::from(peer)), false);
             }
@@ -288,24 +293,29 @@ impl Controller {
         // measurement (a busy machine, a lost burst of ACKs) must not send
         // it to the floor.
         cap = cap.max(self.target * MAX_CUT);
-        if cap.is_finite() {
-            if cap < self.target {
-                self.remember_link(link, (cap + audio_kbps) / HEADROOM, continuing);
-                // What limits the rate stays the answer until it is back at the maximum.
-                self.limit = limit;
-                // A queue takes a while to drain after a cut, whichever end
-                // it is at; a reported rate is a cap, not a cut, and may
-                // apply at every tick.
-                if from_queue {
-                    self.cut_at = Some(obs.at);
-                }
+        if cap < self.target {
+            // A queue that builds while we send bounds the link from above
+            // by what we send: a measurement above it is stale or counts
+            // buffers filling, not the link.
+            let link = link.map(|l| if queueing { l.min(sent_kbps) } else { l });
+            self.remember_link(link, (cap + audio_kbps) / HEADROOM, continuing);
+            // What limits the rate stays the answer until it is back at the maximum.
+            self.limit = limit;
+            // A queue takes a while to drain after a cut, whichever end it
+            // is at; a reported rate is a cap, not a cut, and may apply at
+            // every tick.
+            if from_queue {
+                self.cut_at = Some(obs.at);
             }
-            self.target = self.target.min(cap);
+            self.target = cap;
         } else if self.calm(obs.at)
             && delay <= HOLD_DELAY
             && f64::from(obs.video_bps) / 1000.0 >= self.target * USED_SHARE
         {
-            self.target *= 1.0 + self.growth(obs.at, audio_kbps) * dt;
+            // Growth, up to a reported rate if there is one: a report
+            // below which the rate was cut (a stale one, from the start of
+            // the call) must not hold it there.
+            self.target = (self.target * (1.0 + self.growth(obs.at, audio_kbps) * dt)).min(cap);
             // Well past the last link measured with no queue building: the
             // link grew, and probing gently near its old rate is over.
             if self.last_link.is_some_and(|link| self.target + audio_kbps > link * OUTGROWN) {
@@ -485,6 +495,18 @@ mod tests {
         let d = run(&mut c, &mut t, 10.0, link(2000.0));
         assert!(d.video_kbps >= 1400 - 34, "{d:?}");
         assert_eq!(d.rung.width, 640);
+    }
+
+    #[test]
+    fn a_reported_rate_above_the_target_lets_it_grow_to_it() {
+        // A low first report (the server measured the call's first burst),
+        // then the downlink's real rate: the video follows it up.
+        let mut c = Controller::new(100, 1000, ladder(640, 480, 30));
+        let mut t = Instant::now();
+        let d = run(&mut c, &mut t, 1.0, |_, at| obs(at, None, 0.0, Some(168)));
+        assert_eq!(d.video_kbps, 109);
+        let d = run(&mut c, &mut t, 8.0, |_, at| obs(at, None, 0.0, Some(500)));
+        assert_eq!((d.video_kbps, d.limit), (391, Limit::Downlink));
     }
 
     #[test]

@@ -459,8 +459,7 @@ impl UplinkControl {
         });
         if std::env::var_os("KOMUNIKATOR_DEBUG_RATE").is_some() {
             eprintln!(
-                "rate-debug t={:?} wall_ms={} est={:?} backlog={} audio_bps={:.0} video_bps={:.0} qdelay={:?} path={:?} -> {:?}",
-                now,
+                "rate-debug wall_ms={} est={:?} backlog={} audio_bps={:.0} video_bps={:.0} qdelay={:?} path={:?} peer_kbps={} peer_delay={:?} -> {:?}",
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis()),
@@ -470,6 +469,8 @@ impl UplinkControl {
                 self.video_bps,
                 self.queue_delay,
                 self.shared.path_delay(),
+                peer,
+                self.shared.peer_delay(now),
                 d
             );
         }
