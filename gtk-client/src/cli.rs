@@ -23,6 +23,8 @@ Headless mode (no window; prints one line of JSON statistics at the end):
   --answer                 answer the first incoming call
   --duration SECONDS       hang up after this long in the call (default: until the peer stops)
   --reconnect              when the connection is lost, reconnect with backoff and keep going
+  --mute                   keep the microphone muted (silence is sent; the peer is told)
+  --camera-off             keep the camera off (no video is sent; the peer is told)
 
 Media:
   --video-source camera|test|none   (default camera; falls back to a test pattern)
@@ -106,6 +108,10 @@ pub struct Args {
     pub reconnect: bool,
     /// `--duration`.
     pub duration: Option<Duration>,
+    /// `--mute`: headless, the microphone stays muted.
+    pub mute: bool,
+    /// `--camera-off`: headless, the camera stays off.
+    pub camera_off: bool,
     /// `--print-pipelines`.
     pub print_pipelines: bool,
     /// `--video-source`.
@@ -176,6 +182,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgError> {
             "--call" => a.call = Some(value()?),
             "--answer" => a.answer = true,
             "--reconnect" => a.reconnect = true,
+            "--mute" => a.mute = true,
+            "--camera-off" => a.camera_off = true,
             "--duration" => a.duration = Some(duration(&value()?)?),
             "--print-pipelines" => a.print_pipelines = true,
             "--video-source" => a.video_source = Some(video_source(&value()?)?),
@@ -206,9 +214,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgError> {
         return Err(ArgError("--call and --answer exclude each other".into()));
     }
     // In the window, --call dials once connected; answering is left to a person.
-    if (a.answer || a.duration.is_some() || a.reconnect) && !a.headless {
+    if (a.answer || a.duration.is_some() || a.reconnect || a.mute || a.camera_off) && !a.headless {
         return Err(ArgError(
-            "--answer, --duration and --reconnect need --headless (the window reconnects by itself)".into(),
+            "--answer, --duration, --reconnect, --mute and --camera-off need --headless \
+             (in the window, M and V switch them)"
+                .into(),
         ));
     }
     Ok(a)

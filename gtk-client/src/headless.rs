@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::call::{CallState, EndReason};
-use crate::engine::{Engine, Event};
+use crate::engine::{Engine, Event, PeerMedia};
 use crate::media::{MediaSetup, StatsSnapshot};
 
 /// What to do once connected.
@@ -70,6 +70,8 @@ pub struct Summary {
     /// The call's statistics.
     #[serde(flatten)]
     pub stats: StatsSnapshot,
+    /// The peer's microphone and camera switches, as it last told us.
+    pub peer_media: PeerMedia,
     /// Notices: codec choice, device fallbacks, media problems.
     pub notices: Vec<String>,
 }
@@ -217,6 +219,7 @@ struct Run<'a> {
     dialed: bool,
     may_dial: bool,
     stats: Option<StatsSnapshot>,
+    peer_media: PeerMedia,
     notices: Vec<String>,
     outcome: Option<(String, u8)>,
 }
@@ -234,6 +237,7 @@ impl<'a> Run<'a> {
             dialed: false,
             may_dial: true,
             stats: None,
+            peer_media: PeerMedia::default(),
             notices: Vec::new(),
             outcome: None,
         }
@@ -298,6 +302,10 @@ impl<'a> Run<'a> {
                 log(&format!("server error: {code} {}", text.unwrap_or_default()))
             }
             Event::Message(text) => log(&format!("message: {text}")),
+            Event::PeerMedia(peer) => {
+                log(&format!("peer: muted {}, camera off {}", peer.muted, peer.camera_off));
+                self.peer_media = peer;
+            }
             Event::Clients(_) | Event::Presence { .. } => {}
         }
     }
@@ -342,6 +350,7 @@ impl<'a> Run<'a> {
             video_source: stats.video_fallback.clone().unwrap_or_else(|| setup.video_in.to_string()),
             audio_source: stats.audio_fallback.clone().unwrap_or_else(|| setup.audio_in.to_string()),
             stats,
+            peer_media: self.peer_media,
             notices: self.notices.clone(),
         }
     }

@@ -60,6 +60,9 @@ fn run() -> anyhow::Result<u8> {
     };
     let engine = Engine::start_with_setup(&server, args.name.clone(), setup)
         .with_context(|| format!("starting a connection to {server}"))?;
+    // Set before the first call, so it starts with them (and is told so).
+    engine.set_muted(args.mute);
+    engine.set_camera_enabled(!args.camera_off);
     let (summary, code) = headless::run(engine, &plan);
     println!("{}", serde_json::to_string(&summary).context("writing the summary")?);
     Ok(code)

@@ -206,6 +206,7 @@ impl Window {
                 }
                 self.with_engine(|e| e.refresh());
             }
+            Event::PeerMedia(peer) => self.call.show_peer_media(peer),
             Event::Message(text) => {
                 self.call.chat.add(&text, false);
                 self.call.reveal_chat();
