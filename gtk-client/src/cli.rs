@@ -25,6 +25,7 @@ Headless mode (no window; prints one line of JSON statistics at the end):
   --reconnect              when the connection is lost, reconnect with backoff and keep going
   --mute                   keep the microphone muted (silence is sent; the peer is told)
   --camera-off             keep the camera off (no video is sent; the peer is told)
+  --camera-off-after SECONDS  turn the camera off this long into each call (as V does in the window)
 
 Media:
   --video-source camera|test|none   (default camera; falls back to a test pattern)
@@ -112,6 +113,8 @@ pub struct Args {
     pub mute: bool,
     /// `--camera-off`: headless, the camera stays off.
     pub camera_off: bool,
+    /// `--camera-off-after`: headless, the camera goes off this long into each call.
+    pub camera_off_after: Option<Duration>,
     /// `--print-pipelines`.
     pub print_pipelines: bool,
     /// `--video-source`.
@@ -184,6 +187,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgError> {
             "--reconnect" => a.reconnect = true,
             "--mute" => a.mute = true,
             "--camera-off" => a.camera_off = true,
+            "--camera-off-after" => a.camera_off_after = Some(duration(&value()?)?),
             "--duration" => a.duration = Some(duration(&value()?)?),
             "--print-pipelines" => a.print_pipelines = true,
             "--video-source" => a.video_source = Some(video_source(&value()?)?),
@@ -214,9 +218,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgError> {
         return Err(ArgError("--call and --answer exclude each other".into()));
     }
     // In the window, --call dials once connected; answering is left to a person.
-    if (a.answer || a.duration.is_some() || a.reconnect || a.mute || a.camera_off) && !a.headless {
+    let switches = a.mute || a.camera_off || a.camera_off_after.is_some();
+    if (a.answer || a.duration.is_some() || a.reconnect || switches) && !a.headless {
         return Err(ArgError(
-            "--answer, --duration, --reconnect, --mute and --camera-off need --headless \
+            "--answer, --duration, --reconnect, --mute and --camera-off(-after) need --headless \
              (in the window, M and V switch them)"
                 .into(),
         ));

@@ -22,6 +22,8 @@ pub struct Plan {
     pub answer: bool,
     /// Hang up after this long in the call (or, with no call, quit after it).
     pub duration: Option<Duration>,
+    /// `--camera-off-after`: turn the camera off this long into each call.
+    pub camera_off_after: Option<Duration>,
     /// A nick was asked for: wait until the server accepts it before calling.
     pub wait_for_name: bool,
     /// `--reconnect`: when the connection is lost, connect again with backoff
@@ -189,6 +191,7 @@ fn run_one(engine: &Engine, plan: &Plan, first: bool, notices: Vec<String>) -> (
         run.deadline = plan.duration.map(|d| Instant::now() + d);
     }
     while run.outcome.is_none() {
+        run.switch_camera_when_due();
         let wait = run.deadline.map_or(Duration::from_millis(100), |d| {
             d.saturating_duration_since(Instant::now()).min(Duration::from_millis(100))
         });
@@ -215,6 +218,8 @@ struct Run<'a> {
     started: Option<Instant>,
     call_seconds: f64,
     deadline: Option<Instant>,
+    /// When to turn the camera off (`--camera-off-after`).
+    camera_off_at: Option<Instant>,
     answered: bool,
     dialed: bool,
     may_dial: bool,
@@ -233,6 +238,7 @@ impl<'a> Run<'a> {
             started: None,
             call_seconds: 0.0,
             deadline: None,
+            camera_off_at: None,
             answered: false,
             dialed: false,
             may_dial: true,
@@ -279,6 +285,7 @@ impl<'a> Run<'a> {
                 log(&format!("call started with {peer}"));
                 self.started = Some(Instant::now());
                 self.deadline = self.plan.duration.map(|d| Instant::now() + d);
+                self.camera_off_at = self.plan.camera_off_after.map(|d| Instant::now() + d);
             }
             Event::CallChanged(state) => log(&format!("call state: {state:?}")),
             Event::CallEnded { reason, stats } => self.on_end(reason, *stats),
@@ -307,6 +314,16 @@ impl<'a> Run<'a> {
                 self.peer_media = peer;
             }
             Event::Clients(_) | Event::Presence { .. } => {}
+        }
+    }
+
+    /// Turns the camera off once `--camera-off-after` is over (to the
+    /// 100 ms the loop sleeps at most).
+    fn switch_camera_when_due(&mut self) {
+        if self.camera_off_at.is_some_and(|at| Instant::now() >= at) {
+            self.camera_off_at = None;
+            log("turning the camera off");
+            self.engine.set_camera_enabled(false);
         }
     }
 

@@ -116,6 +116,11 @@ impl CallView {
         }
     }
 
+    /// The peer's switches as shown.
+    pub fn peer_media(&self) -> crate::engine::PeerMedia {
+        self.peer_switches.state()
+    }
+
     /// Shows the peer's microphone and camera switches.
     pub fn show_peer_media(&self, peer: crate::engine::PeerMedia) {
         self.peer_switches.show(peer, &self.peer.label(), &self.remote);

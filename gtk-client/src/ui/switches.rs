@@ -103,12 +103,14 @@ impl PeerSwitches {
     /// Shows `peer`'s switches for the peer named `who`; `picture` is the
     /// peer's picture, hidden (not frozen) while its camera is off.
     pub fn show(&self, peer: PeerMedia, who: &str, picture: &gtk::Picture) {
-        if peer != self.state.replace(peer) {
-            log(&format!("peer: muted {}, camera off {}", peer.muted, peer.camera_off));
-        }
-        self.avatar.set_text(Some(who));
+        // The initials come from the name itself, without its bidi isolation.
+        self.avatar.set_text(Some(who.trim_matches(|c| matches!(c, '\u{2066}'..='\u{2069}'))));
         // Translators: {} is the other person's name.
         self.words.set_label(&i18n_f("{} turned the camera off", &[who]));
+        if peer != self.state.replace(peer) {
+            let shown = if peer.camera_off { self.words.label() } else { "the picture".into() };
+            log(&format!("peer: muted {}, camera off {} (showing {shown:?})", peer.muted, peer.camera_off));
+        }
         self.placeholder.set_visible(peer.camera_off);
         picture.set_opacity(if peer.camera_off { 0.0 } else { 1.0 });
         // Translators: {} is the other person's name.
