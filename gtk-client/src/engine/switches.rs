@@ -34,8 +34,9 @@ impl PeerMedia {
 pub(super) struct Switches {
     /// The peer's, in the current call.
     pub(super) peer: PeerMedia,
-    /// A `media` line has been sent on this connection.
-    sent: bool,
+    /// `media` lines sent on this connection that an older server's
+    /// `error unknown-command` may still answer.
+    unanswered: u32,
     /// The server does not know `media` lines: send no more.
     refused: bool,
 }
@@ -57,14 +58,17 @@ impl Switches {
 
     /// Whether a line may go now; counts it as sent.
     pub(super) fn may_send(&mut self) -> bool {
-        self.sent |= !self.refused;
+        if !self.refused {
+            self.unanswered = self.unanswered.saturating_add(1);
+        }
         !self.refused
     }
 
-    /// Notes an `error unknown-command`: returns whether it answers our
-    /// `media` lines (one was sent, none refused yet), which then stop.
+    /// Notes an `error unknown-command`: returns whether it answers one of
+    /// our `media` lines (as many errors as lines were sent), which then stop.
     pub(super) fn refuse(&mut self) -> bool {
-        let ours = self.sent && !self.refused;
+        let ours = self.unanswered > 0;
+        self.unanswered = self.unanswered.saturating_sub(1);
         self.refused |= ours;
         ours
     }
@@ -81,8 +85,8 @@ mod tests {
         assert!(!s.refuse(), "an unknown-command before any media line is not ours");
         let off = Controls { muted: true, camera_enabled: false };
         assert_eq!(s.at_start(off).len(), 2);
-        assert!(s.refuse());
-        assert!(!s.refuse(), "refused once");
+        assert!(s.refuse() && s.refuse(), "one error for each line sent");
+        assert!(!s.refuse(), "no third line was sent");
         assert!(s.at_start(off).is_empty() && !s.may_send());
     }
 
