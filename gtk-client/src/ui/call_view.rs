@@ -72,7 +72,7 @@ impl CallView {
             .build();
         local_frame.add_css_class("komunikator-selfview");
         let (top, peer, timer, quality_icon, quality) = top_bar();
-        let peer_switches = PeerSwitches::new();
+        let peer_switches = PeerSwitches::new(&remote);
         top.insert_child_after(&peer_switches.muted, Some(&peer));
         let status = osd_label("");
         status.add_css_class("title-2");
@@ -123,7 +123,7 @@ impl CallView {
 
     /// Shows the peer's microphone and camera switches.
     pub fn show_peer_media(&self, peer: crate::engine::PeerMedia) {
-        self.peer_switches.show(peer, &self.peer.label(), &self.remote);
+        self.peer_switches.show(peer, &self.peer.label());
     }
 
     /// Opens the chat with its entry focused, or closes it (F9).
@@ -139,7 +139,7 @@ impl CallView {
         self.timer.set_label(&elapsed.map(format_elapsed).unwrap_or_default());
         // Our camera off: no stale self-view either.
         self.local_frame.set_visible(self.local.paintable().is_some() && !self.camera_button.is_active());
-        self.peer_switches.show(self.peer_switches.state(), who, &self.remote);
+        self.peer_switches.show(self.peer_switches.state(), who);
     }
 
     /// Updates the quality indicator; the words are [`quality::words`]'s
@@ -178,7 +178,7 @@ impl CallView {
     pub fn reset(&self) {
         self.chat.clear();
         self.chat_revealer.set_reveal_child(false);
-        self.show_peer_media(Default::default());
+        self.peer_switches.clear();
         self.show_quality(None);
     }
 }

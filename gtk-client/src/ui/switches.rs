@@ -6,6 +6,10 @@
 //! and the window hands over the peer's switches from
 //! [`crate::Event::PeerMedia`].
 
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
 use adw::prelude::*;
 
 use super::i18n::{i18n, i18n_f};
@@ -66,21 +70,30 @@ pub fn button(switch: Switch) -> gtk::ToggleButton {
     b
 }
 
+/// How long the placeholder waits for the first picture after the peer's
+/// camera is back on (a peer with no camera sends none).
+const FIRST_PICTURE: Duration = Duration::from_secs(2);
+
 /// What stands for the peer's picture while its camera is off, and its
 /// muted badge.
 pub struct PeerSwitches {
+    picture: gtk::Picture,
+    /// The camera is back on and its first picture still to come: the
+    /// placeholder stays, so the last picture from before is not shown.
+    waiting: Rc<Cell<bool>>,
     /// Over the picture: the avatar and the words; shown while the camera is off.
     pub placeholder: gtk::Box,
     avatar: adw::Avatar,
     words: gtk::Label,
     /// By the peer's name: shown while the peer is muted.
     pub muted: gtk::Image,
-    state: std::cell::Cell<PeerMedia>,
+    state: Cell<PeerMedia>,
 }
 
 impl PeerSwitches {
-    /// Both hidden: a call starts with both switches on.
-    pub fn new() -> PeerSwitches {
+    /// Both hidden: a call starts with both switches on. `picture` is the
+    /// peer's, hidden (not frozen) while its camera is off.
+    pub fn new(picture: &gtk::Picture) -> PeerSwitches {
         let avatar = adw::Avatar::builder().size(128).show_initials(true).build();
         let words = gtk::Label::builder().wrap(true).justify(gtk::Justification::Center).build();
         words.add_css_class("title-2");
@@ -97,22 +110,39 @@ impl PeerSwitches {
         let muted = gtk::Image::builder().icon_name("microphone-disabled-symbolic").visible(false).build();
         muted.add_css_class("komunikator-osd-label");
         muted.add_css_class("error");
-        PeerSwitches { placeholder, avatar, words, muted, state: Default::default() }
+        let waiting = Rc::new(Cell::new(false));
+        if let Some(paintable) = picture.paintable() {
+            let (waiting, picture, placeholder) = (waiting.clone(), picture.clone(), placeholder.clone());
+            paintable.connect_invalidate_contents(move |_| end_wait(&waiting, &picture, &placeholder));
+        }
+        let picture = picture.clone();
+        PeerSwitches { picture, waiting, placeholder, avatar, words, muted, state: Default::default() }
     }
 
-    /// Shows `peer`'s switches for the peer named `who`; `picture` is the
-    /// peer's picture, hidden (not frozen) while its camera is off.
-    pub fn show(&self, peer: PeerMedia, who: &str, picture: &gtk::Picture) {
+    /// Shows `peer`'s switches for the peer named `who`.
+    pub fn show(&self, peer: PeerMedia, who: &str) {
         // The initials come from the name itself, without its bidi isolation.
         self.avatar.set_text(Some(who.trim_matches(|c| matches!(c, '\u{2066}'..='\u{2069}'))));
         // Translators: {} is the other person's name.
         self.words.set_label(&i18n_f("{} turned the camera off", &[who]));
-        if peer != self.state.replace(peer) {
+        let before = self.state.replace(peer);
+        if peer != before {
             let shown = if peer.camera_off { self.words.label() } else { "the picture".into() };
             log(&format!("peer: muted {}, camera off {} (showing {shown:?})", peer.muted, peer.camera_off));
         }
-        self.placeholder.set_visible(peer.camera_off);
-        picture.set_opacity(if peer.camera_off { 0.0 } else { 1.0 });
+        if peer.camera_off {
+            self.waiting.set(false);
+            self.placeholder.set_visible(true);
+            self.picture.set_opacity(0.0);
+        } else if before.camera_off {
+            self.waiting.set(true);
+            let (waiting, picture, placeholder) =
+                (self.waiting.clone(), self.picture.clone(), self.placeholder.clone());
+            glib::timeout_add_local_once(FIRST_PICTURE, move || end_wait(&waiting, &picture, &placeholder));
+        } else if !self.waiting.get() {
+            self.placeholder.set_visible(false);
+            self.picture.set_opacity(1.0);
+        }
         // Translators: {} is the other person's name.
         let muted = i18n_f("{} muted the microphone", &[who]);
         self.muted.set_tooltip_text(Some(&muted));
@@ -120,8 +150,26 @@ impl PeerSwitches {
         self.muted.set_visible(peer.muted);
     }
 
+    /// Forgets the last call's switches: both on, the picture shown.
+    pub fn clear(&self) {
+        self.state.set(PeerMedia::default());
+        self.waiting.set(false);
+        self.placeholder.set_visible(false);
+        self.picture.set_opacity(1.0);
+        self.muted.set_visible(false);
+    }
+
     /// The peer's switches as last shown.
     pub fn state(&self) -> PeerMedia {
         self.state.get()
+    }
+}
+
+/// The peer's picture is back (or has not come in time): shows it in place
+/// of the placeholder, if it was waiting for it.
+fn end_wait(waiting: &Cell<bool>, picture: &gtk::Picture, placeholder: &gtk::Box) {
+    if waiting.replace(false) {
+        placeholder.set_visible(false);
+        picture.set_opacity(1.0);
     }
 }
