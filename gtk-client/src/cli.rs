@@ -25,7 +25,8 @@ Headless mode (no window; prints one line of JSON statistics at the end):
   --reconnect              when the connection is lost, reconnect with backoff and keep going
   --mute                   keep the microphone muted (silence is sent; the peer is told)
   --camera-off             keep the camera off (no video is sent; the peer is told)
-  --camera-off-after SECONDS  turn the camera off this long into each call (as V does in the window)
+  --camera-off-after SECONDS  turn the camera off this long into the call, as V does in the window
+                           (it stays off for later calls)
 
 Media:
   --video-source camera|test|none   (default camera; falls back to a test pattern)
@@ -113,7 +114,7 @@ pub struct Args {
     pub mute: bool,
     /// `--camera-off`: headless, the camera stays off.
     pub camera_off: bool,
-    /// `--camera-off-after`: headless, the camera goes off this long into each call.
+    /// `--camera-off-after`: headless, the camera goes off this long into the call.
     pub camera_off_after: Option<Duration>,
     /// `--print-pipelines`.
     pub print_pipelines: bool,
@@ -361,6 +362,14 @@ mod tests {
     }
 
     #[test]
+    fn headless_switches() {
+        let a = p("--headless --mute --camera-off-after 1.5").unwrap();
+        assert!(a.mute && !a.camera_off);
+        assert_eq!(a.camera_off_after, Some(Duration::from_millis(1500)));
+        assert!(p("--headless --camera-off").unwrap().camera_off);
+    }
+
+    #[test]
     fn rejects() {
         for bad in [
             "--bogus",
@@ -373,6 +382,10 @@ mod tests {
             "--headless --call a --answer",
             "--answer",
             "--duration 3",
+            "--mute",
+            "--camera-off",
+            "--camera-off-after 2",
+            "--headless --camera-off-after x",
             "--camera 999",
             "--size 641x480",
             "--name",

@@ -22,7 +22,12 @@ pub struct Plan {
     pub answer: bool,
     /// Hang up after this long in the call (or, with no call, quit after it).
     pub duration: Option<Duration>,
-    /// `--camera-off-after`: turn the camera off this long into each call.
+    /// `--mute`: every call starts muted (and the peer is told).
+    pub mute: bool,
+    /// `--camera-off`: every call starts with the camera off.
+    pub camera_off: bool,
+    /// `--camera-off-after`: turn the camera off this long into the call
+    /// (it stays off for later calls, as V in the window).
     pub camera_off_after: Option<Duration>,
     /// A nick was asked for: wait until the server accepts it before calling.
     pub wait_for_name: bool,
@@ -183,6 +188,10 @@ fn run_one(engine: &Engine, plan: &Plan, first: bool, notices: Vec<String>) -> (
         }
         let _ = fwd.send(Wake::EventsClosed);
     });
+    // Set before any call (of this engine, after a reconnect too), so that
+    // calls start with them and the peer is told.
+    engine.set_muted(plan.mute);
+    engine.set_camera_enabled(!plan.camera_off);
     let mut run = Run::new(engine, plan);
     run.notices = notices;
     // After a reconnect a caller does not dial again: it waits, as with no call.

@@ -51,6 +51,8 @@ fn run() -> anyhow::Result<u8> {
         call: args.call.clone(),
         answer: args.answer,
         duration: args.duration,
+        mute: args.mute,
+        camera_off: args.camera_off,
         camera_off_after: args.camera_off_after,
         wait_for_name: args.name.is_some(),
         reconnect: args.reconnect.then(|| headless::Reconnect {
@@ -61,9 +63,6 @@ fn run() -> anyhow::Result<u8> {
     };
     let engine = Engine::start_with_setup(&server, args.name.clone(), setup)
         .with_context(|| format!("starting a connection to {server}"))?;
-    // Set before the first call, so it starts with them (and is told so).
-    engine.set_muted(args.mute);
-    engine.set_camera_enabled(!args.camera_off);
     let (summary, code) = headless::run(engine, &plan);
     println!("{}", serde_json::to_string(&summary).context("writing the summary")?);
     Ok(code)
