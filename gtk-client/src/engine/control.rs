@@ -167,6 +167,11 @@ impl Control {
             }
             NetEvent::Delay(_) => {}
             NetEvent::MediaState(state) if self.media.is_some() => {
+                // A peer may send no audio while muted: the last measured
+                // queueing of its audio must not be reported as current.
+                if let (MediaKind::Audio, false, Some(conn)) = (state.kind, state.on, &self.conn) {
+                    conn.writer().uplink().set_downlink_delay(Duration::ZERO);
+                }
                 let peer = self.switches.peer.with(state);
                 if peer != self.switches.peer {
                     self.switches.peer = peer;
