@@ -166,19 +166,7 @@ impl Control {
                 }
             }
             NetEvent::Delay(_) => {}
-            NetEvent::MediaState(state) if self.media.is_some() => {
-                // A peer may send no audio while muted: the last measured
-                // queueing of its audio must not be reported as current.
-                if let (MediaKind::Audio, false, Some(conn)) = (state.kind, state.on, &self.conn) {
-                    conn.writer().uplink().set_downlink_delay(Duration::ZERO);
-                }
-                let peer = self.switches.peer.with(state);
-                if peer != self.switches.peer {
-                    self.switches.peer = peer;
-                    self.emit(Event::PeerMedia(peer));
-                }
-            }
-            NetEvent::MediaState(_) => {}
+            NetEvent::MediaState(state) => self.on_peer_switch(state),
             NetEvent::Blocked(target) => {
                 self.emit(Event::Notice(format!("no more calls from {target} while connected")))
             }
@@ -204,6 +192,23 @@ impl Control {
                 self.step(CallInput::ConnectionLost);
                 self.emit(Event::Disconnected(reason));
             }
+        }
+    }
+
+    /// The peer switched its microphone or camera (only heeded in a call).
+    fn on_peer_switch(&mut self, state: MediaState) {
+        if self.media.is_none() {
+            return;
+        }
+        // A peer may send no audio while muted: the last measured queueing
+        // of its audio must not be reported as current.
+        if let (MediaKind::Audio, false, Some(conn)) = (state.kind, state.on, &self.conn) {
+            conn.writer().uplink().set_downlink_delay(Duration::ZERO);
+        }
+        let peer = self.switches.peer.with(state);
+        if peer != self.switches.peer {
+            self.switches.peer = peer;
+            self.emit(Event::PeerMedia(peer));
         }
     }
 
