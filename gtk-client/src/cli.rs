@@ -23,6 +23,10 @@ Headless mode (no window; prints one line of JSON statistics at the end):
   --answer                 answer the first incoming call
   --duration SECONDS       hang up after this long in the call (default: until the peer stops)
   --reconnect              when the connection is lost, reconnect with backoff and keep going
+  --mute                   keep the microphone muted (silence is sent; the peer is told)
+  --camera-off             keep the camera off (no video is sent; the peer is told)
+  --camera-off-after SECONDS  turn the camera off this long into the call, as V does in the window
+                           (it stays off for later calls)
 
 Media:
   --video-source camera|test|none   (default camera; falls back to a test pattern)
@@ -106,6 +110,12 @@ pub struct Args {
     pub reconnect: bool,
     /// `--duration`.
     pub duration: Option<Duration>,
+    /// `--mute`: headless, the microphone stays muted.
+    pub mute: bool,
+    /// `--camera-off`: headless, the camera stays off.
+    pub camera_off: bool,
+    /// `--camera-off-after`: headless, the camera goes off this long into the call.
+    pub camera_off_after: Option<Duration>,
     /// `--print-pipelines`.
     pub print_pipelines: bool,
     /// `--video-source`.
@@ -176,6 +186,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgError> {
             "--call" => a.call = Some(value()?),
             "--answer" => a.answer = true,
             "--reconnect" => a.reconnect = true,
+            "--mute" => a.mute = true,
+            "--camera-off" => a.camera_off = true,
+            "--camera-off-after" => a.camera_off_after = Some(duration(&value()?)?),
             "--duration" => a.duration = Some(duration(&value()?)?),
             "--print-pipelines" => a.print_pipelines = true,
             "--video-source" => a.video_source = Some(video_source(&value()?)?),
@@ -206,9 +219,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgError> {
         return Err(ArgError("--call and --answer exclude each other".into()));
     }
     // In the window, --call dials once connected; answering is left to a person.
-    if (a.answer || a.duration.is_some() || a.reconnect) && !a.headless {
+    let switches = a.mute || a.camera_off || a.camera_off_after.is_some();
+    if (a.answer || a.duration.is_some() || a.reconnect || switches) && !a.headless {
         return Err(ArgError(
-            "--answer, --duration and --reconnect need --headless (the window reconnects by itself)".into(),
+            "--answer, --duration, --reconnect, --mute and --camera-off(-after) need --headless \
+             (in the window, M and V switch them)"
+                .into(),
         ));
     }
     Ok(a)
@@ -346,6 +362,14 @@ mod tests {
     }
 
     #[test]
+    fn headless_switches() {
+        let a = p("--headless --mute --camera-off-after 1.5").unwrap();
+        assert!(a.mute && !a.camera_off);
+        assert_eq!(a.camera_off_after, Some(Duration::from_millis(1500)));
+        assert!(p("--headless --camera-off").unwrap().camera_off);
+    }
+
+    #[test]
     fn rejects() {
         for bad in [
             "--bogus",
@@ -358,6 +382,10 @@ mod tests {
             "--headless --call a --answer",
             "--answer",
             "--duration 3",
+            "--mute",
+            "--camera-off",
+            "--camera-off-after 2",
+            "--headless --camera-off-after x",
             "--camera 999",
             "--size 641x480",
             "--name",

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::call::{CallState, EndReason};
-use crate::engine::{Engine, Event};
+use crate::engine::{Engine, Event, PeerMedia};
 use crate::media::{MediaSetup, StatsSnapshot};
 
 /// What to do once connected.
@@ -22,6 +22,13 @@ pub struct Plan {
     pub answer: bool,
     /// Hang up after this long in the call (or, with no call, quit after it).
     pub duration: Option<Duration>,
+    /// `--mute`: every call starts muted (and the peer is told).
+    pub mute: bool,
+    /// `--camera-off`: every call starts with the camera off.
+    pub camera_off: bool,
+    /// `--camera-off-after`: turn the camera off this long into the call
+    /// (it stays off for later calls, as V in the window).
+    pub camera_off_after: Option<Duration>,
     /// A nick was asked for: wait until the server accepts it before calling.
     pub wait_for_name: bool,
     /// `--reconnect`: when the connection is lost, connect again with backoff
@@ -70,6 +77,8 @@ pub struct Summary {
     /// The call's statistics.
     #[serde(flatten)]
     pub stats: StatsSnapshot,
+    /// The peer's microphone and camera switches, as it last told us.
+    pub peer_media: PeerMedia,
     /// Notices: codec choice, device fallbacks, media problems.
     pub notices: Vec<String>,
 }
@@ -179,6 +188,10 @@ fn run_one(engine: &Engine, plan: &Plan, first: bool, notices: Vec<String>) -> (
         }
         let _ = fwd.send(Wake::EventsClosed);
     });
+    // Set before any call (of this engine, after a reconnect too), so that
+    // calls start with them and the peer is told.
+    engine.set_muted(plan.mute);
+    engine.set_camera_enabled(!plan.camera_off);
     let mut run = Run::new(engine, plan);
     run.notices = notices;
     // After a reconnect a caller does not dial again: it waits, as with no call.
@@ -187,6 +200,7 @@ fn run_one(engine: &Engine, plan: &Plan, first: bool, notices: Vec<String>) -> (
         run.deadline = plan.duration.map(|d| Instant::now() + d);
     }
     while run.outcome.is_none() {
+        run.switch_camera_when_due();
         let wait = run.deadline.map_or(Duration::from_millis(100), |d| {
             d.saturating_duration_since(Instant::now()).min(Duration::from_millis(100))
         });
@@ -213,10 +227,13 @@ struct Run<'a> {
     started: Option<Instant>,
     call_seconds: f64,
     deadline: Option<Instant>,
+    /// When to turn the camera off (`--camera-off-after`).
+    camera_off_at: Option<Instant>,
     answered: bool,
     dialed: bool,
     may_dial: bool,
     stats: Option<StatsSnapshot>,
+    peer_media: PeerMedia,
     notices: Vec<String>,
     outcome: Option<(String, u8)>,
 }
@@ -230,10 +247,12 @@ impl<'a> Run<'a> {
             started: None,
             call_seconds: 0.0,
             deadline: None,
+            camera_off_at: None,
             answered: false,
             dialed: false,
             may_dial: true,
             stats: None,
+            peer_media: PeerMedia::default(),
             notices: Vec::new(),
             outcome: None,
         }
@@ -275,6 +294,7 @@ impl<'a> Run<'a> {
                 log(&format!("call started with {peer}"));
                 self.started = Some(Instant::now());
                 self.deadline = self.plan.duration.map(|d| Instant::now() + d);
+                self.camera_off_at = self.plan.camera_off_after.map(|d| Instant::now() + d);
             }
             Event::CallChanged(state) => log(&format!("call state: {state:?}")),
             Event::CallEnded { reason, stats } => self.on_end(reason, *stats),
@@ -298,7 +318,21 @@ impl<'a> Run<'a> {
                 log(&format!("server error: {code} {}", text.unwrap_or_default()))
             }
             Event::Message(text) => log(&format!("message: {text}")),
+            Event::PeerMedia(peer) => {
+                log(&format!("peer: muted {}, camera off {}", peer.muted, peer.camera_off));
+                self.peer_media = peer;
+            }
             Event::Clients(_) | Event::Presence { .. } => {}
+        }
+    }
+
+    /// Turns the camera off once `--camera-off-after` is over (to the
+    /// 100 ms the loop sleeps at most).
+    fn switch_camera_when_due(&mut self) {
+        if self.camera_off_at.is_some_and(|at| Instant::now() >= at) {
+            self.camera_off_at = None;
+            log("turning the camera off");
+            self.engine.set_camera_enabled(false);
         }
     }
 
@@ -342,6 +376,7 @@ impl<'a> Run<'a> {
             video_source: stats.video_fallback.clone().unwrap_or_else(|| setup.video_in.to_string()),
             audio_source: stats.audio_fallback.clone().unwrap_or_else(|| setup.audio_in.to_string()),
             stats,
+            peer_media: self.peer_media,
             notices: self.notices.clone(),
         }
     }

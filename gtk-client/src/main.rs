@@ -51,6 +51,9 @@ fn run() -> anyhow::Result<u8> {
         call: args.call.clone(),
         answer: args.answer,
         duration: args.duration,
+        mute: args.mute,
+        camera_off: args.camera_off,
+        camera_off_after: args.camera_off_after,
         wait_for_name: args.name.is_some(),
         reconnect: args.reconnect.then(|| headless::Reconnect {
             server: server.clone(),

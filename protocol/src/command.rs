@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::error::ParseError;
 use crate::line::{fields, line_text, split_command};
-use crate::types::{MediaHeader, MediaKind, Target};
+use crate::types::{MediaHeader, MediaKind, MediaState, Target};
 use crate::{ErrorCode, MAX_FRAME};
 
 /// One line from a client, parsed. Borrows from the line.
@@ -42,6 +42,9 @@ pub enum Command<'a> {
     /// in queues on its way to this client (0: none); relayed to the peer,
     /// whose sender should slow down.
     Delay(u32),
+    /// `media <audio|video> <on|off>`: during a call, the user turned the
+    /// microphone or the camera off or back on; relayed to the peer.
+    MediaState(MediaState),
 }
 
 impl<'a> Command<'a> {
@@ -95,6 +98,7 @@ impl<'a> Command<'a> {
                 Target::parse(target).map(Command::Unblock)
             }
             "delay" => crate::types::parse_delay_ms(fields::<1>(args)?[0]).map(Command::Delay),
+            "media" => MediaState::parse(args).map(Command::MediaState),
             "" => Err(ParseError::unknown("empty line")),
             _ => Err(ParseError::unknown("no such command")),
         }
@@ -127,6 +131,7 @@ impl<'a> Command<'a> {
             Command::Msg(text) => writeln!(out, "msg {text}"),
             Command::Ping => writeln!(out, "ping"),
             Command::Delay(ms) => writeln!(out, "delay {ms}"),
+            Command::MediaState(state) => writeln!(out, "{}", state.line()),
             Command::Auth(password) => writeln!(out, "auth {password}"),
             Command::Block(target) => writeln!(out, "block {target}"),
             Command::Unblock(target) => writeln!(out, "unblock {target}"),
@@ -155,6 +160,17 @@ mod tests {
         assert_eq!(parse("delay 150"), Ok(Command::Delay(150)));
         assert_eq!(parse("delay 60000"), Ok(Command::Delay(60_000)));
         for bad in ["delay", "delay 60001", "delay -1", "delay 1.5", "delay 99999999999", "delay 1 2"] {
+            assert_eq!(parse(bad).map_err(|e| e.code), Err(ErrorCode::BadArgument), "{bad}");
+        }
+        assert_eq!(
+            parse("media video off"),
+            Ok(Command::MediaState(MediaState { kind: MediaKind::Video, on: false }))
+        );
+        assert_eq!(
+            parse("media audio on"),
+            Ok(Command::MediaState(MediaState { kind: MediaKind::Audio, on: true }))
+        );
+        for bad in ["media", "media video", "media video yes", "media screen off", "media audio off x"] {
             assert_eq!(parse(bad).map_err(|e| e.code), Err(ErrorCode::BadArgument), "{bad}");
         }
         assert_eq!(parse("msg hello there"), Ok(Command::Msg("hello there")));
@@ -217,6 +233,8 @@ mod tests {
             "video 5 k 7",
             "audio 9 - 3",
             "keyframe",
+            "media audio off",
+            "media video on",
             "msg a b c",
             "ping",
             "block ala",

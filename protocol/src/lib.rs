@@ -35,8 +35,8 @@ pub use line::{Status, next_line};
 pub use nick::{NickError, check_nick, nick_key};
 pub use server_msg::ServerMsg;
 pub use types::{
-    ClientId, MAX_DELAY_MS, MediaHeader, MediaKind, Nick, PeerState, Presence, StopReason, Target,
-    is_valid_nick, parse_delay_ms,
+    ClientId, MAX_DELAY_MS, MediaHeader, MediaKind, MediaState, Nick, PeerState, Presence, StopReason,
+    Target, is_valid_nick, parse_delay_ms,
 };
 
 /// The protocol name and version the server announces in `hello`.

@@ -6,8 +6,8 @@ use std::num::NonZeroU32;
 use crate::error::{ErrorCode, ParseError};
 use crate::line::{fields, line_text, split_command};
 use crate::types::{
-    ClientId, MediaHeader, MediaKind, Nick, NickDisplay, PeerState, Presence, StopReason, Target, parse_id,
-    parse_nick,
+    ClientId, MediaHeader, MediaKind, MediaState, Nick, NickDisplay, PeerState, Presence, StopReason, Target,
+    parse_id, parse_nick,
 };
 
 /// One line from the server, parsed. Borrows from the line.
@@ -78,6 +78,9 @@ pub enum ServerMsg<'a> {
     /// `delay <ms>`: during a call, how long the media this client sends
     /// waits in queues on its way to the peer, as the peer measures it.
     Delay(u32),
+    /// `media <audio|video> <on|off>`: during a call, the peer turned its
+    /// microphone or camera off on purpose, or back on.
+    MediaState(MediaState),
     /// `rate <kbps>` or `rate -`: during a call, how fast the peer's
     /// connection takes media from the server, in kbit/s, when it is the
     /// limit (the sender should keep its media below it); `None` (`rate -`)
@@ -140,6 +143,7 @@ impl<'a> ServerMsg<'a> {
             "pong" => fields::<0>(args).map(|_| ServerMsg::Pong)?,
             "rate" => ServerMsg::Rate(parse_rate(fields::<1>(args)?[0])?),
             "delay" => ServerMsg::Delay(crate::types::parse_delay_ms(fields::<1>(args)?[0])?),
+            "media" => ServerMsg::MediaState(MediaState::parse(args)?),
             "error" => parse_error(args)?,
             _ => return parse_client_entry(word, args),
         };
@@ -180,6 +184,7 @@ impl<'a> ServerMsg<'a> {
             ServerMsg::Rate(Some(kbps)) => writeln!(out, "rate {kbps}"),
             ServerMsg::Rate(None) => writeln!(out, "rate -"),
             ServerMsg::Delay(ms) => writeln!(out, "delay {ms}"),
+            ServerMsg::MediaState(state) => writeln!(out, "{}", state.line()),
             ServerMsg::Error { code, text: Some(text) } => writeln!(out, "error {code} {text}"),
             ServerMsg::Error { code, text: None } => writeln!(out, "error {code}"),
         };
@@ -293,6 +298,11 @@ mod tests {
         assert_eq!(parse("rate 007"), Ok(ServerMsg::Rate(NonZeroU32::new(7))));
         assert_eq!(parse("rate -"), Ok(ServerMsg::Rate(None)));
         assert_eq!(parse("delay 120"), Ok(ServerMsg::Delay(120)));
+        assert_eq!(
+            parse("media video off"),
+            Ok(ServerMsg::MediaState(MediaState { kind: MediaKind::Video, on: false }))
+        );
+        assert!(parse("media video").is_err() && parse("media x on").is_err());
         assert!(parse("delay 60001").is_err() && parse("delay x").is_err() && parse("delay").is_err());
         for line in [
             "rate",

@@ -198,6 +198,40 @@ impl MediaKind {
     }
 }
 
+/// A sender's switch for one kind of media: `media <audio|video> <on|off>`.
+/// `off` means the user turned it off on purpose (muted the microphone,
+/// turned the camera off), not that the network lost it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaState {
+    /// Which switch.
+    pub kind: MediaKind,
+    /// `on` (true) or `off` (false).
+    pub on: bool,
+}
+
+impl MediaState {
+    /// Parses the two fields after `media`.
+    pub(crate) fn parse(args: Option<&str>) -> Result<MediaState, ParseError> {
+        let [kind, on] = crate::line::fields::<2>(args)?;
+        let kind = match kind {
+            "audio" => MediaKind::Audio,
+            "video" => MediaKind::Video,
+            _ => return Err(ParseError::bad("media takes audio or video")),
+        };
+        let on = match on {
+            "on" => true,
+            "off" => false,
+            _ => return Err(ParseError::bad("media takes on or off")),
+        };
+        Ok(MediaState { kind, on })
+    }
+
+    /// The line's text without its newline, e.g. `media video off`.
+    pub fn line(self) -> String {
+        format!("media {} {}", self.kind.as_str(), if self.on { "on" } else { "off" })
+    }
+}
+
 /// The header line of a media frame: `video|audio <pts> <k|-> <len>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MediaHeader {

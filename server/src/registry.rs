@@ -222,6 +222,11 @@ impl Registry {
             }
             Command::Keyframe => forward(&conn, &ServerMsg::Keyframe),
             Command::Delay(ms) => forward_latest(&conn, &ServerMsg::Delay(ms), b"delay "),
+            // One switch queued per kind at most: a newer one replaces it.
+            Command::MediaState(state) => {
+                let key = format!("media {} ", state.kind.as_str());
+                forward_latest(&conn, &ServerMsg::MediaState(state), key.as_bytes());
+            }
             Command::Msg(text) => forward(&conn, &ServerMsg::Msg(text)),
             Command::Ping => {
                 conn.send(&ServerMsg::Pong);

@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{Client, Server, call_between, call_pair};
+use support::{Server, call_pair, call_with_stalled_reader};
 
 #[test]
 fn a_delay_report_reaches_the_peer_during_a_call_only() {
@@ -25,13 +25,7 @@ fn a_delay_report_reaches_the_peer_during_a_call_only() {
 #[test]
 fn a_peer_that_does_not_read_gets_only_the_latest_report() {
     let server = Server::start();
-    let ala = Client::connect_small_rcvbuf(server.addr, 4096);
-    let (mut ala, mut bob) = call_between(ala, server.named("bob"));
-    // Ala reads nothing: bob's video fills what the kernel holds for her,
-    // and then the server's queue.
-    for _ in 0..40 {
-        bob.send_media("video", true, &[7u8; 64 << 10]);
-    }
+    let (mut ala, mut bob) = call_with_stalled_reader(&server);
     for ms in 1..=2000 {
         bob.send(&format!("delay {}", ms % 500 + 1));
     }

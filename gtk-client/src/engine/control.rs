@@ -7,9 +7,10 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use komunikator_protocol::{Command, ErrorCode, is_valid_nick};
+use komunikator_protocol::{Command, ErrorCode, MediaKind, MediaState, is_valid_nick};
 
 use super::bounds::Outbox;
+use super::switches::Switches;
 use super::{Event, Input, UserCommand, one_line, parse_target};
 use crate::call::{Action, CallInput, CallState, Send};
 use crate::media::session::Controls;
@@ -34,6 +35,8 @@ pub(super) struct Control {
     events: Outbox,
     notify: Notify,
     controls: Controls,
+    /// Our switches on the wire and the peer's.
+    switches: Switches,
     nick: Option<String>,
     last_request: Option<Instant>,
     last_forced: Option<Instant>,
@@ -62,6 +65,7 @@ impl Control {
             events,
             notify,
             controls: Controls::default(),
+            switches: Switches::default(),
             nick,
             last_request: None,
             last_forced: None,
@@ -162,10 +166,13 @@ impl Control {
                 }
             }
             NetEvent::Delay(_) => {}
+            NetEvent::MediaState(state) => self.on_peer_switch(state),
             NetEvent::Blocked(target) => {
                 self.emit(Event::Notice(format!("no more calls from {target} while connected")))
             }
-            // An older server does not know our `delay` reports: stop them, quietly.
+            // An older server does not know our `media` lines or our `delay`
+            // reports: stop them, quietly.
+            NetEvent::Error { code: ErrorCode::UnknownCommand, .. } if self.switches.refuse() => {}
             NetEvent::Error { code: ErrorCode::UnknownCommand, .. } if self.delay_refused() => {}
             NetEvent::Msg(text) => self.emit(Event::Message(text)),
             NetEvent::Pong | NetEvent::AuthOk => {}
@@ -185,6 +192,23 @@ impl Control {
                 self.step(CallInput::ConnectionLost);
                 self.emit(Event::Disconnected(reason));
             }
+        }
+    }
+
+    /// The peer switched its microphone or camera (only heeded in a call).
+    fn on_peer_switch(&mut self, state: MediaState) {
+        if self.media.is_none() {
+            return;
+        }
+        // A peer may send no audio while muted: the last measured queueing
+        // of its audio must not be reported as current.
+        if let (MediaKind::Audio, false, Some(conn)) = (state.kind, state.on, &self.conn) {
+            conn.writer().uplink().set_downlink_delay(Duration::ZERO);
+        }
+        let peer = self.switches.peer.with(state);
+        if peer != self.switches.peer {
+            self.switches.peer = peer;
+            self.emit(Event::PeerMedia(peer));
         }
     }
 
@@ -254,14 +278,23 @@ impl Control {
                 self.controls.muted = muted;
                 if let Some(m) = &mut self.media {
                     m.set_muted(muted);
+                    self.tell_peer(MediaState { kind: MediaKind::Audio, on: !muted });
                 }
             }
             UserCommand::SetCamera(enabled) => {
                 self.controls.camera_enabled = enabled;
                 if let Some(m) = &mut self.media {
                     m.set_camera_enabled(enabled);
+                    self.tell_peer(MediaState { kind: MediaKind::Video, on: enabled });
                 }
             }
+        }
+    }
+
+    /// Tells the peer a switch changed, unless the server refused such lines.
+    fn tell_peer(&mut self, state: MediaState) {
+        if self.switches.may_send() {
+            self.command(&Command::MediaState(state));
         }
     }
 
@@ -330,6 +363,10 @@ impl Control {
             self.emit(Event::Notice(n));
         }
         self.media = Some(media);
+        for state in self.switches.at_start(self.controls) {
+            self.command(&Command::MediaState(state));
+        }
+        self.emit(Event::PeerMedia(self.switches.peer));
         self.inject = self.setup.options.inject_source_failure.map(|f| (f, Instant::now() + f.after));
         self.last_request = None;
         self.request_keyframe();

@@ -23,8 +23,10 @@ use crate::net::{Connection, NetError, NetEvent, PeerInfo};
 
 pub mod bounds;
 mod control;
+mod switches;
 use bounds::{NetGate, Outbox};
 use control::Control;
+pub use switches::PeerMedia;
 
 /// What the engine needs to start.
 #[derive(Debug, Clone)]
@@ -91,6 +93,9 @@ pub enum Event {
     },
     /// A chat line from the peer.
     Message(String),
+    /// The peer muted or unmuted its microphone, or turned its camera off
+    /// or on; also sent, with both on, when a call starts.
+    PeerMedia(PeerMedia),
     /// An error line from the server that is not about the call.
     ServerError {
         /// The code.

@@ -137,6 +137,8 @@ pub enum NetEvent {
     Rate(Option<u32>),
     /// `delay <ms>`: our media queues this long on its way to the peer.
     Delay(u32),
+    /// `media <audio|video> <on|off>`: the peer switched its microphone or camera.
+    MediaState(komunikator_protocol::MediaState),
     /// `ok block <target>`: no more rings from it on this connection.
     Blocked(String),
     /// `msg <text>`.

@@ -173,6 +173,7 @@ fn owned(msg: ServerMsg<'_>) -> NetEvent {
         ServerMsg::Keyframe => NetEvent::Keyframe,
         ServerMsg::Rate(kbps) => NetEvent::Rate(kbps.map(std::num::NonZeroU32::get)),
         ServerMsg::Delay(ms) => NetEvent::Delay(ms),
+        ServerMsg::MediaState(state) => NetEvent::MediaState(state),
         ServerMsg::OkBlock(target) => NetEvent::Blocked(target.to_string()),
         ServerMsg::Msg(text) => NetEvent::Msg(text.to_owned()),
         ServerMsg::Pong => NetEvent::Pong,

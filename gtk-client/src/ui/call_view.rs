@@ -12,6 +12,7 @@ use gtk::gdk;
 use super::chat::Chat;
 use super::i18n::{i18n, i18n_f};
 use super::quality::{self, Level, Reading};
+use super::switches::{self, PeerSwitches, Switch};
 use super::window::log;
 
 const CSS: &str = "
@@ -37,6 +38,8 @@ pub struct CallView {
     pub chat: Chat,
     chat_revealer: gtk::Revealer,
     chat_button: gtk::ToggleButton,
+    camera_button: gtk::ToggleButton,
+    peer_switches: PeerSwitches,
 }
 
 impl CallView {
@@ -69,6 +72,8 @@ impl CallView {
             .build();
         local_frame.add_css_class("komunikator-selfview");
         let (top, peer, timer, quality_icon, quality) = top_bar();
+        let peer_switches = PeerSwitches::new(&remote);
+        top.insert_child_after(&peer_switches.muted, Some(&peer));
         let status = osd_label("");
         status.add_css_class("title-2");
         status.set_halign(gtk::Align::Center);
@@ -80,12 +85,16 @@ impl CallView {
             .build();
         let overlay = gtk::Overlay::builder().child(&remote).hexpand(true).build();
         overlay.add_css_class("komunikator-video");
-        for w in [top.upcast_ref::<gtk::Widget>(), status.upcast_ref(), local_frame.upcast_ref()] {
+        let placeholder = peer_switches.placeholder.upcast_ref::<gtk::Widget>();
+        for w in [placeholder, top.upcast_ref(), status.upcast_ref(), local_frame.upcast_ref()] {
             overlay.add_overlay(w);
         }
-        let (bar, chat_button) = controls(&chat_revealer);
+        let (bar, chat_button, camera_button) = controls(&chat_revealer);
         overlay.add_overlay(&bar);
         focus_entry_on_open(&chat_button, &chat.entry);
+        let frame = local_frame.clone();
+        let has_picture = local_paintable.is_some();
+        camera_button.connect_active_notify(move |b| frame.set_visible(has_picture && !b.is_active()));
         let root = gtk::Box::new(gtk::Orientation::Horizontal, 0);
         root.append(&overlay);
         root.append(&chat_revealer);
@@ -102,7 +111,19 @@ impl CallView {
             chat,
             chat_revealer,
             chat_button,
+            camera_button,
+            peer_switches,
         }
+    }
+
+    /// The peer's switches as shown.
+    pub fn peer_media(&self) -> crate::engine::PeerMedia {
+        self.peer_switches.state()
+    }
+
+    /// Shows the peer's microphone and camera switches.
+    pub fn show_peer_media(&self, peer: crate::engine::PeerMedia) {
+        self.peer_switches.show(peer, &self.peer.label());
     }
 
     /// Opens the chat with its entry focused, or closes it (F9).
@@ -116,7 +137,9 @@ impl CallView {
         self.status.set_visible(elapsed.is_none());
         self.status.set_label(&i18n_f("Connecting to {}…", &[who]));
         self.timer.set_label(&elapsed.map(format_elapsed).unwrap_or_default());
-        self.local_frame.set_visible(self.local.paintable().is_some());
+        // Our camera off: no stale self-view either.
+        self.local_frame.set_visible(self.local.paintable().is_some() && !self.camera_button.is_active());
+        self.peer_switches.show(self.peer_switches.state(), who);
     }
 
     /// Updates the quality indicator; the words are [`quality::words`]'s
@@ -155,6 +178,7 @@ impl CallView {
     pub fn reset(&self) {
         self.chat.clear();
         self.chat_revealer.set_reveal_child(false);
+        self.peer_switches.clear();
         self.show_quality(None);
     }
 }
@@ -224,22 +248,16 @@ fn focus_entry_on_open(button: &gtk::ToggleButton, entry: &gtk::Entry) {
     });
 }
 
-fn controls(chat: &gtk::Revealer) -> (gtk::Box, gtk::ToggleButton) {
+fn controls(chat: &gtk::Revealer) -> (gtk::Box, gtk::ToggleButton, gtk::ToggleButton) {
     let bar = gtk::Box::builder()
         .spacing(18)
         .halign(gtk::Align::Center)
         .valign(gtk::Align::End)
         .margin_bottom(18)
         .build();
-    let toggle = |icon: &str, action: &str, tip: String| {
-        let b = gtk::ToggleButton::builder().icon_name(icon).action_name(action).tooltip_text(tip).build();
-        b.add_css_class("circular");
-        b.add_css_class("osd");
-        b.set_size_request(48, 48);
-        b
-    };
-    bar.append(&toggle("microphone-disabled-symbolic", "win.mute", i18n("Mute the microphone (M)")));
-    bar.append(&toggle("camera-disabled-symbolic", "win.camera-off", i18n("Turn the camera off (V)")));
+    bar.append(&switches::button(Switch::Microphone));
+    let camera_button = switches::button(Switch::Camera);
+    bar.append(&camera_button);
     let chat_button = gtk::ToggleButton::builder()
         .icon_name("chat-message-new-symbolic")
         .tooltip_text(i18n("Show the chat (F9)"))
@@ -258,7 +276,7 @@ fn controls(chat: &gtk::Revealer) -> (gtk::Box, gtk::ToggleButton) {
     hang_up.add_css_class("destructive-action");
     hang_up.set_size_request(48, 48);
     bar.append(&hang_up);
-    (bar, chat_button)
+    (bar, chat_button, camera_button)
 }
 
 /// `M:SS`, or `H:MM:SS` from an hour on.

@@ -206,6 +206,12 @@ impl Window {
                 }
                 self.with_engine(|e| e.refresh());
             }
+            Event::PeerMedia(peer) => {
+                self.call.show_peer_media(peer);
+                if peer.camera_off {
+                    self.shoot_later("call-camera-off", &self.win.clone().upcast());
+                }
+            }
             Event::Message(text) => {
                 self.call.chat.add(&text, false);
                 self.call.reveal_chat();
@@ -335,8 +341,11 @@ impl Window {
         };
         let (reading, decoded, first) = {
             let mut m = self.model.borrow_mut();
-            let reading =
-                m.stats.as_ref().map(|(t, prev)| quality::assess(prev, &now, t.elapsed().as_secs_f64()));
+            let rate = match self.call.peer_media().camera_off {
+                true => quality::assess_camera_off,
+                false => quality::assess,
+            };
+            let reading = m.stats.as_ref().map(|(t, prev)| rate(prev, &now, t.elapsed().as_secs_f64()));
             let decoded = now.video_frames_decoded;
             m.stats = Some((Instant::now(), now));
             let first = m.reading.is_none() && reading.is_some();

@@ -37,6 +37,7 @@ pub mod ringer;
 pub mod screenshot;
 pub mod settings;
 pub mod state;
+mod switches;
 mod trust;
 pub mod video;
 pub mod window;

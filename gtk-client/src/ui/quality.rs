@@ -142,6 +142,19 @@ pub fn assess(prev: &StatsSnapshot, now: &StatsSnapshot, secs: f64) -> Reading {
     Reading { level, fps, latency_ms: latency, audio_gaps: gaps, sending }
 }
 
+/// [`assess`] for an interval in which the peer's camera was off on
+/// purpose (`media video off`): its pictures are not missed, so the few
+/// that came before the switch, or none, do not make a poor connection;
+/// audio and delay rate the call.
+pub fn assess_camera_off(prev: &StatsSnapshot, now: &StatsSnapshot, secs: f64) -> Reading {
+    let without_video = StatsSnapshot {
+        video_frames_received: prev.video_frames_received,
+        video_frames_decoded: prev.video_frames_decoded,
+        ..now.clone()
+    };
+    assess(prev, &without_video, secs)
+}
+
 /// What the indicator shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Words {
@@ -246,6 +259,15 @@ mod tests {
 
     fn sending(sent: u64, rates: &[RatePoint]) -> Reading {
         sending_skipping(sent, 0, rates)
+    }
+
+    #[test]
+    fn a_camera_turned_off_is_not_a_poor_connection() {
+        let prev = snap(100, 100, Some(40.0), 0);
+        // Two pictures, then the camera went off; the audio goes on.
+        let now = snap(102, 150, Some(40.0), 0);
+        assert_eq!(assess(&prev, &now, 1.0).level, Level::Poor);
+        assert_eq!(assess_camera_off(&prev, &now, 1.0).level, Level::Good);
     }
 
     #[test]
@@ -382,10 +404,11 @@ mod tests {
     #[test]
     fn every_indicator_string_has_a_polish_translation() {
         let pl = catalogue(include_str!("../../../po/pl.po"));
-        let ids: Vec<String> = [include_str!("quality.rs"), include_str!("call_view.rs")]
-            .iter()
-            .flat_map(|s| msgids(s))
-            .collect();
+        let ids: Vec<String> =
+            [include_str!("quality.rs"), include_str!("call_view.rs"), include_str!("switches.rs")]
+                .iter()
+                .flat_map(|s| msgids(s))
+                .collect();
         assert!(ids.len() >= 12, "found only {ids:?}");
         for id in &ids {
             let Some(text) = pl.get(id) else { panic!("po/pl.po has no translation of {id:?}") };

@@ -510,6 +510,19 @@ pub fn call_between(mut caller: Client, mut callee: Client) -> (Client, Client) 
     (caller, callee)
 }
 
+/// A call in which the caller (a small receive buffer) reads nothing, and
+/// the callee's video has filled what the kernel holds for it and then the
+/// server's queue: control lines for the caller now wait in that queue.
+/// (caller, callee).
+pub fn call_with_stalled_reader(server: &Server) -> (Client, Client) {
+    let caller = Client::connect_small_rcvbuf(server.addr, 4096);
+    let (caller, mut callee) = call_between(caller, server.named("bob"));
+    for _ in 0..40 {
+        callee.send_media("video", true, &[7u8; 64 << 10]);
+    }
+    (caller, callee)
+}
+
 /// A reader's speed limit: a token bucket of `bytes_per_s` with bursts of
 /// up to `burst` bytes, as a client behind a slow link reads.
 pub struct Throttle {
