@@ -60,6 +60,8 @@ fn confirm_hang_up(w: &Rc<Window>) {
     dialog.set_response_appearance("close", adw::ResponseAppearance::Destructive);
     dialog.set_default_response(Some("cancel"));
     dialog.set_close_response("cancel");
+    // Named like its heading, for window lists (and the GUI tests).
+    dialog.set_title(Some(&i18n("Hang up and close?")));
     let weak = Rc::downgrade(w);
     dialog.connect_response(None, move |_, response| {
         let Some(w) = weak.upgrade() else { return };
