@@ -201,6 +201,7 @@ impl Window {
             Event::CallEnded { reason, .. } => {
                 let who = self.model.borrow().peer.clone();
                 log(&format!("call ended: {}", reason.as_str()));
+                super::notify::call_ended(self, reason);
                 if let Some(text) = end_message(reason, &who) {
                     self.toast(&text);
                 }

@@ -18,15 +18,19 @@
 //! until the user decides), `actions` (actions and shortcuts), one module per page or panel,
 //! [`state`] and [`quality`] (pure rules, unit-tested), [`settings`]
 //! (conf.txt and komunikator.ini), [`preferences`], [`ringer`], [`video`],
-//! [`screenshot`] and [`i18n`]; `problem` turns errors into sentences.
+//! [`screenshot`] and [`i18n`]; `problem` turns errors into sentences;
+//! `notify` (call notifications) and `background` (closing the window, and
+//! running without it).
 
 mod actions;
+mod background;
 mod call_view;
 mod chat;
 mod gate;
 pub mod i18n;
 mod link;
 mod lobby;
+mod notify;
 mod pages;
 mod password;
 pub mod preferences;
@@ -114,18 +118,25 @@ pub fn run(args: Args, file: Option<(PathBuf, FileConfig)>) -> u8 {
     let launch = Launch { args, conf_path, file: file.map(|(_, c)| c), extra };
     // Several windows (for example two people on one machine) are several
     // processes, each with its own connection: the app is not unique.
-    let app =
-        adw::Application::builder().application_id(APP_ID).flags(gio::ApplicationFlags::NON_UNIQUE).build();
+    // A plain launch (from the desktop) while one runs shows that one's window.
+    let flags = if std::env::args_os().len() > 1 {
+        gio::ApplicationFlags::NON_UNIQUE
+    } else {
+        gio::ApplicationFlags::empty()
+    };
+    let app = adw::Application::builder().application_id(APP_ID).flags(flags).build();
     // The window's state lives as long as the application runs.
     let launch = RefCell::new(Some(launch));
     let window: Rc<RefCell<Option<Rc<window::Window>>>> = Rc::default();
     let keep = window.clone();
     app.connect_activate(move |app| match launch.borrow_mut().take() {
         Some(launch) => *keep.borrow_mut() = Some(start(app, launch)),
+        // Also the way back from the background: the window shows again.
         None => keep.borrow().iter().for_each(|w| w.win.present()),
     });
     app.set_accels_for_action("app.quit", &["<Control>q"]);
     app.set_accels_for_action("app.preferences", &["<Control>comma"]);
+    app.set_accels_for_action("window.close", &["<Control>w"]);
     let code = app.run_with_args::<&str>(&[]);
     drop(window.take());
     u8::from(code)
@@ -134,6 +145,9 @@ pub fn run(args: Args, file: Option<(PathBuf, FileConfig)>) -> u8 {
 fn start(app: &adw::Application, launch: Launch) -> Rc<window::Window> {
     let window = window::Window::new(app, launch);
     app_actions(app, &window);
+    notify::install(app, &window);
+    notify::own_name(app);
+    background::request(&window);
     link::start_ticking(&window);
     link::watch_pictures(&window);
     // SIGINT and SIGTERM close the window like Ctrl+Q: a call is hung up first.
@@ -141,7 +155,7 @@ fn start(app: &adw::Application, launch: Launch) -> Rc<window::Window> {
         let weak = Rc::downgrade(&window);
         glib::unix_signal_add_local(signal, move || {
             if let Some(w) = weak.upgrade() {
-                w.win.close();
+                background::quit(&w);
             }
             glib::ControlFlow::Continue
         });
@@ -156,7 +170,7 @@ fn app_actions(app: &adw::Application, window: &Rc<window::Window>) {
     let weak = Rc::downgrade(window);
     quit.connect_activate(move |_, _| {
         if let Some(w) = weak.upgrade() {
-            w.win.close();
+            background::quit(&w);
         }
     });
     app.add_action(&quit);

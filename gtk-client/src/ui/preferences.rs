@@ -1,6 +1,6 @@
 //! The preferences window: the server's address and port and the camera
 //! (conf.txt), the nick, the video and audio sources and the highest video
-//! rate (komunikator.ini).
+//! rate, and whether to run in the background (komunikator.ini).
 //! Cameras and microphones are the ones GStreamer's device monitor finds; the
 //! test pattern is always offered, and is the only picture when no camera is
 //! found. Saving reconnects when the window is not in a call. Main thread.
@@ -93,6 +93,7 @@ struct Form {
     video: adw::ComboRow,
     audio: adw::ComboRow,
     quality: adw::ComboRow,
+    background: gtk::Switch,
     cameras: Vec<Camera>,
     mics: Vec<Mic>,
 }
@@ -128,16 +129,27 @@ pub fn open(w: &Rc<Window>) {
     let save = gtk::Button::builder().label(i18n("Save")).halign(gtk::Align::Center).build();
     save.add_css_class("pill");
     save.add_css_class("suggested-action");
+    let (behaviour, background) = background_group(launch.extra.background);
     let actions = adw::PreferencesGroup::new();
     actions.add(&save);
-    for g in [&server, &you, &devices, &actions] {
+    for g in [&server, &you, &devices, &behaviour, &actions] {
         page.add(g);
     }
     window.add(&page);
     window.set_default_widget(Some(&save));
     let form_host = host.clone();
-    let form =
-        Rc::new(Form { window: window.clone(), host, port, nick, video, audio, quality, cameras, mics });
+    let form = Rc::new(Form {
+        window: window.clone(),
+        host,
+        port,
+        nick,
+        video,
+        audio,
+        quality,
+        background,
+        cameras,
+        mics,
+    });
     let weak = Rc::downgrade(w);
     save.connect_clicked(move |_| {
         if let Some(w) = weak.upgrade() {
@@ -147,6 +159,20 @@ pub fn open(w: &Rc<Window>) {
     window.present();
     // The cursor starts in the first field, not on the header's switcher.
     form_host.grab_focus();
+}
+
+/// "Run in background", with its switch.
+fn background_group(on: bool) -> (adw::PreferencesGroup, gtk::Switch) {
+    let switch = gtk::Switch::builder().active(on).valign(gtk::Align::Center).build();
+    let row = adw::ActionRow::builder()
+        .title(i18n("Run in background"))
+        .subtitle(i18n("Closing the window keeps you reachable; calls arrive as notifications"))
+        .activatable_widget(&switch)
+        .build();
+    row.add_suffix(&switch);
+    let group = adw::PreferencesGroup::builder().title(i18n("Background")).build();
+    group.add(&row);
+    (group, switch)
 }
 
 /// A text row; Return in it saves (the Save button is the default widget).
@@ -241,7 +267,10 @@ fn apply(w: &Rc<Window>, f: &Form) {
     };
     let nick = Some(nick).filter(|n| !n.is_empty());
     let max_video_kbps = settings::VIDEO_KBPS_CHOICES.get(f.quality.selected() as usize).copied();
-    let extra = Extra { nick, video: Some(video), audio: Some(audio), microphone, max_video_kbps };
+    let background = f.background.is_active();
+    let extra =
+        Extra { nick, video: Some(video), audio: Some(audio), microphone, max_video_kbps, background };
+    let asked = background && !w.launch.borrow().extra.background;
     let conf_path = w.launch.borrow().conf_path.clone();
     let saved = settings::save_conf(&conf_path, &conf)
         .and_then(|()| settings::save_extra(&settings::extra_path(&conf_path), &extra));
@@ -262,6 +291,9 @@ fn apply(w: &Rc<Window>, f: &Form) {
         launch.args.video_kbps = None;
     }
     f.window.close();
+    if asked {
+        super::background::request(w);
+    }
     if w.model.borrow().call.is_idle() {
         w.model.borrow_mut().setup = None;
         w.toast(&i18n("Preferences saved; reconnecting"));

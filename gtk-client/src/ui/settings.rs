@@ -1,6 +1,7 @@
 //! What the window remembers between runs. `conf.txt` keeps its three lines
 //! (server IP, port, camera index) so the headless client and the seed's
-//! format keep working; the rest (nick, video and audio source) lives in
+//! format keep working; the rest (nick, video and audio source, running in
+//! the background) lives in
 //! `komunikator.ini` beside it, read and written with `glib::KeyFile`.
 //! Main thread.
 
@@ -26,6 +27,8 @@ pub struct Extra {
     /// The highest video rate, kbit/s (one of [`VIDEO_KBPS_CHOICES`]); the
     /// rate follows the link below it. `None`: the default.
     pub max_video_kbps: Option<u32>,
+    /// Closing the window keeps the app running, to receive calls.
+    pub background: bool,
 }
 
 /// The maximum video rates Preferences offers, kbit/s.
@@ -118,6 +121,7 @@ pub fn load_extra(path: &Path) -> Extra {
         max_video_kbps: get("max-video-kbps")
             .and_then(|v| v.parse().ok())
             .filter(|k| VIDEO_KBPS_CHOICES.contains(k)),
+        background: file.boolean("client", "run-in-background").unwrap_or(false),
     }
 }
 
@@ -143,6 +147,7 @@ pub fn save_extra(path: &Path, e: &Extra) -> anyhow::Result<()> {
     file.set_string("client", "microphone", e.microphone.as_deref().unwrap_or(""));
     let kbps = e.max_video_kbps.map(|k| k.to_string()).unwrap_or_default();
     file.set_string("client", "max-video-kbps", &kbps);
+    file.set_boolean("client", "run-in-background", e.background);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -173,6 +178,7 @@ mod tests {
             audio: Some(AudioSourceKind::Mic),
             microphone: Some("pulsesrc device=\"alsa_input.x\"".into()),
             max_video_kbps: Some(2000),
+            background: true,
         };
         save_extra(&extra_path(&path), &extra).unwrap();
         assert_eq!(load_extra(&extra_path(&path)), extra);

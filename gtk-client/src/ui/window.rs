@@ -16,6 +16,7 @@ use super::call_view::CallView;
 use super::gate::Gate;
 use super::i18n::i18n;
 use super::lobby::Lobby;
+use super::notify::Notices;
 use super::pages::{SetupPage, StatusPage};
 use super::password::PasswordPage;
 use super::prompts::{Incoming, Outgoing};
@@ -121,6 +122,10 @@ pub struct Window {
     pub(super) launch: RefCell<Launch>,
     pub(super) model: RefCell<Model>,
     last_page: Cell<&'static str>,
+    /// The call notifications out now.
+    pub(super) notices: Notices,
+    /// Quit was asked for: closing ends the process, without asking.
+    pub(super) quitting: Cell<bool>,
 }
 
 impl Window {
@@ -170,6 +175,8 @@ impl Window {
                 launch: RefCell::new(launch),
                 model: RefCell::new(Model::new(auto_call)),
                 last_page: Cell::new(""),
+                notices: Notices::default(),
+                quitting: Cell::new(false),
             }
         });
         window.assemble();
@@ -208,10 +215,7 @@ impl Window {
         super::gate::install(self);
         let weak = Rc::downgrade(self);
         self.win.connect_close_request(move |_| {
-            if let Some(w) = weak.upgrade() {
-                w.shutdown();
-            }
-            glib::Propagation::Proceed
+            weak.upgrade().map_or(glib::Propagation::Proceed, |w| super::background::on_close_request(&w))
         });
     }
 
@@ -280,7 +284,11 @@ impl Window {
         if page != "lobby" {
             self.search_button.set_active(false);
         }
-        if self.last_page.replace(page) != page {
+        let before = self.last_page.replace(page);
+        if before != page {
+            if before == "incoming" {
+                super::notify::ring_over(self);
+            }
             log(&format!("view: {page}"));
             self.stack.set_visible_child_name(page);
             self.on_page_shown(page);
@@ -317,7 +325,8 @@ impl Window {
             self.shoot_later(page, &self.win.clone().upcast());
         }
         if page == "incoming" {
-            self.win.present();
+            // Not raised: an inactive or hidden window notifies instead.
+            super::notify::incoming(self);
             self.shoot_later("incoming", &self.win.clone().upcast());
         }
         if page == "lobby" && !self.model.borrow().roster.is_empty() {
