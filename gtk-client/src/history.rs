@@ -7,12 +7,13 @@
 //! # The file
 //!
 //! UTF-8 text, one call a line, newest last, after a header line
-//! `komunikator-history 1`:
+//! `komunikator-history 1`; the fields are separated by one TAB (shown
+//! here as spaces):
 //!
 //! ```text
-//! START<TAB>DIRECTION<TAB>OUTCOME<TAB>SECONDS<TAB>PEER
-//! 1796169600	in	missed	0	ala
-//! 1796169700	out	answered	192	bob
+//! START DIRECTION OUTCOME SECONDS PEER
+//! 1796169600 in missed 0 ala
+//! 1796169700 out answered 192 bob
 //! ```
 //!
 //! START is Unix seconds; DIRECTION `in` or `out`; OUTCOME `answered`,
@@ -288,7 +289,9 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// Follows a new call state; `nick_of` names an id from the roster.
+    /// Follows a new call state; `nick_of` names an id from the roster. A
+    /// call that starts (dialing or ringing) replaces one whose end was never
+    /// reported (the engine was replaced).
     pub fn on_state(
         &mut self,
         state: &CallState,
@@ -299,10 +302,10 @@ impl Tracker {
         let new =
             |peer: String, direction| Pending { peer, direction, start, answered: None, accepted: false };
         match (state, &mut self.pending) {
-            (CallState::Dialing { target }, None) => {
+            (CallState::Dialing { target }, _) => {
                 self.pending = Some(new(target.clone(), Direction::Outgoing))
             }
-            (CallState::Ringing { caller, nick }, None) => {
+            (CallState::Ringing { caller, nick }, _) => {
                 let peer = nick.clone().unwrap_or_else(|| caller.to_string());
                 self.pending = Some(new(peer, Direction::Incoming));
             }

@@ -150,12 +150,15 @@ fn follow(states: &[CallState], reason: EndReason) -> Option<Entry> {
 #[test]
 fn the_tracker_names_each_outcome() {
     let ringing = CallState::Ringing { caller: id(1), nick: Some("ala".into()) };
-    let missed = follow(&[ringing.clone()], EndReason::Cancelled).expect("entry");
+    let missed = follow(std::slice::from_ref(&ringing), EndReason::Cancelled).expect("entry");
     assert_eq!(
         (missed.peer.as_str(), missed.direction, missed.outcome),
         ("ala", Direction::Incoming, Outcome::Missed)
     );
-    assert_eq!(follow(&[ringing.clone()], EndReason::Timeout).map(|e| e.outcome), Some(Outcome::Missed));
+    assert_eq!(
+        follow(std::slice::from_ref(&ringing), EndReason::Timeout).map(|e| e.outcome),
+        Some(Outcome::Missed)
+    );
     assert_eq!(follow(&[ringing], EndReason::LocalDecline).map(|e| e.outcome), Some(Outcome::Declined));
     let anonymous = follow(&[CallState::Ringing { caller: id(7), nick: None }], EndReason::Cancelled);
     assert_eq!(anonymous.map(|e| e.peer), Some("127.0.0.1:7".into()));
