@@ -331,6 +331,7 @@ impl Window {
                 log("history page: shown");
                 w.model.borrow_mut().history.unseen = 0;
                 w.home.log_positions();
+                w.shoot_later("history", &w.win.clone().upcast());
             }
             w.update_view();
         });
