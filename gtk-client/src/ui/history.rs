@@ -64,11 +64,13 @@ impl Journal {
         self.tracker.on_state(state, SystemTime::now(), |id| roster.nick_of(id));
     }
 
-    /// The call ended: records and saves its entry, if one was followed.
-    pub fn on_end(&mut self, reason: EndReason) -> Option<Entry> {
+    /// The call ended: records and saves its entry, if one was followed. A
+    /// missed call counts as unseen unless the History view is the one the
+    /// window goes back to (`in_view`).
+    pub fn on_end(&mut self, reason: EndReason, in_view: bool) -> Option<Entry> {
         let entry = self.tracker.on_end(reason, Instant::now())?;
         log(&format!("history: {}", entry.to_line().replace('\t', " ")));
-        if entry.is_missed() {
+        if entry.is_missed() && !in_view {
             self.unseen = self.unseen.saturating_add(1);
             log(&format!("history: missed call from {}, {} unseen", entry.peer, self.unseen));
         }

@@ -202,7 +202,8 @@ impl Window {
             Event::CallEnded { reason, .. } => {
                 let who = self.model.borrow().peer.clone();
                 log(&format!("call ended: {}", reason.as_str()));
-                let entry = self.model.borrow_mut().history.on_end(reason);
+                let in_view = self.home.showing_history();
+                let entry = self.model.borrow_mut().history.on_end(reason, in_view);
                 if let Some(text) = ended_message(reason, &who, entry.as_ref()) {
                     self.toast(&text);
                 }
