@@ -334,11 +334,6 @@ impl Tracker {
         };
         Some(Entry { peer: p.peer, direction: p.direction, outcome, start: p.start })
     }
-
-    /// Forgets the call being followed (the engine was replaced).
-    pub fn reset(&mut self) {
-        self.pending = None;
-    }
 }
 
 /// A call's length as `m:ss`, or `h:mm:ss` from an hour on.

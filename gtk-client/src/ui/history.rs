@@ -239,11 +239,11 @@ impl Home {
         row
     }
 
-    /// Logs where the switcher's History button and each Call back button
-    /// are in the window, once drawn: the GUI tests click there.
+    /// Logs where each Call back button is in the window, once drawn (and
+    /// after the page's screenshot): the GUI tests click there.
     fn log_positions(&self) {
         let list = self.list.clone();
-        glib::timeout_add_local_once(Duration::from_millis(300), move || {
+        glib::timeout_add_local_once(Duration::from_millis(800), move || {
             let Some(native) = list.native() else { return };
             let (dx, dy) = native.surface_transform();
             let mut i = 0;
