@@ -34,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod headless;
+pub mod history;
 pub mod media;
 pub mod net;
 pub mod text;

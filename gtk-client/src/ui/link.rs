@@ -11,11 +11,12 @@ use adw::prelude::*;
 use gtk::gio;
 
 use super::gate::{self, Gate};
+use super::history::ended_message;
 use super::i18n::i18n;
 use super::problem::{self, Problem};
 use super::quality;
 use super::ringer::Ringer;
-use super::state::{Link, backoff, end_message};
+use super::state::{Link, backoff};
 use super::window::{Window, log};
 use crate::call::CallState;
 use crate::engine::{Engine, Event};
@@ -202,7 +203,9 @@ impl Window {
                 let who = self.model.borrow().peer.clone();
                 log(&format!("call ended: {}", reason.as_str()));
                 super::notify::call_ended(self, reason);
-                if let Some(text) = end_message(reason, &who) {
+                let in_view = self.home.showing_history();
+                let entry = self.model.borrow_mut().history.on_end(reason, in_view);
+                if let Some(text) = ended_message(reason, &who, entry.as_ref()) {
                     self.toast(&text);
                 }
                 self.with_engine(|e| e.refresh());
@@ -288,6 +291,8 @@ impl Window {
             m.shots.retain(|s| !s.starts_with("call"));
         }
         let mut m = self.model.borrow_mut();
+        let m = &mut *m;
+        m.history.on_state(&state, &m.roster);
         if let CallState::Ringing { caller, nick } = &state {
             m.peer = nick.as_deref().map_or_else(|| caller.to_string(), nick_label);
         }

@@ -15,7 +15,8 @@
 //!
 //! Modules: [`window`] (model and view), `link` (engine lifecycle and
 //! events), `gate` (a changed certificate or a password stops the retries
-//! until the user decides), `actions` (actions and shortcuts), one module per page or panel,
+//! until the user decides), `actions` (actions and shortcuts), one module per page or panel
+//! (`history` also keeps the call history's journal),
 //! [`state`] and [`quality`] (pure rules, unit-tested), [`settings`]
 //! (conf.txt and komunikator.ini), [`preferences`], [`ringer`], [`video`],
 //! [`screenshot`] and [`i18n`]; `problem` turns errors into sentences;
@@ -27,6 +28,7 @@ mod background;
 mod call_view;
 mod chat;
 mod gate;
+mod history;
 pub mod i18n;
 mod link;
 mod lobby;

@@ -14,6 +14,7 @@ use gtk::gio;
 use super::Launch;
 use super::call_view::CallView;
 use super::gate::Gate;
+use super::history::{Home, Journal};
 use super::i18n::i18n;
 use super::lobby::Lobby;
 use super::notify::Notices;
@@ -70,6 +71,8 @@ pub struct Model {
     pub gate: Option<Gate>,
     /// The server has answered as to a logged-in client on this connection.
     pub logged_in: bool,
+    /// The call history.
+    pub history: Journal,
 }
 
 impl Model {
@@ -94,6 +97,7 @@ impl Model {
             shots: Vec::new(),
             gate: None,
             logged_in: false,
+            history: Journal::load(),
         }
     }
 }
@@ -109,6 +113,7 @@ pub struct Window {
     stack: gtk::Stack,
     search_button: gtk::ToggleButton,
     pub(super) lobby: Rc<Lobby>,
+    pub(super) home: Rc<Home>,
     pub(super) setup_page: SetupPage,
     status: StatusPage,
     pub(super) trust: TrustPage,
@@ -148,6 +153,12 @@ impl Window {
                     w.dial(&user.target(), &user.label());
                 }
             });
+            let w = weak.clone();
+            let home = Home::new(lobby.root.upcast_ref(), move |peer| {
+                if let Some(w) = w.upgrade() {
+                    w.call_back(peer);
+                }
+            });
             Window {
                 win: adw::ApplicationWindow::builder()
                     .application(app)
@@ -164,6 +175,7 @@ impl Window {
                     .tooltip_text(i18n("Search (Ctrl+F)"))
                     .build(),
                 lobby,
+                home,
                 setup_page: SetupPage::new(),
                 status: StatusPage::new(),
                 trust: TrustPage::new(),
@@ -197,7 +209,7 @@ impl Window {
             (self.status.root.upcast_ref(), "status"),
             (self.trust.root.upcast_ref(), "trust"),
             (self.password.root.upcast_ref(), "password"),
-            (self.lobby.root.upcast_ref(), "lobby"),
+            (self.home.root.upcast_ref(), "lobby"),
             (self.outgoing.root.upcast_ref(), "outgoing"),
             (self.incoming.root.upcast_ref(), "incoming"),
             (self.call.root.upcast_ref(), "call"),
@@ -213,6 +225,7 @@ impl Window {
         self.win.set_default_widget(Some(&self.setup_page.connect));
         super::actions::install(self);
         super::gate::install(self);
+        self.watch_history();
         let weak = Rc::downgrade(self);
         self.win.connect_close_request(move |_| {
             weak.upgrade().map_or(glib::Propagation::Proceed, |w| super::background::on_close_request(&w))
@@ -266,6 +279,7 @@ impl Window {
                 }
                 (Link::Online { server, .. }, CallState::Idle) => {
                     self.lobby.show(&m.roster, true, server);
+                    self.home.show(&m.history, &m.roster, true);
                     "lobby"
                 }
                 (Link::Connecting { server }, CallState::Idle) => {

@@ -140,6 +140,7 @@ impl Window {
             .env_remove("LC_ALL")
             .env("GST_REGISTRY", gst_registry())
             .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_DATA_HOME", home.join("data"))
             .env("KOMUNIKATOR_SCREENSHOT_DIR", shots)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -167,10 +168,15 @@ impl Window {
 
     /// Waits for a stderr line containing `needle`.
     pub fn wait_for(&self, needle: &str) {
+        self.wait_for_line(needle);
+    }
+
+    /// Waits for a stderr line containing `needle`; the line.
+    pub fn wait_for_line(&self, needle: &str) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.contains(needle) => return,
+                Ok(line) if line.contains(needle) => return line,
                 Ok(_) => {}
                 Err(_) => panic!("the window never logged {needle:?}; its log:\n{}", self.log()),
             }
@@ -206,6 +212,38 @@ pub fn xdotool(display: &Display, args: &[&str]) -> String {
         .unwrap_or_else(|e| panic!("xdotool cannot run ({e}): install xdotool"));
     assert!(out.status.success(), "xdotool {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The X window of `window`'s process, raised and given the keyboard
+/// focus: for tests with several windows (found by process id, which needs
+/// the tests' own D-Bus session so that the window is not a child of
+/// `dbus-run-session`).
+pub fn focus(display: &Display, window: &Window) -> String {
+    let pid = window.child.id().to_string();
+    // By name too: a tooltip is a window of the same process.
+    let ids = xdotool(
+        display,
+        &["search", "--all", "--sync", "--onlyvisible", "--pid", &pid, "--name", "Komunikator"],
+    );
+    let id = ids.lines().next().expect("the window is on the display").trim().to_owned();
+    xdotool(display, &["windowraise", &id]);
+    xdotool(display, &["windowfocus", "--sync", &id]);
+    id
+}
+
+/// Presses `key` in `window` (one of several) through XTEST.
+pub fn press_in(display: &Display, window: &Window, key: &str) {
+    focus(display, window);
+    xdotool(display, &["key", "--clearmodifiers", key]);
+}
+
+/// Clicks the left button at `x`,`y` in `window` (one of several) through XTEST.
+pub fn click_in(display: &Display, window: &Window, x: &str, y: &str) {
+    let id = focus(display, window);
+    xdotool(display, &["mousemove", "--sync", "--window", &id, x, y]);
+    xdotool(display, &["click", "1"]);
+    // Away, so that no tooltip stays up.
+    xdotool(display, &["mousemove", "--sync", "--window", &id, "1", "1"]);
 }
 
 /// Gives the window the keyboard focus and presses `key` through XTEST.
