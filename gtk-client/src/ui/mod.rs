@@ -21,6 +21,7 @@
 //! [`screenshot`] and [`i18n`]; `problem` turns errors into sentences.
 
 mod actions;
+mod avatar;
 mod call_view;
 mod chat;
 mod gate;

@@ -237,9 +237,9 @@ impl Window {
                 (Link::Offline { server, .. }, CallState::Idle) if m.gate.is_some() => {
                     m.gate.as_ref().map_or("status", |gate| self.show_gate(server, gate))
                 }
-                (_, CallState::Ringing { caller, .. }) => {
+                (_, CallState::Ringing { caller, nick }) => {
                     if self.last_page.get() != "incoming" {
-                        self.incoming.show(&m.peer, &caller.to_string());
+                        self.incoming.show(&m.peer, nick.as_deref(), &caller.to_string());
                     }
                     "incoming"
                 }

@@ -177,6 +177,18 @@ impl Window {
         }
     }
 
+    /// Waits for a stderr line containing every one of `needles`; the line.
+    pub fn wait_for_line(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if needles.iter().all(|n| line.contains(n)) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("the window never logged a line with {needles:?}; its log:\n{}", self.log()),
+            }
+        }
+    }
+
     /// Waits for the process to exit; its exit code.
     pub fn exit_code(&mut self, timeout: Duration) -> Option<i32> {
         let deadline = Instant::now() + timeout;
