@@ -38,6 +38,7 @@ pub mod ringer;
 pub mod screenshot;
 pub mod settings;
 pub mod state;
+mod title;
 mod trust;
 pub mod video;
 pub mod window;

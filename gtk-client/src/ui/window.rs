@@ -231,6 +231,11 @@ impl Window {
                 log(&format!("subtitle: {subtitle}"));
                 self.title.set_subtitle(&subtitle);
             }
+            let title = super::title::title(&m.link, &m.call, &m.peer);
+            if self.win.title().as_deref() != Some(title.as_str()) {
+                log(&format!("title: {title}"));
+                self.win.set_title(Some(&title));
+            }
             self.enable_actions(&m);
             match (&m.link, &m.call) {
                 (Link::Setup, _) => "setup",

@@ -220,18 +220,23 @@ pub fn xdotool(display: &Display, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The X id of the main window, whose title ends in "Komunikator" ("ala —
+/// Komunikator", "Call with bob — Komunikator").
+pub fn main_window(display: &Display) -> String {
+    let ids = xdotool(display, &["search", "--sync", "--onlyvisible", "--name", "Komunikator$"]);
+    ids.lines().next().expect("the window is on the display").trim().to_owned()
+}
+
 /// Gives the window the keyboard focus and presses `key` through XTEST.
 pub fn press(display: &Display, key: &str) {
-    let ids = xdotool(display, &["search", "--sync", "--onlyvisible", "--name", "^Komunikator$"]);
-    let id = ids.lines().next().expect("the window is on the display").trim().to_owned();
+    let id = main_window(display);
     xdotool(display, &["windowfocus", "--sync", &id]);
     xdotool(display, &["key", "--clearmodifiers", key]);
 }
 
 /// Gives the window the keyboard focus and types `text` through XTEST.
 pub fn type_text(display: &Display, text: &str) {
-    let ids = xdotool(display, &["search", "--sync", "--onlyvisible", "--name", "^Komunikator$"]);
-    let id = ids.lines().next().expect("the window is on the display").trim().to_owned();
+    let id = main_window(display);
     xdotool(display, &["windowfocus", "--sync", &id]);
     xdotool(display, &["type", "--delay", "40", text]);
 }
