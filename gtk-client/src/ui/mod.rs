@@ -24,6 +24,7 @@ mod actions;
 mod avatar;
 mod call_view;
 mod chat;
+mod fullscreen;
 mod gate;
 pub mod i18n;
 mod link;

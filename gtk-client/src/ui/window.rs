@@ -206,6 +206,7 @@ impl Window {
         self.win.set_default_widget(Some(&self.setup_page.connect));
         super::actions::install(self);
         super::gate::install(self);
+        super::fullscreen::install(self);
         let weak = Rc::downgrade(self);
         self.win.connect_close_request(move |_| {
             if let Some(w) = weak.upgrade() {

@@ -95,6 +95,43 @@ impl Drop for Display {
     }
 }
 
+/// A window manager (openbox) on a display, for what only a window manager
+/// does, such as making a window fullscreen. Stopped on drop.
+pub struct WindowManager(Child);
+
+impl WindowManager {
+    /// Starts openbox on `display` and waits until it manages the screen.
+    pub fn start(display: &Display) -> WindowManager {
+        let child = Command::new("openbox")
+            .args(["--sm-disable"])
+            .env("DISPLAY", &display.name)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("openbox cannot start ({e}): install openbox"));
+        let wm = WindowManager(child);
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            let out = Command::new("xprop")
+                .args(["-root", "_NET_SUPPORTING_WM_CHECK"])
+                .env("DISPLAY", &display.name)
+                .output();
+            if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("window id")) {
+                return wm;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("openbox did not take the screen within {WAIT:?}");
+    }
+}
+
+impl Drop for WindowManager {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The window process and its stderr, line by line.
 pub struct Window {
     child: Child,
