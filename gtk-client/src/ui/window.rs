@@ -153,7 +153,10 @@ impl Window {
                 app: app.clone(),
                 toasts: adw::ToastOverlay::new(),
                 title: adw::WindowTitle::new("Komunikator", ""),
-                stack: gtk::Stack::builder().transition_type(gtk::StackTransitionType::Crossfade).build(),
+                stack: gtk::Stack::builder()
+                    .transition_type(gtk::StackTransitionType::Crossfade)
+                    .hhomogeneous(false)
+                    .build(),
                 search_button: gtk::ToggleButton::builder()
                     .icon_name("system-search-symbolic")
                     .tooltip_text(i18n("Search (Ctrl+F)"))
