@@ -15,7 +15,9 @@
 //!
 //! Modules: [`window`] (model and view), `link` (engine lifecycle and
 //! events), `gate` (a changed certificate or a password stops the retries
-//! until the user decides), `actions` (actions and shortcuts), one module per page or panel,
+//! until the user decides), `actions` (actions and shortcuts), `fullscreen`
+//! (F11, double-click, Escape), `title` (the window title), `avatar`
+//! (initials for a person), one module per page or panel,
 //! [`state`] and [`quality`] (pure rules, unit-tested), [`settings`]
 //! (conf.txt and komunikator.ini), [`preferences`], [`ringer`], [`video`],
 //! [`screenshot`] and [`i18n`]; `problem` turns errors into sentences.
