@@ -130,7 +130,6 @@ impl Lobby {
         badge.add_css_class("caption-heading");
         badge.add_css_class(if user.free { "success" } else { "warning" });
         badge.set_valign(gtk::Align::Center);
-        row.add_action(&badge);
         let call = gtk::Button::builder()
             .icon_name("call-start-symbolic")
             .valign(gtk::Align::Center)
@@ -160,7 +159,9 @@ impl Lobby {
                 (lobby.on_call)(user.clone());
             }
         });
+        // Actions go in front of those added before: the badge, then Call.
         row.add_action(&call);
+        row.add_action(&badge);
         row
     }
 }
