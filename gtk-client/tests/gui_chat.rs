@@ -2,7 +2,8 @@
 //! chat (F9) puts the cursor in its entry, so letters are text and never the
 //! M (mute) and V (camera off) shortcuts; Escape in the entry clears an
 //! unsent line, a second Escape leaves the entry, and neither hangs up. The
-//! headless peer logs each chat line it receives.
+//! headless peer logs each chat line it receives. Each line in the chat
+//! names who wrote it (the peer's nick, or "You") and when (HH:MM).
 //!
 //! Needs an X display, like `gui.rs`.
 
@@ -12,6 +13,8 @@ mod support;
 use std::time::Duration;
 
 use gui_support::{Display, Window, answer, exclusive, press, type_text};
+use komunikator_protocol::{Command, Target};
+use support::peer::Peer;
 use support::{Client, Server, target_dir};
 
 const NICK: &str = "chatter";
@@ -85,5 +88,46 @@ fn escape_in_the_chat_entry_clears_it_then_leaves_it_and_never_hangs_up() {
     window.wait_for("mute: on");
     let said = hang_up(&window, &display, peer);
     assert!(!said.contains("lost"), "the cleared line was sent:\n{said}");
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// Whether `line` holds a time of day as HH:MM.
+fn has_time(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.windows(5).any(|w| {
+        w[2] == b':' && [0, 1, 3, 4].iter().all(|&i| w[i].is_ascii_digit()) && w[0] <= b'2' && w[3] <= b'5'
+    })
+}
+
+#[test]
+fn chat_lines_name_the_peer_or_you_and_the_time() {
+    let _x = exclusive();
+    let display = Display::get();
+    let server = Server::start();
+    let home = target_dir().join(format!("gui-chat-names-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let window =
+        Window::start(&display, &["--server", &server.addr, "--name", NICK], &home.join("shots"), &home);
+    window.wait_for(&format!("name accepted: {NICK}"));
+    // A raw protocol peer, which can write chat lines of its own.
+    let mut bob = Peer::connect(&server.addr);
+    bob.send(&Command::Name("bob"));
+    bob.send(&Command::Connect(Target::Nick(NICK)));
+    window.wait_for("view: incoming");
+    std::thread::sleep(Duration::from_millis(500));
+    press(&display, "Return");
+    window.wait_for("call state: Active");
+    bob.send(&Command::Msg("hello"));
+    let theirs = window.wait_for_line(&["shows chat:", "hello"]);
+    assert!(theirs.contains("bob") && !theirs.contains("Them"), "not named by nick: {theirs}");
+    assert!(has_time(&theirs), "no time: {theirs}");
+    // The message opened the chat with the cursor in the entry.
+    std::thread::sleep(Duration::from_millis(500));
+    type_text(&display, "howdy");
+    press(&display, "Return");
+    let ours = window.wait_for_line(&["shows chat:", "howdy"]);
+    assert!(ours.contains("You"), "our line is not ours: {ours}");
+    bob.send(&Command::Stop);
+    window.wait_for("view: lobby");
     let _ = std::fs::remove_dir_all(&home);
 }

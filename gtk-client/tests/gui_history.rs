@@ -67,7 +67,7 @@ fn a_missed_call_is_listed_and_called_back_and_the_hanger_up_is_told_how_long() 
     std::thread::sleep(Duration::from_secs(1));
     press_in(&display, &bob, "alt+2");
     bob.wait_for("history page: shown");
-    let line = bob.wait_for_line("history: call back ");
+    let line = bob.wait_for_line(&["history: call back "]);
     let at = line.rsplit(" at ").next().expect("position");
     let (x, y) = at.split_once(',').expect("x,y");
     click_in(&display, &bob, x, y);

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gui_support::{Display, Window, exclusive, press, refreshed_nicks, refreshed_nicks_after, xdotool};
+use gui_support::{Display, Window, exclusive, press, refreshed_nicks, refreshed_nicks_after, type_text};
 use support::{server_binary, target_dir, test_dir};
 
 /// A server started with extra flags; its address and certificate fingerprint.
@@ -75,14 +75,6 @@ impl Drop for Server {
 
 fn known_servers(home: &Path) -> PathBuf {
     home.join("config/komunikator/known_servers")
-}
-
-/// Types `text` into the focused window through XTEST.
-fn type_text(display: &Display, text: &str) {
-    let ids = xdotool(display, &["search", "--sync", "--onlyvisible", "--name", "^Komunikator$"]);
-    let id = ids.lines().next().expect("the window is on the display").trim().to_owned();
-    xdotool(display, &["windowfocus", "--sync", &id]);
-    xdotool(display, &["type", "--delay", "40", text]);
 }
 
 /// Waits up to `WAIT` for `f` to hold.

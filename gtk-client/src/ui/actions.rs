@@ -141,6 +141,7 @@ fn help_overlay() -> gtk::ShortcutsWindow {
             item("m", i18n("Mute or unmute the microphone")),
             item("v", i18n("Turn the camera off or on")),
             item("F9", i18n("Show or hide the chat")),
+            item("F11", i18n("Fullscreen on or off (Escape leaves it)")),
             item("Return", i18n("Accept an incoming call")),
         ],
     );

@@ -36,7 +36,7 @@ pub struct CallView {
     quality: gtk::Label,
     /// The chat panel.
     pub chat: Chat,
-    chat_revealer: gtk::Revealer,
+    chat_flap: adw::Flap,
     chat_button: gtk::ToggleButton,
     camera_button: gtk::ToggleButton,
     peer_switches: PeerSwitches,
@@ -79,25 +79,31 @@ impl CallView {
         status.set_halign(gtk::Align::Center);
         status.set_valign(gtk::Align::Center);
         let chat = Chat::new(send);
-        let chat_revealer = gtk::Revealer::builder()
-            .transition_type(gtk::RevealerTransitionType::SlideLeft)
-            .child(&chat.root)
+        // Beside the video when both fit, over it (folded) when narrow.
+        let chat_flap = adw::Flap::builder()
+            .flap(&chat.root)
+            .flap_position(gtk::PackType::End)
+            .reveal_flap(false)
+            .modal(false)
+            .swipe_to_open(false)
+            .swipe_to_close(false)
             .build();
-        let overlay = gtk::Overlay::builder().child(&remote).hexpand(true).build();
+        let overlay = gtk::Overlay::builder().child(&remote).hexpand(true).width_request(NARROW).build();
         overlay.add_css_class("komunikator-video");
         let placeholder = peer_switches.placeholder.upcast_ref::<gtk::Widget>();
         for w in [placeholder, top.upcast_ref(), status.upcast_ref(), local_frame.upcast_ref()] {
             overlay.add_overlay(w);
         }
-        let (bar, chat_button, camera_button) = controls(&chat_revealer);
+        let (bar, chat_button, camera_button) = controls(&chat_flap);
         overlay.add_overlay(&bar);
         focus_entry_on_open(&chat_button, &chat.entry);
         let frame = local_frame.clone();
         let has_picture = local_paintable.is_some();
         camera_button.connect_active_notify(move |b| frame.set_visible(has_picture && !b.is_active()));
         let root = gtk::Box::new(gtk::Orientation::Horizontal, 0);
-        root.append(&overlay);
-        root.append(&chat_revealer);
+        chat_flap.set_content(Some(&overlay));
+        root.append(&chat_flap);
+        shrink_self_view_when_folded(&chat_flap, &narrow, &low, &local_frame);
         CallView {
             root,
             remote,
@@ -109,7 +115,7 @@ impl CallView {
             quality_icon,
             quality,
             chat,
-            chat_revealer,
+            chat_flap,
             chat_button,
             camera_button,
             peer_switches,
@@ -171,13 +177,13 @@ impl CallView {
 
     /// Opens the chat panel (a message arrived).
     pub fn reveal_chat(&self) {
-        self.chat_revealer.set_reveal_child(true);
+        self.chat_flap.set_reveal_flap(true);
     }
 
     /// Closes the chat panel and forgets it (a new call starts).
     pub fn reset(&self) {
         self.chat.clear();
-        self.chat_revealer.set_reveal_child(false);
+        self.chat_flap.set_reveal_flap(false);
         self.peer_switches.clear();
         self.show_quality(None);
     }
@@ -248,7 +254,27 @@ fn focus_entry_on_open(button: &gtk::ToggleButton, entry: &gtk::Entry) {
     });
 }
 
-fn controls(chat: &gtk::Revealer) -> (gtk::Box, gtk::ToggleButton, gtk::ToggleButton) {
+/// The narrowest the video may be: the window's own narrowest (a phone).
+/// Below this plus the chat's width the chat folds over the video.
+pub const NARROW: i32 = 360;
+
+/// When the chat folds over the video (a narrow window), the self-view
+/// shrinks to half (96×72) and moves closer to the corner, so it covers
+/// less of the peer; back to 192×144 when the window is wide again.
+fn shrink_self_view_when_folded(flap: &adw::Flap, narrow: &adw::Clamp, low: &adw::Clamp, frame: &gtk::Frame) {
+    let (narrow, low, frame) = (narrow.clone(), low.clone(), frame.clone());
+    flap.connect_folded_notify(move |flap| {
+        let folded = flap.is_folded();
+        log(&format!("call layout: {}", if folded { "narrow" } else { "wide" }));
+        let scale = if folded { 2 } else { 1 };
+        narrow.set_maximum_size(192 / scale);
+        low.set_maximum_size(144 / scale);
+        frame.set_margin_end(18 / scale);
+        frame.set_margin_bottom(if folded { 76 } else { 84 });
+    });
+}
+
+fn controls(chat: &adw::Flap) -> (gtk::Box, gtk::ToggleButton, gtk::ToggleButton) {
     let bar = gtk::Box::builder()
         .spacing(18)
         .halign(gtk::Align::Center)
@@ -265,7 +291,7 @@ fn controls(chat: &gtk::Revealer) -> (gtk::Box, gtk::ToggleButton, gtk::ToggleBu
     chat_button.add_css_class("circular");
     chat_button.add_css_class("osd");
     chat_button.set_size_request(48, 48);
-    chat_button.bind_property("active", chat, "reveal-child").bidirectional().sync_create().build();
+    chat_button.bind_property("active", chat, "reveal-flap").bidirectional().sync_create().build();
     bar.append(&chat_button);
     let hang_up = gtk::Button::builder()
         .icon_name("call-stop-symbolic")

@@ -70,17 +70,24 @@ impl Chat {
         Chat { root, list, scrolled, entry }
     }
 
-    /// Adds a line: `mine` for what we sent. The text is shown with bidi
-    /// and invisible characters escaped and isolated from "You"/"Them"
+    /// Adds a line from `from` (the peer's nick as shown), or ours when
+    /// `None` ("You"), with the time it arrived (HH:MM). The text is shown
+    /// with bidi and invisible characters escaped and isolated from the name
     /// ([`crate::text`]); past [`MAX_CHAT_LINES`] the oldest line goes.
-    pub fn add(&self, text: &str, mine: bool) {
-        let who = if mine { i18n("You") } else { i18n("Them") };
+    pub fn add(&self, text: &str, from: Option<&str>) {
+        let who = from.map_or_else(|| i18n("You"), str::to_owned);
+        let time = glib::DateTime::now_local().and_then(|t| t.format("%H:%M")).map(|t| t.to_string());
         if let Some(oldest) = self.list.row_at_index(MAX_CHAT_LINES - 1).and(self.list.row_at_index(0)) {
             self.list.remove(&oldest);
         }
         let text = isolate(&escape(text, Kind::Chat));
         let label = gtk::Label::builder()
-            .label(format!("<b>{}</b>  {}", glib::markup_escape_text(&who), glib::markup_escape_text(&text)))
+            .label(format!(
+                "<b>{}</b>  <span size=\"small\" alpha=\"60%\">{}</span>\n{}",
+                glib::markup_escape_text(&who),
+                time.unwrap_or_default(),
+                glib::markup_escape_text(&text)
+            ))
             .use_markup(true)
             .wrap(true)
             .wrap_mode(gtk::pango::WrapMode::WordChar)
@@ -90,6 +97,7 @@ impl Chat {
         self.list.append(&label);
         let adj = self.scrolled.vadjustment();
         glib::idle_add_local_once(move || adj.set_value(adj.upper()));
+        super::screenshot::log_texts(&self.list, "chat");
     }
 
     /// Forgets the conversation (a new call starts).

@@ -217,7 +217,8 @@ impl Window {
                 }
             }
             Event::Message(text) => {
-                self.call.chat.add(&text, false);
+                let who = self.model.borrow().peer.clone();
+                self.call.chat.add(&text, Some(&who));
                 self.call.reveal_chat();
             }
             Event::ServerError { code, .. } if self.is_login_error(code) => return self.login_failed(code),
@@ -326,7 +327,7 @@ impl Window {
     pub fn send_chat(&self, text: &str) {
         if matches!(self.model.borrow().call, CallState::Active { .. }) {
             self.with_engine(|e| e.send_msg(text));
-            self.call.chat.add(text, true);
+            self.call.chat.add(text, None);
         }
     }
 

@@ -1,14 +1,19 @@
-//! The main view's list of other users: nick, id, a free/busy badge and a
-//! Call button on each free user, a search bar, and an empty state that says
+//! The main view's list of other users: avatar, nick, a free/busy badge
+//! and a Call button on each free user, the address in the row's details, a search bar, and an empty state that says
 //! what to do. It only shows a [`Roster`]; the window owns the roster.
 //! Main thread.
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use adw::prelude::*;
 
+use komunikator_protocol::ClientId;
+
+use super::avatar::avatar;
 use super::i18n::{i18n, i18n_f};
+use super::screenshot;
 use super::state::{Roster, User};
 
 /// The list page.
@@ -22,6 +27,8 @@ pub struct Lobby {
     stack: gtk::Stack,
     empty: adw::StatusPage,
     shown: RefCell<(Roster, bool)>,
+    /// Whose rows are open on their details, kept across redraws.
+    expanded: RefCell<BTreeSet<ClientId>>,
     on_call: Box<dyn Fn(User)>,
 }
 
@@ -65,6 +72,7 @@ impl Lobby {
             stack,
             empty,
             shown: RefCell::new((Roster::default(), false)),
+            expanded: RefCell::default(),
             on_call: Box::new(on_call),
         });
         let weak = Rc::downgrade(&lobby);
@@ -107,19 +115,21 @@ impl Lobby {
         for user in users {
             self.list.append(&self.row(user, *can_call));
         }
+        screenshot::log_texts(&self.list, "people");
     }
 
-    fn row(self: &Rc<Self>, user: User, can_call: bool) -> adw::ActionRow {
+    fn row(self: &Rc<Self>, user: User, can_call: bool) -> adw::ExpanderRow {
         let title = match &user.nick {
             Some(_) => glib::markup_escape_text(&user.label()).to_string(),
             None => i18n("Anonymous"),
         };
-        let row = adw::ActionRow::builder().title(title).subtitle(user.id.to_string()).build();
+        let row = adw::ExpanderRow::builder().title(title).build();
+        row.add_prefix(&avatar(user.nick.as_deref(), 32));
+        row.add_row(&details(&user));
         let badge = gtk::Label::new(Some(&if user.free { i18n("Free") } else { i18n("Busy") }));
         badge.add_css_class("caption-heading");
         badge.add_css_class(if user.free { "success" } else { "warning" });
         badge.set_valign(gtk::Align::Center);
-        row.add_suffix(&badge);
         let call = gtk::Button::builder()
             .icon_name("call-start-symbolic")
             .valign(gtk::Align::Center)
@@ -131,12 +141,38 @@ impl Lobby {
         call.set_visible(user.free);
         call.update_property(&[gtk::accessible::Property::Label(&i18n_f("Call {}", &[&user.label()]))]);
         let weak = Rc::downgrade(self);
+        let id = user.id;
+        row.set_expanded(self.expanded.borrow().contains(&id));
+        row.connect_expanded_notify(move |r| {
+            if let Some(lobby) = weak.upgrade() {
+                let mut open = lobby.expanded.borrow_mut();
+                if r.is_expanded() {
+                    open.insert(id)
+                } else {
+                    open.remove(&id)
+                };
+            }
+        });
+        let weak = Rc::downgrade(self);
         call.connect_clicked(move |_| {
             if let Some(lobby) = weak.upgrade() {
                 (lobby.on_call)(user.clone());
             }
         });
-        row.add_suffix(&call);
+        // Actions go in front of those added before: the badge, then Call.
+        row.add_action(&call);
+        row.add_action(&badge);
         row
     }
+}
+
+/// The row under a person that their row expands to: the address, which
+/// the title no longer shows, selectable so it can be copied.
+fn details(user: &User) -> adw::ActionRow {
+    let address =
+        gtk::Label::builder().label(user.id.to_string()).selectable(true).valign(gtk::Align::Center).build();
+    address.add_css_class("dim-label");
+    let row = adw::ActionRow::builder().title(i18n("Address")).build();
+    row.add_suffix(&address);
+    row
 }

@@ -15,7 +15,9 @@
 //!
 //! Modules: [`window`] (model and view), `link` (engine lifecycle and
 //! events), `gate` (a changed certificate or a password stops the retries
-//! until the user decides), `actions` (actions and shortcuts), one module per page or panel
+//! until the user decides), `actions` (actions and shortcuts), `fullscreen`
+//! (F11, double-click, Escape), `title` (the window title), `avatar`
+//! (initials for a person), one module per page or panel
 //! (`history` also keeps the call history's journal),
 //! [`state`] and [`quality`] (pure rules, unit-tested), [`settings`]
 //! (conf.txt and komunikator.ini), [`preferences`], [`ringer`], [`video`],
@@ -24,9 +26,11 @@
 //! running without it).
 
 mod actions;
+mod avatar;
 mod background;
 mod call_view;
 mod chat;
+mod fullscreen;
 mod gate;
 mod history;
 pub mod i18n;
@@ -44,6 +48,7 @@ pub mod screenshot;
 pub mod settings;
 pub mod state;
 mod switches;
+mod title;
 mod trust;
 pub mod video;
 pub mod window;

@@ -1,10 +1,13 @@
 //! The full-window prompts around a call: placing one ("Calling NICK…" with
-//! Cancel) and answering one ("NICK is calling" with Decline and Accept).
+//! Cancel) and answering one ("NICK is calling" with the caller's avatar,
+//! Decline and Accept, and the address under Details).
 //! Main thread. The buttons fire window actions; the window decides.
 
 use adw::prelude::*;
 
+use super::avatar::avatar;
 use super::i18n::{i18n, i18n_f};
+use super::screenshot;
 
 /// "Calling NICK…" with Cancel.
 pub struct Outgoing {
@@ -36,6 +39,10 @@ pub struct Incoming {
     /// The page.
     pub root: adw::StatusPage,
     accept: gtk::Button,
+    /// Holds the caller's avatar.
+    face: gtk::Box,
+    /// The caller's address, under "Details".
+    address: gtk::Label,
 }
 
 impl Incoming {
@@ -55,23 +62,35 @@ impl Incoming {
             .halign(gtk::Align::Center)
             .build();
         block.add_css_class("flat");
+        let address = gtk::Label::builder().selectable(true).build();
+        address.add_css_class("dim-label");
+        let details = gtk::Expander::builder()
+            .label(i18n("Details"))
+            .child(&address)
+            .halign(gtk::Align::Center)
+            .build();
+        let face = gtk::Box::builder().halign(gtk::Align::Center).build();
         let column = gtk::Box::builder().orientation(gtk::Orientation::Vertical).spacing(18).build();
+        column.append(&face);
         column.append(&buttons);
         column.append(&block);
-        let root = adw::StatusPage::builder()
-            .icon_name("call-incoming-symbolic")
-            .child(&column)
-            .vexpand(true)
-            .build();
-        Incoming { root, accept }
+        column.append(&details);
+        let root = adw::StatusPage::builder().child(&column).vexpand(true).build();
+        Incoming { root, accept, face, address }
     }
 
-    /// Shows who is calling and puts the keyboard focus on Accept, so Enter
+    /// Shows who is calling (`who`, with the avatar of `nick`; the address
+    /// `id` under Details) and puts the keyboard focus on Accept, so Enter
     /// or Space answers and Escape declines.
-    pub fn show(&self, who: &str, id: &str) {
+    pub fn show(&self, who: &str, nick: Option<&str>, id: &str) {
         self.root.set_title(&i18n_f("{} is calling", &[who]));
-        self.root.set_description(Some(id));
+        while let Some(old) = self.face.first_child() {
+            self.face.remove(&old);
+        }
+        self.face.append(&avatar(nick, 96));
+        self.address.set_label(&i18n_f("Address: {}", &[id]));
         self.accept.grab_focus();
+        screenshot::log_texts(&self.root, "prompt");
     }
 }
 

@@ -64,3 +64,47 @@ pub fn take(widget: &impl IsA<gtk::Widget>, name: &'static str) {
     handler.set(Some(id));
     widget.queue_draw();
 }
+
+/// What `widget` shows in words: the text of every label on screen inside
+/// it, and `[avatar NAME]` for each avatar (its initials are drawn from that
+/// name), in tree order. Hidden pages, closed revealers and tooltips are not
+/// on screen and are left out.
+pub fn visible_texts(widget: &gtk::Widget) -> Vec<String> {
+    let mut out = Vec::new();
+    collect_texts(widget, &mut out);
+    out
+}
+
+fn collect_texts(widget: &gtk::Widget, out: &mut Vec<String>) {
+    if !widget.is_drawable() {
+        return;
+    }
+    if let Some(avatar) = widget.downcast_ref::<adw::Avatar>() {
+        out.push(format!("[avatar {}]", avatar.text().unwrap_or_default()));
+        return;
+    }
+    if let Some(label) = widget.downcast_ref::<gtk::Label>()
+        && !label.text().is_empty()
+    {
+        out.push(label.text().to_string());
+    }
+    let mut child = widget.first_child();
+    while let Some(c) = child {
+        collect_texts(&c, out);
+        child = c.next_sibling();
+    }
+}
+
+/// When screenshots are enabled, logs `shows NAME: TEXT | TEXT…` with
+/// [`visible_texts`] of `widget` once the next frame is painted, so the GUI
+/// tests can read what a page says.
+pub fn log_texts(widget: &impl IsA<gtk::Widget>, name: &'static str) {
+    if dir().is_none() {
+        return;
+    }
+    let widget = widget.as_ref().clone();
+    glib::timeout_add_local_once(std::time::Duration::from_millis(300), move || {
+        let texts = visible_texts(&widget).join(" | ");
+        super::window::log(&format!("shows {name}: {texts}"));
+    });
+}

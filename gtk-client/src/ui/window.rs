@@ -169,7 +169,10 @@ impl Window {
                 app: app.clone(),
                 toasts: adw::ToastOverlay::new(),
                 title: adw::WindowTitle::new("Komunikator", ""),
-                stack: gtk::Stack::builder().transition_type(gtk::StackTransitionType::Crossfade).build(),
+                stack: gtk::Stack::builder()
+                    .transition_type(gtk::StackTransitionType::Crossfade)
+                    .hhomogeneous(false)
+                    .build(),
                 search_button: gtk::ToggleButton::builder()
                     .icon_name("system-search-symbolic")
                     .tooltip_text(i18n("Search (Ctrl+F)"))
@@ -226,6 +229,7 @@ impl Window {
         super::actions::install(self);
         super::gate::install(self);
         self.watch_history();
+        super::fullscreen::install(self);
         let weak = Rc::downgrade(self);
         self.win.connect_close_request(move |_| {
             weak.upgrade().map_or(glib::Propagation::Proceed, |w| super::background::on_close_request(&w))
@@ -248,15 +252,20 @@ impl Window {
                 log(&format!("subtitle: {subtitle}"));
                 self.title.set_subtitle(&subtitle);
             }
+            let title = super::title::title(&m.link, &m.call, &m.peer);
+            if self.win.title().as_deref() != Some(title.as_str()) {
+                log(&format!("title: {title}"));
+                self.win.set_title(Some(&title));
+            }
             self.enable_actions(&m);
             match (&m.link, &m.call) {
                 (Link::Setup, _) => "setup",
                 (Link::Offline { server, .. }, CallState::Idle) if m.gate.is_some() => {
                     m.gate.as_ref().map_or("status", |gate| self.show_gate(server, gate))
                 }
-                (_, CallState::Ringing { caller, .. }) => {
+                (_, CallState::Ringing { caller, nick }) => {
                     if self.last_page.get() != "incoming" {
-                        self.incoming.show(&m.peer, &caller.to_string());
+                        self.incoming.show(&m.peer, nick.as_deref(), &caller.to_string());
                     }
                     "incoming"
                 }

@@ -95,6 +95,43 @@ impl Drop for Display {
     }
 }
 
+/// A window manager (openbox) on a display, for what only a window manager
+/// does, such as making a window fullscreen. Stopped on drop.
+pub struct WindowManager(Child);
+
+impl WindowManager {
+    /// Starts openbox on `display` and waits until it manages the screen.
+    pub fn start(display: &Display) -> WindowManager {
+        let child = Command::new("openbox")
+            .args(["--sm-disable"])
+            .env("DISPLAY", &display.name)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("openbox cannot start ({e}): install openbox"));
+        let wm = WindowManager(child);
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            let out = Command::new("xprop")
+                .args(["-root", "_NET_SUPPORTING_WM_CHECK"])
+                .env("DISPLAY", &display.name)
+                .output();
+            if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("window id")) {
+                return wm;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("openbox did not take the screen within {WAIT:?}");
+    }
+}
+
+impl Drop for WindowManager {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The window process and its stderr, line by line.
 pub struct Window {
     child: Child,
@@ -168,17 +205,17 @@ impl Window {
 
     /// Waits for a stderr line containing `needle`.
     pub fn wait_for(&self, needle: &str) {
-        self.wait_for_line(needle);
+        self.wait_for_line(&[needle]);
     }
 
-    /// Waits for a stderr line containing `needle`; the line.
-    pub fn wait_for_line(&self, needle: &str) -> String {
+    /// Waits for a stderr line containing every one of `needles`; the line.
+    pub fn wait_for_line(&self, needles: &[&str]) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.contains(needle) => return line,
+                Ok(line) if needles.iter().all(|n| line.contains(n)) => return line,
                 Ok(_) => {}
-                Err(_) => panic!("the window never logged {needle:?}; its log:\n{}", self.log()),
+                Err(_) => panic!("the window never logged a line with {needles:?}; its log:\n{}", self.log()),
             }
         }
     }
@@ -246,18 +283,23 @@ pub fn click_in(display: &Display, window: &Window, x: &str, y: &str) {
     xdotool(display, &["mousemove", "--sync", "--window", &id, "1", "1"]);
 }
 
+/// The X id of the main window, whose title ends in "Komunikator" ("ala —
+/// Komunikator", "Call with bob — Komunikator").
+pub fn main_window(display: &Display) -> String {
+    let ids = xdotool(display, &["search", "--sync", "--onlyvisible", "--name", "Komunikator$"]);
+    ids.lines().next().expect("the window is on the display").trim().to_owned()
+}
+
 /// Gives the window the keyboard focus and presses `key` through XTEST.
 pub fn press(display: &Display, key: &str) {
-    let ids = xdotool(display, &["search", "--sync", "--onlyvisible", "--name", "^Komunikator$"]);
-    let id = ids.lines().next().expect("the window is on the display").trim().to_owned();
+    let id = main_window(display);
     xdotool(display, &["windowfocus", "--sync", &id]);
     xdotool(display, &["key", "--clearmodifiers", key]);
 }
 
 /// Gives the window the keyboard focus and types `text` through XTEST.
 pub fn type_text(display: &Display, text: &str) {
-    let ids = xdotool(display, &["search", "--sync", "--onlyvisible", "--name", "^Komunikator$"]);
-    let id = ids.lines().next().expect("the window is on the display").trim().to_owned();
+    let id = main_window(display);
     xdotool(display, &["windowfocus", "--sync", &id]);
     xdotool(display, &["type", "--delay", "40", text]);
 }

@@ -1,0 +1,40 @@
+//! The window's title, which names who you are and whom you are calling,
+//! so that windows tell themselves apart in the overview, Alt+Tab and the
+//! taskbar: "Komunikator" before a nick is settled, "ala — Komunikator" in
+//! the lobby, "Call with bob — Komunikator" from dialling or ringing to
+//! hanging up. Pure; the window sets it from its model on the main thread.
+
+use super::i18n::{i18n, i18n_f};
+use super::state::Link;
+use crate::call::CallState;
+use crate::text::nick_label;
+
+/// The title for the link `link`, the call `call` and its peer as shown (`peer`).
+pub fn title(link: &Link, call: &CallState, peer: &str) -> String {
+    let app = i18n("Komunikator");
+    if !call.is_idle() && !peer.is_empty() {
+        return i18n_f("Call with {} — {}", &[peer, &app]);
+    }
+    match link {
+        Link::Online { nick: Some(nick), .. } => i18n_f("{} — {}", &[&nick_label(nick), &app]),
+        _ => app,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use komunikator_protocol::ClientId;
+
+    #[test]
+    fn names_you_in_the_lobby_and_the_peer_in_a_call() {
+        let id = ClientId::from(([127, 0, 0, 1], 7));
+        let online = Link::Online { server: "s:1".into(), id, nick: Some("ala".into()) };
+        assert_eq!(title(&online, &CallState::Idle, ""), "\u{2068}ala\u{2069} — Komunikator");
+        let anonymous = Link::Online { server: "s:1".into(), id, nick: None };
+        assert_eq!(title(&anonymous, &CallState::Idle, ""), "Komunikator");
+        assert_eq!(title(&Link::Setup, &CallState::Idle, ""), "Komunikator");
+        let ringing = CallState::Ringing { caller: id, nick: Some("bob".into()) };
+        assert_eq!(title(&online, &ringing, "bob"), "Call with bob — Komunikator");
+    }
+}
