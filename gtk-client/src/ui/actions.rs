@@ -129,8 +129,11 @@ fn help_overlay() -> gtk::ShortcutsWindow {
         i18n("General"),
         vec![
             item("&lt;Control&gt;f", i18n("Search people")),
+            item("&lt;Alt&gt;1", i18n("People")),
+            item("&lt;Alt&gt;2", i18n("History")),
             item("&lt;Control&gt;comma", i18n("Preferences")),
             item("&lt;Control&gt;question", i18n("Keyboard shortcuts")),
+            item("&lt;Control&gt;w", i18n("Close the window (asks during a call)")),
             item("&lt;Control&gt;q", i18n("Quit")),
         ],
     );
