@@ -158,16 +158,24 @@ fn a_call_between_two_windows(display: &Display, server: &Server, camera: &mut C
 
     press_in(display, &ala, "Escape");
     ala.wait_for("view: lobby");
-    std::thread::sleep(Duration::from_secs(4));
+    // Once the toast "Call ended" is gone.
+    std::thread::sleep(Duration::from_secs(7));
     press_in(display, &ala, "alt+2");
     ala.wait_for("history page: shown");
     camera.shoot(display, &ala, "history", false);
-    press_in(display, &ala, "alt+1");
-    press_in(display, &ala, "ctrl+comma");
+    preferences(display, &ala, camera);
+}
+
+/// Preferences, opened with Ctrl+, over the People page.
+fn preferences(display: &Display, ala: &Window, camera: &mut Camera) {
+    press_in(display, ala, "alt+1");
+    press_in(display, ala, "ctrl+comma");
     // Tall enough to show every setting.
     let pid = ala.pid().to_string();
-    let ids =
-        xdotool(display, &["search", "--sync", "--onlyvisible", "--pid", &pid, "--name", "^Preferences$"]);
+    let ids = xdotool(
+        display,
+        &["search", "--all", "--sync", "--onlyvisible", "--pid", &pid, "--name", "^Preferences$"],
+    );
     let id = ids.lines().next().expect("the Preferences window").trim().to_owned();
     for _ in 0..20 {
         xdotool(display, &["windowsize", &id, "640", "780"]);
@@ -176,7 +184,7 @@ fn a_call_between_two_windows(display: &Display, server: &Server, camera: &mut C
             break;
         }
     }
-    camera.shoot(display, &ala, "preferences", true);
+    camera.shoot(display, ala, "preferences", true);
     xdotool(display, &["key", "Escape"]);
 }
 
