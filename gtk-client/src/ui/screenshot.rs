@@ -1,6 +1,7 @@
 //! Screenshots of the window's own widgets, for the GUI test and the README.
 //! Enabled only when `KOMUNIKATOR_SCREENSHOT_DIR` names a directory: the
-//! window then saves a picture of each stage of a call there and logs
+//! window then saves a picture of each stage of a call there, and of
+//! whatever it shows on SIGUSR1 ([`on_request`]), and logs
 //! `screenshot saved: PATH`. Main thread.
 
 use std::path::{Path, PathBuf};
