@@ -9,27 +9,10 @@
 mod gui_support;
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use gui_support::{Display, WAIT, Window, WindowManager, answer, exclusive, main_window, press, xdotool};
+use gui_support::{Display, Window, WindowManager, answer, exclusive, press, resize};
 use support::{Server, target_dir};
-
-/// Asks for `w`×`h` and waits until the window has that width; panics with
-/// the width it kept.
-fn resize(display: &Display, window: &Window, w: u32, h: u32) {
-    let id = main_window(display);
-    let deadline = Instant::now() + WAIT;
-    let mut geometry = String::new();
-    while Instant::now() < deadline {
-        xdotool(display, &["windowsize", &id, &w.to_string(), &h.to_string()]);
-        std::thread::sleep(Duration::from_millis(500));
-        geometry = xdotool(display, &["getwindowgeometry", &id]);
-        if geometry.contains(&format!("Geometry: {w}x")) {
-            return;
-        }
-    }
-    panic!("asked for {w}×{h}, the window stayed {geometry:?}; its log:\n{}", window.log());
-}
 
 #[test]
 fn at_360_px_the_chat_folds_over_the_video_and_the_self_view_shrinks() {

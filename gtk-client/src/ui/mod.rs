@@ -157,6 +157,7 @@ fn start(app: &adw::Application, launch: Launch) -> Rc<window::Window> {
     background::request(&window);
     link::start_ticking(&window);
     link::watch_pictures(&window);
+    screenshot::on_request();
     // SIGINT and SIGTERM close the window like Ctrl+Q: a call is hung up first.
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let weak = Rc::downgrade(&window);

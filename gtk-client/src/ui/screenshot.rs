@@ -1,6 +1,7 @@
 //! Screenshots of the window's own widgets, for the GUI test and the README.
 //! Enabled only when `KOMUNIKATOR_SCREENSHOT_DIR` names a directory: the
-//! window then saves a picture of each stage of a call there and logs
+//! window then saves a picture of each stage of a call there, and of
+//! whatever it shows on SIGUSR1 ([`on_request`]), and logs
 //! `screenshot saved: PATH`. Main thread.
 
 use std::path::{Path, PathBuf};
@@ -43,9 +44,13 @@ pub fn save(widget: &impl IsA<gtk::Widget>, path: &Path) -> anyhow::Result<()> {
 /// widget's render node is fresh: between frames a widget showing video has
 /// none, and would be photographed as nothing.
 pub fn take(widget: &impl IsA<gtk::Widget>, name: &'static str) {
+    take_as(widget.as_ref(), name.to_owned());
+}
+
+fn take_as(widget: &gtk::Widget, name: String) {
     let Some(dir) = dir() else { return };
     let path = dir.join(format!("{name}.png"));
-    let widget = widget.as_ref().clone();
+    let widget = widget.clone();
     let Some(clock) = widget.frame_clock() else {
         return eprintln!("komunikator: screenshot {name} failed: the widget is not on screen");
     };
@@ -63,6 +68,30 @@ pub fn take(widget: &impl IsA<gtk::Widget>, name: &'static str) {
     });
     handler.set(Some(id));
     widget.queue_draw();
+}
+
+/// When screenshots are enabled, makes SIGUSR1 save every visible window of
+/// the process, after its next frame: `now-N-main.png` for the main window
+/// and `now-N-dialog.png` for a dialog over it (such as Preferences), N
+/// counting the signals from 1, each logged as `screenshot saved: PATH`.
+/// For pictures at moments the window does not choose itself
+/// (`scripts/screenshots`).
+pub fn on_request() {
+    if dir().is_none() {
+        return;
+    }
+    let count = std::cell::Cell::new(0u32);
+    glib::unix_signal_add_local(libc::SIGUSR1, move || {
+        count.set(count.get() + 1);
+        for win in gtk::Window::list_toplevels() {
+            let Ok(win) = win.downcast::<gtk::Window>() else { continue };
+            if win.is_visible() {
+                let role = if win.transient_for().is_some() { "dialog" } else { "main" };
+                take_as(win.upcast_ref(), format!("now-{}-{role}", count.get()));
+            }
+        }
+        glib::ControlFlow::Continue
+    });
 }
 
 /// What `widget` shows in words: the text of every label on screen inside

@@ -154,8 +154,21 @@ impl Window {
         home: &Path,
         env: &[(&str, &str)],
     ) -> Window {
+        Window::start_with_media(display, app_args, &test_media("ball", 660), shots, home, env)
+    }
+
+    /// [`Window::start_with_env`] with other test media (such as
+    /// `test_media("smpte", 440)`), to tell two windows' pictures apart.
+    pub fn start_with_media(
+        display: &Display,
+        app_args: &[&str],
+        media: &[String],
+        shots: &Path,
+        home: &Path,
+        env: &[(&str, &str)],
+    ) -> Window {
         let bin = env!("CARGO_BIN_EXE_komunikator");
-        let app_args = [args(&[app_args]), test_media("ball", 660)].concat();
+        let app_args = [args(&[app_args]), media.to_vec()].concat();
         std::fs::create_dir_all(home).expect("test home");
         // GtkApplication wants a D-Bus session; start one when there is none.
         let mut cmd = if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() {
@@ -220,6 +233,12 @@ impl Window {
         }
     }
 
+    /// The window's process id (signals go straight to it when the tests
+    /// run in their own D-Bus session).
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
     /// Waits for the process to exit; its exit code.
     pub fn exit_code(&mut self, timeout: Duration) -> Option<i32> {
         let deadline = Instant::now() + timeout;
@@ -274,6 +293,14 @@ pub fn press_in(display: &Display, window: &Window, key: &str) {
     xdotool(display, &["key", "--clearmodifiers", key]);
 }
 
+/// Types `text` in `window` (one of several) through XTEST.
+pub fn type_in(display: &Display, window: &Window, text: &str) {
+    focus(display, window);
+    // Until GTK has taken the focus in: letters typed sooner are lost.
+    std::thread::sleep(Duration::from_millis(700));
+    xdotool(display, &["type", "--delay", "40", text]);
+}
+
 /// Clicks the left button at `x`,`y` in `window` (one of several) through XTEST.
 pub fn click_in(display: &Display, window: &Window, x: &str, y: &str) {
     let id = focus(display, window);
@@ -288,6 +315,23 @@ pub fn click_in(display: &Display, window: &Window, x: &str, y: &str) {
 pub fn main_window(display: &Display) -> String {
     let ids = xdotool(display, &["search", "--sync", "--onlyvisible", "--name", "Komunikator$"]);
     ids.lines().next().expect("the window is on the display").trim().to_owned()
+}
+
+/// Asks the window manager for `w`×`h` of the main window and waits until
+/// the window has that width; panics with the width it kept.
+pub fn resize(display: &Display, window: &Window, w: u32, h: u32) {
+    let id = main_window(display);
+    let deadline = Instant::now() + WAIT;
+    let mut geometry = String::new();
+    while Instant::now() < deadline {
+        xdotool(display, &["windowsize", &id, &w.to_string(), &h.to_string()]);
+        std::thread::sleep(Duration::from_millis(500));
+        geometry = xdotool(display, &["getwindowgeometry", &id]);
+        if geometry.contains(&format!("Geometry: {w}x")) {
+            return;
+        }
+    }
+    panic!("asked for {w}×{h}, the window stayed {geometry:?}; its log:\n{}", window.log());
 }
 
 /// Gives the window the keyboard focus and presses `key` through XTEST.
