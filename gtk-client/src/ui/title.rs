@@ -2,7 +2,8 @@
 //! so that windows tell themselves apart in the overview, Alt+Tab and the
 //! taskbar: "Komunikator" before a nick is settled, "ala — Komunikator" in
 //! the lobby, "Call with bob — Komunikator" from dialling or ringing to
-//! hanging up. Pure; the window sets it from its model on the main thread.
+//! hanging up; the header bar shows "Call with bob" then too. Pure; the
+//! window sets both from its model on the main thread.
 
 use super::i18n::{i18n, i18n_f};
 use super::state::Link;
@@ -21,6 +22,16 @@ pub fn title(link: &Link, call: &CallState, peer: &str) -> String {
     }
 }
 
+/// The title in the window's header bar: whom you are calling during a
+/// call ("Call with bob"), else the application's name. (The subtitle says
+/// where you are connected.)
+pub fn header(call: &CallState, peer: &str) -> String {
+    if !call.is_idle() && !peer.is_empty() {
+        return i18n_f("Call with {}", &[peer]);
+    }
+    i18n("Komunikator")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +47,7 @@ mod tests {
         assert_eq!(title(&Link::Setup, &CallState::Idle, ""), "Komunikator");
         let ringing = CallState::Ringing { caller: id, nick: Some("bob".into()) };
         assert_eq!(title(&online, &ringing, "bob"), "Call with bob — Komunikator");
+        assert_eq!(header(&ringing, "bob"), "Call with bob");
+        assert_eq!(header(&CallState::Idle, ""), "Komunikator");
     }
 }

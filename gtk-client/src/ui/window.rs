@@ -252,6 +252,10 @@ impl Window {
                 log(&format!("subtitle: {subtitle}"));
                 self.title.set_subtitle(&subtitle);
             }
+            let header = super::title::header(&m.call, &m.peer);
+            if self.title.title() != header {
+                self.title.set_title(&header);
+            }
             let title = super::title::title(&m.link, &m.call, &m.peer);
             if self.win.title().as_deref() != Some(title.as_str()) {
                 log(&format!("title: {title}"));
