@@ -133,6 +133,7 @@ pub fn devices_of(class: &str) -> Vec<gst::Device> {
     if super::init().is_err() {
         return Vec::new();
     }
+    let _one_at_a_time = listing_lock();
     let monitor = gst::DeviceMonitor::new();
     if monitor.add_filter(Some(class), None).is_none() || monitor.start().is_err() {
         return Vec::new();
@@ -140,6 +141,18 @@ pub fn devices_of(class: &str) -> Vec<gst::Device> {
     let found = monitor.devices().into_iter().collect();
     monitor.stop();
     found
+}
+
+static LISTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Held while GStreamer's device providers list devices, so that only one
+/// listing runs at a time in the process: Preferences lists the cameras
+/// through the portal and the device monitor's devices on two threads, and
+/// the PipeWire device providers running at once on two threads corrupted
+/// the heap (glibc: "corrupted size vs. prev_size in fastbins"). Each
+/// holder lets go within its own bounded wait.
+pub(super) fn listing_lock() -> std::sync::MutexGuard<'static, ()> {
+    LISTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The source fragment for a video input.

@@ -269,6 +269,7 @@ fn millis(d: Duration) -> i32 {
 /// `remote`, oldest node first, waiting up to [`LIST_TIMEOUT`] for the first.
 fn list_cameras(remote: &PipeWireRemote) -> Result<Vec<PortalCamera>, PortalError> {
     super::init().map_err(|e| PortalError::Failed(e.to_string()))?;
+    let _one_at_a_time = super::devices::listing_lock();
     let provider = own_provider()?;
     if provider.find_property("fd").is_none() {
         return Err(PortalError::Failed("GStreamer's PipeWire device provider takes no fd".into()));
