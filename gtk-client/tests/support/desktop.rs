@@ -108,16 +108,7 @@ impl Desktop {
     /// `object.serial` order, so camera index N is the Nth).
     pub fn with_cameras(name: &str, permission: &str, cameras: &[&str]) -> Option<Desktop> {
         let (portal, store) = programs()?;
-        let dir = super::test_dir(&format!("{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let address = format!("unix:path={}", dir.join("run/bus").display()).into();
-        let mut desktop = Desktop { dir, address, children: Vec::new() };
-        desktop.prepare(cameras);
-        desktop.spawn(
-            "dbus-daemon",
-            Command::new("dbus-daemon").arg("--nofork").arg("--config-file").arg(desktop.path("bus.conf")),
-        );
-        desktop.wait_for("the session bus", || desktop.path("run/bus").exists());
+        let mut desktop = Desktop::bus(name, cameras);
         desktop.spawn("xdg-permission-store", &mut Command::new(&store));
         let bus = desktop.connect();
         desktop.wait_for("the permission store", || {
@@ -137,6 +128,50 @@ impl Desktop {
         desktop.spawn("xdg-desktop-portal", &mut Command::new(&portal));
         desktop.wait_for("the portal to see the camera", || camera_present(&bus));
         Some(desktop)
+    }
+
+    /// A session with nothing but its bus, and a portal on it that never
+    /// answers a Camera call (other calls get an error at once, as from a
+    /// portal without that interface); the portal's connection is returned
+    /// too, to be kept while the portal should stay. `None` (with the reason
+    /// printed) when dbus-daemon is not installed.
+    pub fn with_silent_portal(name: &str) -> Option<(Desktop, gio::DBusConnection)> {
+        find_program(&["dbus-daemon"])?;
+        let desktop = Desktop::bus(name, &[]);
+        let portal = desktop.connect();
+        // Dropping a method call from the filter sends no reply.
+        portal.add_filter(|_, message, incoming| {
+            let camera = message.interface().is_some_and(|i| i == "org.freedesktop.portal.Camera")
+                || message.body().is_some_and(|b| b.to_string().contains("org.freedesktop.portal.Camera"));
+            let call = message.message_type() == gio::DBusMessageType::MethodCall;
+            (!(incoming && call && camera)).then(|| message.clone())
+        });
+        let args = ("org.freedesktop.portal.Desktop", 4u32).to_variant();
+        let owned = call(
+            &portal,
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "RequestName",
+            &args,
+        );
+        assert!(owned.is_ok(), "own the portal's name: {owned:?}");
+        Some((desktop, portal))
+    }
+
+    /// The session's files (with `cameras` for PipeWire) and its bus.
+    fn bus(name: &str, cameras: &[&str]) -> Desktop {
+        let dir = super::test_dir(&format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let address = format!("unix:path={}", dir.join("run/bus").display()).into();
+        let mut desktop = Desktop { dir, address, children: Vec::new() };
+        desktop.prepare(cameras);
+        desktop.spawn(
+            "dbus-daemon",
+            Command::new("dbus-daemon").arg("--nofork").arg("--config-file").arg(desktop.path("bus.conf")),
+        );
+        desktop.wait_for("the session bus", || desktop.path("run/bus").exists());
+        desktop
     }
 
     fn path(&self, rel: &str) -> PathBuf {
