@@ -81,8 +81,11 @@ pub fn open(w: &Rc<Window>) {
         }
     });
     window.present();
-    // The cursor starts in the first field, not on the header's switcher.
+    // The cursor starts in the first field, not on the header's switcher,
+    // at the end of the address: focusing selects it all, and the first key
+    // typed would replace the server in use.
     form_host.grab_focus();
+    form_host.set_position(-1);
 }
 
 /// "Run in background", with its switch.
