@@ -250,7 +250,8 @@ impl Controller {
         } else {
             Limit::Uplink
         };
-        // A queue in the network: what got through is the link's rate.
+        // A queue in the network: what we send is more than the link takes
+        // (an upper bound on it, and what the cut starts from).
         let sent_kbps = f64::from(obs.video_bps.saturating_add(obs.audio_bps)) / 1000.0;
         // A queue on the path drains only at what the link takes beyond
         // what is sent: the deeper it is, the deeper the cut (down to half).
