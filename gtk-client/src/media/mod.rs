@@ -14,7 +14,7 @@
 mod adapt;
 pub mod codec;
 mod describe;
-pub mod devices;
+mod devices;
 pub mod pipelines;
 pub mod portal;
 mod receive;

@@ -269,8 +269,8 @@ fn millis(d: Duration) -> i32 {
 /// `remote`, oldest node first, waiting up to [`LIST_TIMEOUT`] for the first.
 fn list_cameras(remote: &PipeWireRemote) -> Result<Vec<PortalCamera>, PortalError> {
     super::init().map_err(|e| PortalError::Failed(e.to_string()))?;
-    let _one_at_a_time = super::devices::listing_lock();
-    let provider = own_provider()?;
+    let provider = gst::DeviceProviderFactory::by_name("pipewiredeviceprovider")
+        .ok_or_else(|| PortalError::Failed("GStreamer's PipeWire plugin is not installed".into()))?;
     if provider.find_property("fd").is_none() {
         return Err(PortalError::Failed("GStreamer's PipeWire device provider takes no fd".into()));
     }
@@ -285,22 +285,6 @@ fn list_cameras(remote: &PipeWireRemote) -> Result<Vec<PortalCamera>, PortalErro
     provider.stop();
     cameras.sort_by_key(|c| c.serial);
     Ok(cameras)
-}
-
-/// A PipeWire device provider of this listing's own. The factory's
-/// (`DeviceProviderFactory::by_name`) is one instance for the whole process,
-/// shared with every `DeviceMonitor`: the remote's descriptor set on it would
-/// stay there after the remote is closed, for the next monitor to use, and
-/// another thread's monitor could start and stop it under this listing.
-fn own_provider() -> Result<gst::DeviceProvider, PortalError> {
-    let missing = || PortalError::Failed("GStreamer's PipeWire plugin is not installed".into());
-    let factory = gst::DeviceProviderFactory::find("pipewiredeviceprovider").ok_or_else(missing)?;
-    let factory = factory.load().map_err(|_| missing())?;
-    let kind = factory.device_provider_type();
-    if !kind.is_a(gst::DeviceProvider::static_type()) {
-        return Err(missing());
-    }
-    glib::Object::with_type(kind).downcast::<gst::DeviceProvider>().map_err(|_| missing())
 }
 
 fn cameras_of(provider: &gst::DeviceProvider, remote: &PipeWireRemote) -> Vec<PortalCamera> {

@@ -20,8 +20,7 @@
 //! (initials for a person), one module per page or panel
 //! (`history` also keeps the call history's journal),
 //! [`state`] and [`quality`] (pure rules, unit-tested), [`settings`]
-//! (conf.txt and komunikator.ini), [`preferences`] (with `device_search` and
-//! `device_rows`, its camera and microphone lists), [`ringer`], [`video`],
+//! (conf.txt and komunikator.ini), [`preferences`], [`ringer`], [`video`],
 //! [`screenshot`] and [`i18n`]; `problem` turns errors into sentences;
 //! `notify` (call notifications) and `background` (closing the window, and
 //! running without it).
@@ -31,8 +30,6 @@ mod avatar;
 mod background;
 mod call_view;
 mod chat;
-mod device_rows;
-mod device_search;
 mod fullscreen;
 mod gate;
 mod history;

@@ -1,35 +1,106 @@
 //! The preferences window: the server's address and port and the camera
 //! (conf.txt), the nick, the video and audio sources and the highest video
 //! rate, and whether to run in the background (komunikator.ini).
-//! The cameras are the camera portal's when it gives any, else the V4L2 ones
-//! GStreamer's device monitor finds, numbered as the camera index picks them;
-//! the microphones are the device monitor's. Both are looked for off the main
-//! thread (`device_search`, `device_rows`): until they arrive their rows say so and cannot
-//! be changed, and saving keeps what was chosen before. The test pattern is
-//! always offered, and is the only picture when no camera is found. Saving
-//! reconnects when the window is not in a call. Main thread.
+//! Cameras and microphones are the ones GStreamer's device monitor finds; the
+//! test pattern is always offered, and is the only picture when no camera is
+//! found. Saving reconnects when the window is not in a call. Main thread.
 
 use std::rc::Rc;
 
 use adw::prelude::*;
+use gst::prelude::*;
 
-use super::device_rows::DeviceRows;
 use super::i18n::{i18n, i18n_f};
 use super::settings::{self, Extra};
 use super::window::{Window, log};
+use crate::media::{AudioSourceKind, VideoSourceKind};
+
+/// A camera the device monitor found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Camera {
+    /// Its name.
+    pub name: String,
+    /// `N` of `/dev/videoN`.
+    pub index: u32,
+}
+
+/// A microphone the device monitor found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mic {
+    /// Its name.
+    pub name: String,
+    /// The source fragment that records from it (see [`launch_fragment`]).
+    pub launch: String,
+}
+
+/// The cameras (V4L2 or PipeWire-over-V4L2) and the microphones.
+pub fn devices() -> (Vec<Camera>, Vec<Mic>) {
+    let cameras = list("Video/Source")
+        .iter()
+        .filter_map(|d| {
+            let props = gst::prelude::DeviceExt::properties(d)?;
+            let path = ["device.path", "api.v4l2.path"].iter().find_map(|k| props.get::<String>(*k).ok())?;
+            let index = path.strip_prefix("/dev/video")?.parse().ok()?;
+            Some(Camera { name: gst::prelude::DeviceExt::display_name(d).to_string(), index })
+        })
+        .collect();
+    let mics = list("Audio/Source")
+        .iter()
+        .filter_map(|d| {
+            let launch = source_launch(d)?;
+            Some(Mic { name: gst::prelude::DeviceExt::display_name(d).to_string(), launch })
+        })
+        .collect();
+    (cameras, mics)
+}
+
+/// The pipeline fragment for `device`: its source element and the property
+/// that names the device, as `gst::Device::create_element` configures them.
+fn source_launch(device: &gst::Device) -> Option<String> {
+    let element = gst::prelude::DeviceExt::create_element(device, None).ok()?;
+    let factory = element.factory()?.name();
+    ["device", "target-object", "path"].iter().find_map(|prop| {
+        element.find_property(prop)?;
+        let value = element.property_value(prop).get::<Option<String>>().ok()??;
+        launch_fragment(&factory, prop, &value)
+    })
+}
+
+/// `FACTORY PROP="VALUE"`, or `None` when a part cannot be written safely
+/// in a pipeline description.
+pub fn launch_fragment(factory: &str, prop: &str, value: &str) -> Option<String> {
+    let plain =
+        |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let quotable = !value.is_empty() && !value.contains(['"', '\\']) && !value.chars().any(char::is_control);
+    (plain(factory) && plain(prop) && quotable).then(|| format!("{factory} {prop}=\"{value}\""))
+}
+
+fn list(class: &str) -> Vec<gst::Device> {
+    let monitor = gst::DeviceMonitor::new();
+    if monitor.add_filter(Some(class), None).is_none() || monitor.start().is_err() {
+        return Vec::new();
+    }
+    let found = monitor.devices().into_iter().collect();
+    monitor.stop();
+    found
+}
 
 struct Form {
     window: adw::PreferencesWindow,
     host: adw::EntryRow,
     port: adw::EntryRow,
     nick: adw::EntryRow,
-    devices: Rc<DeviceRows>,
+    video: adw::ComboRow,
+    audio: adw::ComboRow,
     quality: adw::ComboRow,
     background: gtk::Switch,
+    cameras: Vec<Camera>,
+    mics: Vec<Mic>,
 }
 
 /// Opens the preferences window over `w`.
 pub fn open(w: &Rc<Window>) {
+    let (cameras, mics) = devices();
     let launch = w.launch.borrow().clone();
     let window = adw::PreferencesWindow::builder().transient_for(&w.win).modal(true).build();
     window.set_search_enabled(false);
@@ -47,16 +118,13 @@ pub fn open(w: &Rc<Window>) {
     let you = adw::PreferencesGroup::builder().title(i18n("You")).build();
     let nick = entry(&i18n("Your name"), launch.nick().as_deref().unwrap_or(""));
     you.add(&nick);
-    let media = launch.media_options();
-    let camera_index = launch.file.as_ref().map_or(0, |c| c.camera_index);
-    let rows = DeviceRows::new(
-        (media.video_source, camera_index),
-        (media.audio_source, launch.extra.microphone.clone()),
-    );
     let devices = adw::PreferencesGroup::builder().title(i18n("Devices")).build();
-    devices.add(&rows.video);
-    devices.add(&rows.audio);
-    let quality = quality_row(media.video_kbps);
+    let camera_index = launch.file.as_ref().map_or(0, |c| c.camera_index);
+    let video = video_row(&cameras, launch.media_options().video_source, camera_index);
+    let audio = audio_row(&mics, launch.media_options().audio_source, launch.extra.microphone.as_deref());
+    devices.add(&video);
+    devices.add(&audio);
+    let quality = quality_row(launch.media_options().video_kbps);
     devices.add(&quality);
     let save = gtk::Button::builder().label(i18n("Save")).halign(gtk::Align::Center).build();
     save.add_css_class("pill");
@@ -69,11 +137,19 @@ pub fn open(w: &Rc<Window>) {
     }
     window.add(&page);
     window.set_default_widget(Some(&save));
-    let shown = window.clone();
-    rows.video.connect_selected_notify(move |_| super::screenshot::log_texts(&shown, "preferences"));
-    rows.search();
     let form_host = host.clone();
-    let form = Rc::new(Form { window: window.clone(), host, port, nick, devices: rows, quality, background });
+    let form = Rc::new(Form {
+        window: window.clone(),
+        host,
+        port,
+        nick,
+        video,
+        audio,
+        quality,
+        background,
+        cameras,
+        mics,
+    });
     let weak = Rc::downgrade(w);
     save.connect_clicked(move |_| {
         if let Some(w) = weak.upgrade() {
@@ -107,6 +183,41 @@ fn entry(title: &str, text: &str) -> adw::EntryRow {
     adw::EntryRow::builder().title(title).text(text).activates_default(true).build()
 }
 
+/// Cameras first, then the test pattern, then no video.
+fn video_row(cameras: &[Camera], kind: VideoSourceKind, index: u32) -> adw::ComboRow {
+    let mut names: Vec<String> =
+        cameras.iter().map(|c| i18n_f("{} (/dev/video{})", &[&c.name, &c.index.to_string()])).collect();
+    names.push(i18n("Test pattern"));
+    names.push(i18n("No video"));
+    let selected = match kind {
+        VideoSourceKind::Camera => cameras.iter().position(|c| c.index == index).unwrap_or(cameras.len()),
+        VideoSourceKind::Test => cameras.len(),
+        VideoSourceKind::None => cameras.len() + 1,
+    };
+    let subtitle = if cameras.is_empty() { i18n("No camera was found") } else { String::new() };
+    combo(&i18n("Camera"), &subtitle, &names, selected)
+}
+
+/// The default microphone, each one found, a test tone, or nothing.
+fn audio_row(mics: &[Mic], kind: AudioSourceKind, chosen: Option<&str>) -> adw::ComboRow {
+    let mut names = vec![if mics.is_empty() {
+        i18n("Default microphone (none found: silence)")
+    } else {
+        i18n("Default microphone")
+    }];
+    names.extend(mics.iter().map(|m| m.name.clone()));
+    names.push(i18n("Test tone"));
+    names.push(i18n("No sound"));
+    let selected = match kind {
+        AudioSourceKind::Mic => {
+            chosen.and_then(|c| mics.iter().position(|m| m.launch == c)).map_or(0, |i| i + 1)
+        }
+        AudioSourceKind::Test => mics.len() + 1,
+        AudioSourceKind::None => mics.len() + 2,
+    };
+    combo(&i18n("Microphone"), "", &names, selected)
+}
+
 /// The highest video rate; on a slower link the video follows the link below it.
 fn quality_row(kbps: u32) -> adw::ComboRow {
     let names: Vec<String> =
@@ -116,8 +227,7 @@ fn quality_row(kbps: u32) -> adw::ComboRow {
     combo(&i18n("Video quality"), &subtitle, &names, selected)
 }
 
-/// A drop-down row offering `names`, with `selected` chosen.
-pub(super) fn combo(title: &str, subtitle: &str, names: &[String], selected: usize) -> adw::ComboRow {
+fn combo(title: &str, subtitle: &str, names: &[String], selected: usize) -> adw::ComboRow {
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let row = adw::ComboRow::builder()
         .title(title)
@@ -132,8 +242,19 @@ pub(super) fn combo(title: &str, subtitle: &str, names: &[String], selected: usi
 
 /// Validates, saves both files, and reconnects when idle.
 fn apply(w: &Rc<Window>, f: &Form) {
-    let (video, camera_index) = f.devices.video_choice();
-    let (audio, microphone) = f.devices.audio_choice();
+    let selected = f.video.selected() as usize;
+    let (video, camera_index) = match f.cameras.get(selected) {
+        Some(c) => (VideoSourceKind::Camera, c.index),
+        None if selected == f.cameras.len() => (VideoSourceKind::Test, 0),
+        None => (VideoSourceKind::None, 0),
+    };
+    let picked = f.audio.selected() as usize;
+    let (audio, microphone) = match picked {
+        0 => (AudioSourceKind::Mic, None),
+        i if i <= f.mics.len() => (AudioSourceKind::Mic, Some(f.mics[i - 1].launch.clone())),
+        i if i == f.mics.len() + 1 => (AudioSourceKind::Test, None),
+        _ => (AudioSourceKind::None, None),
+    };
     let nick = f.nick.text().trim().to_owned();
     if !nick.is_empty() && !komunikator_protocol::is_valid_nick(&nick) {
         return f.window.add_toast(adw::Toast::new(&i18n(
@@ -182,5 +303,27 @@ fn apply(w: &Rc<Window>, f: &Form) {
         w.connect();
     } else {
         w.toast(&i18n("Preferences saved; they take effect after this call"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragments_are_safe_to_parse() {
+        assert_eq!(
+            launch_fragment("pulsesrc", "device", "alsa_input.usb-Mic.analog-stereo").as_deref(),
+            Some("pulsesrc device=\"alsa_input.usb-Mic.analog-stereo\"")
+        );
+        assert_eq!(
+            launch_fragment("alsasrc", "device", "hw:1,0").as_deref(),
+            Some("alsasrc device=\"hw:1,0\"")
+        );
+        assert_eq!(launch_fragment("pulsesrc", "device", "a\" ! filesink location=x"), None);
+        assert_eq!(launch_fragment("pulsesrc", "device", ""), None);
+        assert_eq!(launch_fragment("x ! y", "device", "a"), None);
+        let parsed = gst::init().map(|()| gst::parse::launch("audiotestsrc name=\"hw:1,0\" ! fakesink"));
+        assert!(parsed.is_ok_and(|p| p.is_ok()), "a quoted value parses");
     }
 }

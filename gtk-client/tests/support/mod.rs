@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub mod desktop;
 pub mod peer;
 
 /// The workspace's target directory.
