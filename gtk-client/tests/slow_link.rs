@@ -17,8 +17,10 @@ use std::time::Duration;
 use komunikator_linkem::{Backend, Link, LinkSpec};
 use support::{Client, Outcome, READY, Server, args, test_media};
 
-/// How long each call lasts.
-const CALL_SECONDS: &str = "12";
+/// How long each call lasts: long enough that the first seconds, while the
+/// sender does not know its path yet (the server's first downlink report
+/// can be far off), do not decide the whole call's frame rate.
+const CALL_SECONDS: &str = "20";
 
 /// Starts a link to `server` shaped by `up` and `down` (linkem's text form).
 fn link(server: &Server, up: &str, down: &str) -> Link {
