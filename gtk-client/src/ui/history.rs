@@ -127,14 +127,7 @@ impl Home {
     pub fn new(people: &gtk::Widget, on_call_back: impl Fn(&str) + 'static) -> Rc<Home> {
         let stack = adw::ViewStack::builder().vexpand(true).build();
         stack.add_titled_with_icon(people, Some("people"), &i18n("People"), "system-users-symbolic");
-        let list = gtk::ListBox::builder().selection_mode(gtk::SelectionMode::None).build();
-        list.add_css_class("boxed-list");
-        let clamp =
-            adw::Clamp::builder().maximum_size(640).child(&list).margin_top(18).margin_bottom(18).build();
-        clamp.set_margin_start(12);
-        clamp.set_margin_end(12);
-        let scrolled = gtk::ScrolledWindow::builder().child(&clamp).vexpand(true).build();
-        scrolled.set_hscrollbar_policy(gtk::PolicyType::Never);
+        let (list, scrolled) = super::lobby::boxed_list();
         let empty = adw::StatusPage::builder()
             .icon_name("document-open-recent-symbolic")
             .title(i18n("No calls yet"))

@@ -38,14 +38,7 @@ impl Lobby {
         let search = gtk::SearchEntry::builder().placeholder_text(i18n("Search by name or address")).build();
         let search_bar = gtk::SearchBar::builder().child(&search).show_close_button(true).build();
         search_bar.connect_entry(&search);
-        let list = gtk::ListBox::builder().selection_mode(gtk::SelectionMode::None).build();
-        list.add_css_class("boxed-list");
-        let clamp =
-            adw::Clamp::builder().maximum_size(640).child(&list).margin_top(18).margin_bottom(18).build();
-        clamp.set_margin_start(12);
-        clamp.set_margin_end(12);
-        let scrolled = gtk::ScrolledWindow::builder().child(&clamp).vexpand(true).build();
-        scrolled.set_hscrollbar_policy(gtk::PolicyType::Never);
+        let (list, scrolled) = boxed_list();
         let empty = adw::StatusPage::builder()
             .icon_name("system-users-symbolic")
             .title(i18n("Nobody else is online"))
@@ -175,4 +168,17 @@ fn details(user: &User) -> adw::ActionRow {
     let row = adw::ActionRow::builder().title(i18n("Address")).build();
     row.add_suffix(&address);
     row
+}
+
+/// An empty boxed list, clamped to 640 px with the page's margins, in a
+/// vertical scroller: the people list and the call history.
+pub(super) fn boxed_list() -> (gtk::ListBox, gtk::ScrolledWindow) {
+    let list = gtk::ListBox::builder().selection_mode(gtk::SelectionMode::None).build();
+    list.add_css_class("boxed-list");
+    let clamp = adw::Clamp::builder().maximum_size(640).child(&list).margin_top(18).margin_bottom(18).build();
+    clamp.set_margin_start(12);
+    clamp.set_margin_end(12);
+    let scrolled = gtk::ScrolledWindow::builder().child(&clamp).vexpand(true).build();
+    scrolled.set_hscrollbar_policy(gtk::PolicyType::Never);
+    (list, scrolled)
 }
