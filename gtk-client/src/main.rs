@@ -25,6 +25,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<u8> {
+    komunikator::media::clock::start();
     let args = cli::parse(std::env::args().skip(1))?;
     if args.help {
         print!("{}", cli::USAGE);

@@ -45,16 +45,19 @@ fn call(bob_addr: &str, ala_addr: &str) -> (Outcome, Outcome) {
     (ala, bob)
 }
 
-/// What `to` got of what `from` sent must sound and look like a call.
+/// What `to` got of what `from` sent must sound and look like a call. A
+/// failure shows both ends' reports: the sender's rate timeline is where
+/// the cause usually is.
 fn still_a_call(what: &str, from: &Outcome, to: &Outcome) {
+    let both = || format!("\nreceiver: {}\nsender: {}", to.json(), from.json());
     let (sent, decoded) = (from.n("audio_packets_sent"), to.n("audio_packets_decoded"));
-    assert!(decoded * 100 >= sent * 90, "{what}: {decoded} of {sent} audio packets decoded: {}", to.json());
+    assert!(decoded * 100 >= sent * 90, "{what}: {decoded} of {sent} audio packets decoded{}", both());
     let age = to.f("audio_age_ms_p95");
-    assert!(age < 1000.0, "{what}: audio arrives {age} ms late (p95): {}", to.json());
+    assert!(age < 1000.0, "{what}: audio arrives {age} ms late (p95){}", both());
     let fps = to.n("video_frames_decoded") as f64 / to.f("call_seconds").max(1.0);
-    assert!(fps >= 8.0, "{what}: only {fps:.1} pictures/s decoded: {}", to.json());
+    assert!(fps >= 8.0, "{what}: only {fps:.1} pictures/s decoded{}", both());
     let delay = to.f("latency_ms_p95");
-    assert!(delay < 1500.0, "{what}: pictures arrive {delay} ms late (p95): {}", to.json());
+    assert!(delay < 1500.0, "{what}: pictures arrive {delay} ms late (p95){}", both());
 }
 
 /// The sender's send-rate timeline: (kbit/s, what limited it) per change.

@@ -12,6 +12,7 @@
 //! received frames into the appsrcs through [`FrameRoute`].
 
 mod adapt;
+pub mod clock;
 pub mod codec;
 mod describe;
 mod devices;

@@ -306,10 +306,10 @@ fn cameras_of(provider: &gst::DeviceProvider, remote: &PipeWireRemote) -> Vec<Po
 
 /// Stamps what `pipewiresrc` captures with the pipeline's clock. PipeWire
 /// 0.3.65's source subtracts the pipeline's base time from PipeWire's own
-/// (monotonic) timestamps, which under the send pipelines' real-time clock
-/// gives every picture time 0, so all but the first would be dropped as
+/// (monotonic) timestamps, which under a real-time pipeline clock gives
+/// every picture time 0, so all but the first would be dropped as
 /// duplicates. The arrival time on the pipeline's clock is the capture time
-/// a V4L2 source would give.
+/// a V4L2 source would give, whichever clock the pipeline runs on.
 pub(super) fn stamp_pipewire_sources(pipeline: &gst::Pipeline) {
     let sources = pipeline
         .iterate_recurse()

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use gst::prelude::*;
 use komunikator_protocol::{MediaHeader, MediaKind};
 
-use super::send::{now_us, picture_grid};
+use super::clock::now_us;
+use super::send::picture_grid;
 use super::stats::Stats;
 use super::{
     MediaError, MediaEvent, Notify, SinkFactory, attach_external_sink, next_generation, parse_pipeline,

@@ -12,7 +12,8 @@ use komunikator_protocol::MediaKind;
 use super::codec::Candidate;
 use super::stats::{Stats, luma_grid};
 use super::{
-    MediaError, Notify, SinkFactory, adapt, attach_external_sink, next_generation, parse_pipeline, watch_bus,
+    MediaError, Notify, SinkFactory, adapt, attach_external_sink, clock, next_generation, parse_pipeline,
+    watch_bus,
 };
 use crate::net::{Queued, Writer};
 
@@ -44,12 +45,9 @@ impl Sending {
         encoder: Option<&'static Candidate>,
     ) -> Result<Sending, MediaError> {
         let pipeline = parse_pipeline(name, launch)?;
-        // Timestamps become real-time clock readings, so a receiver on the
-        // same machine can measure capture-to-decode latency.
-        let clock = glib::Object::builder::<gst::SystemClock>()
-            .property("clock-type", gst::ClockType::Realtime)
-            .build();
-        pipeline.use_clock(Some(&clock));
+        // Monotonic, so that a step of the wall clock neither stops the live
+        // sources nor makes them catch up (see [`clock`]).
+        pipeline.use_clock(Some(&clock::pipeline_clock()));
         let generation = next_generation();
         watch_bus(&pipeline, name, generation, notify);
         let external = match preview {
@@ -128,7 +126,7 @@ fn pump(kind: MediaKind, sink: &gst_app::AppSink, pipeline: &gst::Pipeline, writ
             continue;
         }
         let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-        let pts = capture_time_us(&sample, pipeline).unwrap_or_else(now_us);
+        let pts = clock::capture_time_us(&sample, pipeline).unwrap_or_else(clock::now_us);
         let size = buffer.size() as u64;
         let Ok(mapped) = buffer.into_mapped_buffer_readable() else { continue };
         match writer.media(kind, pts, key, Box::new(mapped)) {
@@ -159,24 +157,6 @@ fn pump(kind: MediaKind, sink: &gst_app::AppSink, pipeline: &gst::Pipeline, writ
             }
         }
     }
-}
-
-/// The real-time clock reading at capture, in microseconds since the epoch:
-/// the pipeline's base time plus the buffer's running time.
-fn capture_time_us(sample: &gst::Sample, pipeline: &gst::Pipeline) -> Option<u64> {
-    let pts = sample.buffer()?.pts()?;
-    let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?;
-    let running = segment.to_running_time(pts)?;
-    let base = pipeline.base_time()?;
-    Some((base + running).useconds())
-}
-
-/// Microseconds since the epoch on the real-time clock.
-pub(super) fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// Takes the luma grid of every [`GRID_EVERY`]th raw picture before the tee.

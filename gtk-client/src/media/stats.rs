@@ -72,7 +72,7 @@ const MAX_RATE_POINTS: usize = 3_600;
 /// What the sender used at one moment: a point of the send-rate timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RatePoint {
-    /// Milliseconds since the epoch (real-time clock, as capture times).
+    /// Milliseconds since the epoch (on [`super::clock`], as capture times).
     pub at_ms: u64,
     /// The encoder's bitrate, kbit/s.
     pub kbps: u32,
@@ -90,7 +90,7 @@ impl RatePoint {
     /// A point for `d`, now.
     pub fn new(d: &komunikator_rate::Decision) -> RatePoint {
         RatePoint {
-            at_ms: super::send::now_us() / 1000,
+            at_ms: super::clock::now_us() / 1000,
             kbps: d.video_kbps,
             width: d.rung.width,
             height: d.rung.height,
@@ -141,7 +141,7 @@ pub struct StatsSnapshot {
     /// See [`Stats::video_frames_dropped`].
     pub video_frames_dropped: u64,
     /// Median capture-to-decode latency of video, in ms (sender and receiver
-    /// on one machine: both use the real-time clock).
+    /// on one machine: both stamp with [`super::clock`]).
     pub latency_ms_p50: Option<f64>,
     /// 95th percentile of the same.
     pub latency_ms_p95: Option<f64>,
