@@ -49,7 +49,7 @@ fn opening_the_chat_focuses_the_entry_and_letters_are_text_not_shortcuts() {
     let server = Server::start();
     let (window, peer, home) = in_a_call(&display, &server, "focus");
     press(&display, "F9");
-    std::thread::sleep(Duration::from_millis(500));
+    window.wait_for("chat: the entry has the focus");
     // "m" and "v" are the mute and camera-off shortcuts outside the entry.
     type_text(&display, "move");
     press(&display, "Return");
@@ -73,7 +73,7 @@ fn escape_in_the_chat_entry_clears_it_then_leaves_it_and_never_hangs_up() {
     let server = Server::start();
     let (window, peer, home) = in_a_call(&display, &server, "escape");
     press(&display, "F9");
-    std::thread::sleep(Duration::from_millis(500));
+    window.wait_for("chat: the entry has the focus");
     type_text(&display, "lost");
     // The first Escape clears the unsent line; the call goes on.
     press(&display, "Escape");

@@ -43,7 +43,7 @@ fn f11_and_a_double_click_go_fullscreen_and_escape_leaves_it_before_hanging_up()
     window.wait_for("fullscreen: on");
     // In the chat entry, Escape clears the line and stays there.
     press(&display, "F9");
-    std::thread::sleep(Duration::from_millis(500));
+    window.wait_for("chat: the entry has the focus");
     type_text(&display, "lost");
     press(&display, "Escape");
     std::thread::sleep(Duration::from_millis(500));

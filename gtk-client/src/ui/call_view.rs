@@ -236,7 +236,8 @@ fn top_bar() -> TopBar {
 /// Opening the chat (its button, F9, or a message arriving, through the
 /// button's binding to the revealer) puts the cursor in the entry, so what
 /// is typed next is text and not the M and V shortcuts; closing it takes the
-/// focus out of the entry.
+/// focus out of the entry. Logs when the entry has the focus (the GUI tests
+/// type only then).
 fn focus_entry_on_open(button: &gtk::ToggleButton, entry: &gtk::Entry) {
     let entry = entry.clone();
     button.connect_toggled(move |b| {
@@ -244,7 +245,9 @@ fn focus_entry_on_open(button: &gtk::ToggleButton, entry: &gtk::Entry) {
             // The revealer shows its child once the binding has run.
             let entry = entry.clone();
             glib::idle_add_local_once(move || {
-                entry.grab_focus();
+                if entry.grab_focus() {
+                    log("chat: the entry has the focus");
+                }
             });
         } else if entry.has_focus() || entry.focus_child().is_some() {
             if let Some(root) = entry.root() {
