@@ -1,28 +1,43 @@
 //! Finding the camera, microphone and speakers, with the fallbacks for a
 //! missing device. Runs on the thread that resolves the [`MediaSetup`](super::MediaSetup).
 
-use gst::prelude::*;
-
 use super::portal::{self, PortalError};
 use super::{AudioIn, AudioOut, AudioOutputKind, AudioSourceKind, MediaOptions, VideoIn, VideoSourceKind};
 
-/// The camera through the portal, else through V4L2, else the test pattern.
-pub(super) fn video_input(options: &MediaOptions, notices: &mut Vec<String>) -> VideoIn {
+/// The camera through the portal, else through V4L2, else the test
+/// pattern; and the names of the cameras the portal showed, if it was asked
+/// and gave access.
+pub(super) fn video_input(
+    options: &MediaOptions,
+    notices: &mut Vec<String>,
+) -> (VideoIn, Option<Vec<String>>) {
     match options.video_source {
-        VideoSourceKind::None => VideoIn::None,
-        VideoSourceKind::Test => VideoIn::Test(options.test_pattern.clone()),
-        VideoSourceKind::Camera => match portal::open_camera(options.camera_index) {
-            Ok(camera) => {
-                notices.push(format!(
-                    "camera: {} (PipeWire node {}, through the camera portal)",
-                    camera.name, camera.serial
-                ));
-                VideoIn::PipeWire(camera)
+        VideoSourceKind::None => (VideoIn::None, None),
+        VideoSourceKind::Test => (VideoIn::Test(options.test_pattern.clone()), None),
+        VideoSourceKind::Camera => match portal::cameras() {
+            Ok(mut cameras) => {
+                let names = cameras.iter().map(|c| c.name.clone()).collect();
+                let (index, count) = (options.camera_index, cameras.len());
+                let video = if (index as usize) < count {
+                    let camera = cameras.swap_remove(index as usize);
+                    notices.push(format!(
+                        "camera: {} (PipeWire node {}, through the camera portal)",
+                        camera.name, camera.serial
+                    ));
+                    VideoIn::PipeWire(camera)
+                } else {
+                    notices.push(format!(
+                        "{}: trying /dev/video{index}",
+                        PortalError::NoSuchCamera { index, count }
+                    ));
+                    v4l2_camera(options, notices)
+                };
+                (video, Some(names))
             }
-            Err(PortalError::NoBus) => v4l2_camera(options, notices),
+            Err(PortalError::NoBus) => (v4l2_camera(options, notices), None),
             Err(e) => {
                 notices.push(format!("{e}: trying /dev/video{}", options.camera_index));
-                v4l2_camera(options, notices)
+                (v4l2_camera(options, notices), None)
             }
         },
     }
@@ -73,16 +88,7 @@ pub(super) fn audio_output(options: &MediaOptions, notices: &mut Vec<String>) ->
 
 /// Whether GStreamer's device monitor lists at least one device of `class`.
 fn has_device(class: &str) -> bool {
-    let monitor = gst::DeviceMonitor::new();
-    if monitor.add_filter(Some(class), None).is_none() {
-        return false;
-    }
-    if monitor.start().is_err() {
-        return false;
-    }
-    let found = !monitor.devices().is_empty();
-    monitor.stop();
-    found
+    !super::monitor::devices(class).is_empty()
 }
 
 /// The source fragment for a video input.

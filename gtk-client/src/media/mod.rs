@@ -16,6 +16,7 @@ pub mod clock;
 pub mod codec;
 mod describe;
 mod devices;
+pub mod monitor;
 pub mod pipelines;
 pub mod portal;
 mod receive;
@@ -315,6 +316,11 @@ pub struct MediaSetup {
     pub audio_in: AudioIn,
     /// The audio output after fallbacks.
     pub audio_out: AudioOut,
+    /// The cameras the camera portal showed, by name, in the order the
+    /// camera index numbers them; `None` when no portal was asked (no
+    /// camera wanted, no session bus) or it gave no camera access. Where
+    /// this is `None` or empty, the camera index names `/dev/videoN`.
+    pub portal_cameras: Option<Vec<String>>,
     /// What was chosen and what fell back, one sentence each, for the log.
     pub notices: Vec<String>,
 }
@@ -353,14 +359,14 @@ impl MediaSetup {
         }
         let mut notices = Vec::new();
         let (encoder, decoder) = choose_codecs(&options, &mut notices)?;
-        let mut video_in = devices::video_input(&options, &mut notices);
+        let (mut video_in, portal_cameras) = devices::video_input(&options, &mut notices);
         if encoder.is_none() && video_in != VideoIn::None {
             notices.push("no working H.264 encoder: sending no video".into());
             video_in = VideoIn::None;
         }
         let audio_in = devices::audio_input(&options, &mut notices);
         let audio_out = devices::audio_output(&options, &mut notices);
-        Ok(MediaSetup { options, encoder, decoder, video_in, audio_in, audio_out, notices })
+        Ok(MediaSetup { options, encoder, decoder, video_in, audio_in, audio_out, portal_cameras, notices })
     }
 
     /// The encoder's factory name, or `"none"`.

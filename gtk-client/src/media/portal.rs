@@ -2,8 +2,9 @@
 //! asks the portal for access (`AccessCamera`, then the Response signal on
 //! its Request object), opens the PipeWire remote it hands out
 //! (`OpenPipeWireRemote`, a file descriptor), and lists the cameras PipeWire
-//! shows on that remote. Owns that descriptor ([`PipeWireRemote`]) for as long
-//! as any [`VideoIn`](super::VideoIn) holds it.
+//! shows on that remote. The first remote opened is kept, with its device
+//! provider, for as long as the process runs ([`super::monitor`] says why);
+//! every [`VideoIn`](super::VideoIn) of a portal camera shares it.
 //!
 //! Runs on the thread that resolves the [`MediaSetup`](super::MediaSetup)
 //! (a worker thread in the window, the main thread in headless mode). The
@@ -115,7 +116,9 @@ pub fn open_camera(index: u32) -> Result<PortalCamera, PortalError> {
 
 /// Asks the portal for the camera and lists every camera on the remote it
 /// opens, in the order [`open_camera`] numbers them. Each clone shares one
-/// remote. The portal may ask the user first.
+/// remote. The portal may ask the user first. The remote, once opened, is
+/// kept for the process with its device provider (see [`super::monitor`]):
+/// later calls list its cameras as they are now, without asking again.
 ///
 /// # Errors
 /// As [`open_camera`], without [`PortalError::NoSuchCamera`].
@@ -123,11 +126,24 @@ pub fn cameras() -> Result<Vec<PortalCamera>, PortalError> {
     if !session_bus_configured() {
         return Err(PortalError::NoBus);
     }
-    let context = glib::MainContext::new();
-    let remote = context
-        .with_thread_default(|| open_remote(&context))
-        .map_err(|e| PortalError::Failed(e.to_string()))??;
-    list_cameras(&remote)
+    super::monitor::with_portal_provider(|slot| {
+        if let Some(open) = slot {
+            return Ok(cameras_of(&open.provider, &open.remote));
+        }
+        let context = glib::MainContext::new();
+        let remote = context
+            .with_thread_default(|| open_remote(&context))
+            .map_err(|e| PortalError::Failed(e.to_string()))??;
+        let provider = start_provider(&remote)?;
+        let deadline = Instant::now() + LIST_TIMEOUT;
+        let mut cameras = cameras_of(&provider, &remote);
+        while cameras.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            cameras = cameras_of(&provider, &remote);
+        }
+        *slot = Some(super::monitor::RemoteProvider { remote, provider });
+        Ok(cameras)
+    })
 }
 
 /// Whether gio would find a session bus without autolaunching one.
@@ -265,9 +281,9 @@ fn millis(d: Duration) -> i32 {
     i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
 }
 
-/// The cameras (`media.class` Video/Source, `media.role` Camera) on
-/// `remote`, oldest node first, waiting up to [`LIST_TIMEOUT`] for the first.
-fn list_cameras(remote: &PipeWireRemote) -> Result<Vec<PortalCamera>, PortalError> {
+/// GStreamer's PipeWire device provider, started on `remote`; never to be
+/// stopped (see [`super::monitor`]).
+fn start_provider(remote: &PipeWireRemote) -> Result<gst::DeviceProvider, PortalError> {
     super::init().map_err(|e| PortalError::Failed(e.to_string()))?;
     let provider = gst::DeviceProviderFactory::by_name("pipewiredeviceprovider")
         .ok_or_else(|| PortalError::Failed("GStreamer's PipeWire plugin is not installed".into()))?;
@@ -276,19 +292,13 @@ fn list_cameras(remote: &PipeWireRemote) -> Result<Vec<PortalCamera>, PortalErro
     }
     provider.set_property("fd", remote.fd());
     provider.start().map_err(|e| PortalError::Failed(format!("PipeWire: {e}")))?;
-    let deadline = Instant::now() + LIST_TIMEOUT;
-    let mut cameras = cameras_of(&provider, remote);
-    while cameras.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-        cameras = cameras_of(&provider, remote);
-    }
-    provider.stop();
-    cameras.sort_by_key(|c| c.serial);
-    Ok(cameras)
+    Ok(provider)
 }
 
+/// The cameras (`media.class` Video/Source, `media.role` Camera) `provider`
+/// shows on `remote`, oldest node first.
 fn cameras_of(provider: &gst::DeviceProvider, remote: &PipeWireRemote) -> Vec<PortalCamera> {
-    provider
+    let mut cameras: Vec<PortalCamera> = provider
         .devices()
         .iter()
         .filter(|d| d.has_classes("Video/Source"))
@@ -301,7 +311,9 @@ fn cameras_of(provider: &gst::DeviceProvider, remote: &PipeWireRemote) -> Vec<Po
             let serial = d.property_value("serial").get::<u64>().ok()?;
             Some(PortalCamera { remote: remote.clone(), serial, name: d.display_name().to_string() })
         })
-        .collect()
+        .collect();
+    cameras.sort_by_key(|c| c.serial);
+    cameras
 }
 
 /// Stamps what `pipewiresrc` captures with the pipeline's clock. PipeWire

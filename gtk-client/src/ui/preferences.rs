@@ -1,9 +1,16 @@
 //! The preferences window: the server's address and port and the camera
 //! (conf.txt), the nick, the video and audio sources and the highest video
 //! rate, and whether to run in the background (komunikator.ini).
-//! Cameras and microphones are the ones GStreamer's device monitor finds; the
-//! test pattern is always offered, and is the only picture when no camera is
-//! found. Saving reconnects when the window is not in a call. Main thread.
+//! The cameras are the ones the camera portal showed when the media setup
+//! was last resolved (in the Flatpak, the only ones there are), else the
+//! `/dev/video*` ones GStreamer's device monitor finds, numbered as the
+//! camera index numbers them; the camera conf.txt names is offered even
+//! when it is not found now, so saving never changes it unasked. The
+//! portal is not asked again here, so Preferences open at once. Microphones
+//! are the ones the device monitor finds; the test pattern is always
+//! offered. Both lists come from the process's one running device monitor
+//! ([`crate::media::monitor`]).
+//! Saving reconnects when the window is not in a call. Main thread.
 
 use std::rc::Rc;
 
@@ -22,6 +29,47 @@ pub struct Camera {
     pub name: String,
     /// `N` of `/dev/videoN`.
     pub index: u32,
+}
+
+/// A camera Preferences offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraChoice {
+    /// What the list shows.
+    pub label: String,
+    /// The camera index it saves in conf.txt.
+    pub index: u32,
+}
+
+/// The cameras to offer, in camera-index order: the portal's when it showed
+/// any (`portal`, from the media setup), else the `/dev/video*` ones; then
+/// conf.txt's camera (`configured`) when neither list has it, so that
+/// saving keeps it; and when there is still none, the first camera, to be
+/// found when a call starts (in the Flatpak before the portal was asked).
+pub fn camera_choices(
+    portal: Option<&[String]>,
+    v4l2: &[Camera],
+    configured: Option<u32>,
+) -> Vec<CameraChoice> {
+    let mut choices: Vec<CameraChoice> = match portal {
+        Some(names) if !names.is_empty() => {
+            names.iter().zip(0..).map(|(name, index)| CameraChoice { label: name.clone(), index }).collect()
+        }
+        _ => v4l2
+            .iter()
+            .map(|c| CameraChoice {
+                label: i18n_f("{} (/dev/video{})", &[&c.name, &c.index.to_string()]),
+                index: c.index,
+            })
+            .collect(),
+    };
+    if let Some(index) = configured.filter(|i| !choices.iter().any(|c| c.index == *i)) {
+        let label = i18n_f("Camera {} from conf.txt (not found now)", &[&index.to_string()]);
+        choices.push(CameraChoice { label, index });
+    }
+    if choices.is_empty() {
+        choices.push(CameraChoice { label: i18n("The first camera (none found now)"), index: 0 });
+    }
+    choices
 }
 
 /// A microphone the device monitor found.
@@ -76,13 +124,7 @@ pub fn launch_fragment(factory: &str, prop: &str, value: &str) -> Option<String>
 }
 
 fn list(class: &str) -> Vec<gst::Device> {
-    let monitor = gst::DeviceMonitor::new();
-    if monitor.add_filter(Some(class), None).is_none() || monitor.start().is_err() {
-        return Vec::new();
-    }
-    let found = monitor.devices().into_iter().collect();
-    monitor.stop();
-    found
+    crate::media::monitor::devices(class)
 }
 
 struct Form {
@@ -94,7 +136,7 @@ struct Form {
     audio: adw::ComboRow,
     quality: adw::ComboRow,
     background: gtk::Switch,
-    cameras: Vec<Camera>,
+    cameras: Vec<CameraChoice>,
     mics: Vec<Mic>,
 }
 
@@ -120,7 +162,11 @@ pub fn open(w: &Rc<Window>) {
     you.add(&nick);
     let devices = adw::PreferencesGroup::builder().title(i18n("Devices")).build();
     let camera_index = launch.file.as_ref().map_or(0, |c| c.camera_index);
-    let video = video_row(&cameras, launch.media_options().video_source, camera_index);
+    let kind = launch.media_options().video_source;
+    let portal = w.model.borrow().setup.as_ref().and_then(|s| s.portal_cameras.clone());
+    let configured = (kind == VideoSourceKind::Camera).then_some(camera_index);
+    let cameras = camera_choices(portal.as_deref(), &cameras, configured);
+    let video = video_row(&cameras, kind, camera_index, portal.is_some_and(|p| !p.is_empty()));
     let audio = audio_row(&mics, launch.media_options().audio_source, launch.extra.microphone.as_deref());
     devices.add(&video);
     devices.add(&audio);
@@ -183,10 +229,10 @@ fn entry(title: &str, text: &str) -> adw::EntryRow {
     adw::EntryRow::builder().title(title).text(text).activates_default(true).build()
 }
 
-/// Cameras first, then the test pattern, then no video.
-fn video_row(cameras: &[Camera], kind: VideoSourceKind, index: u32) -> adw::ComboRow {
-    let mut names: Vec<String> =
-        cameras.iter().map(|c| i18n_f("{} (/dev/video{})", &[&c.name, &c.index.to_string()])).collect();
+/// Cameras first, then the test pattern, then no video. Logs what it shows
+/// and each choice (the tests read the window's log).
+fn video_row(cameras: &[CameraChoice], kind: VideoSourceKind, index: u32, portal: bool) -> adw::ComboRow {
+    let mut names: Vec<String> = cameras.iter().map(|c| c.label.clone()).collect();
     names.push(i18n("Test pattern"));
     names.push(i18n("No video"));
     let selected = match kind {
@@ -194,8 +240,15 @@ fn video_row(cameras: &[Camera], kind: VideoSourceKind, index: u32) -> adw::Comb
         VideoSourceKind::Test => cameras.len(),
         VideoSourceKind::None => cameras.len() + 1,
     };
-    let subtitle = if cameras.is_empty() { i18n("No camera was found") } else { String::new() };
-    combo(&i18n("Camera"), &subtitle, &names, selected)
+    let subtitle = if portal { i18n("Through the camera portal") } else { String::new() };
+    log(&format!("shows preferences cameras: {}", names.join(" | ")));
+    let row = combo(&i18n("Camera"), &subtitle, &names, selected);
+    row.connect_selected_notify(move |row| {
+        if let Some(name) = names.get(row.selected() as usize) {
+            log(&format!("shows preferences: camera {name}"));
+        }
+    });
+    row
 }
 
 /// The default microphone, each one found, a test tone, or nothing.
@@ -309,6 +362,38 @@ fn apply(w: &Rc<Window>, f: &Form) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn labels(choices: &[CameraChoice]) -> Vec<(String, u32)> {
+        choices.iter().map(|c| (c.label.clone(), c.index)).collect()
+    }
+
+    #[test]
+    fn the_portal_cameras_come_in_camera_index_order_instead_of_dev_video() {
+        let names = ["Integrated Camera".to_owned(), "USB Camera".to_owned()];
+        let v4l2 = [Camera { name: "Integrated Camera".into(), index: 0 }];
+        assert_eq!(
+            labels(&camera_choices(Some(&names), &v4l2, Some(1))),
+            [("Integrated Camera".to_owned(), 0), ("USB Camera".to_owned(), 1)]
+        );
+        // A portal that showed none leaves the /dev/video* numbering.
+        assert_eq!(
+            labels(&camera_choices(Some(&[]), &v4l2, Some(0))),
+            [("Integrated Camera (/dev/video0)".to_owned(), 0)]
+        );
+    }
+
+    #[test]
+    fn the_configured_camera_is_kept_when_it_is_not_found() {
+        // In the Flatpak before a call: no portal list yet, no /dev/video*.
+        let choices = camera_choices(None, &[], Some(2));
+        assert_eq!(labels(&choices), [("Camera 2 from conf.txt (not found now)".to_owned(), 2)]);
+        // Test pattern chosen, nothing found: a camera can still be chosen.
+        let choices = camera_choices(None, &[], None);
+        assert_eq!(labels(&choices), [("The first camera (none found now)".to_owned(), 0)]);
+        // Unplugged: the others are listed, and it too.
+        let v4l2 = [Camera { name: "USB".into(), index: 0 }];
+        assert_eq!(camera_choices(None, &v4l2, Some(3)).iter().map(|c| c.index).collect::<Vec<_>>(), [0, 3]);
+    }
 
     #[test]
     fn fragments_are_safe_to_parse() {

@@ -146,7 +146,8 @@ impl Window {
         Window::start_with_env(display, app_args, shots, home, &[])
     }
 
-    /// [`Window::start`] with more environment variables (such as `LANG`).
+    /// [`Window::start`] with more environment variables (such as `LANG`, or
+    /// `DBUS_SESSION_BUS_ADDRESS` for a session of the test's own).
     pub fn start_with_env(
         display: &Display,
         app_args: &[&str],
@@ -171,7 +172,8 @@ impl Window {
         let app_args = [args(&[app_args]), media.to_vec()].concat();
         std::fs::create_dir_all(home).expect("test home");
         // GtkApplication wants a D-Bus session; start one when there is none.
-        let mut cmd = if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() {
+        let bus_given = env.iter().any(|(k, _)| *k == "DBUS_SESSION_BUS_ADDRESS");
+        let mut cmd = if bus_given || std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() {
             Command::new(bin)
         } else {
             let mut c = Command::new("dbus-run-session");

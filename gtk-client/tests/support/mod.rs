@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod desktop;
 pub mod peer;
 
 /// The workspace's target directory.
