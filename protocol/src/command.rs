@@ -22,6 +22,10 @@ pub enum Command<'a> {
     AskNo,
     /// `stop`: cancel, decline or hang up the current call.
     Stop,
+    /// `start`: the seed's "start the video call". The server starts a call
+    /// itself (it sends `start <peer>` to both parties after `ask yes`), so
+    /// in a started call this does nothing; elsewhere it is `not-in-call`.
+    Start,
     /// `video|audio <pts> <flags> <len>`: a media frame follows.
     Media(MediaHeader),
     /// `keyframe`: ask the peer for an independent video frame.
@@ -77,6 +81,7 @@ impl<'a> Command<'a> {
                 _ => Err(ParseError::bad("ask takes yes or no")),
             },
             "stop" => fields::<0>(args).map(|_| Command::Stop),
+            "start" => fields::<0>(args).map(|_| Command::Start),
             "video" => MediaHeader::parse(MediaKind::Video, args, max_frame).map(Command::Media),
             "audio" => MediaHeader::parse(MediaKind::Audio, args, max_frame).map(Command::Media),
             "keyframe" => fields::<0>(args).map(|_| Command::Keyframe),
@@ -123,6 +128,7 @@ impl<'a> Command<'a> {
             Command::AskYes => writeln!(out, "ask yes"),
             Command::AskNo => writeln!(out, "ask no"),
             Command::Stop => writeln!(out, "stop"),
+            Command::Start => writeln!(out, "start"),
             Command::Media(header) => {
                 header.encode(out);
                 Ok(())
@@ -155,6 +161,7 @@ mod tests {
         assert_eq!(parse("ask yes"), Ok(Command::AskYes));
         assert_eq!(parse("ask no"), Ok(Command::AskNo));
         assert_eq!(parse("stop"), Ok(Command::Stop));
+        assert_eq!(parse("start"), Ok(Command::Start));
         assert_eq!(parse("keyframe"), Ok(Command::Keyframe));
         assert_eq!(parse("delay 0"), Ok(Command::Delay(0)));
         assert_eq!(parse("delay 150"), Ok(Command::Delay(150)));
@@ -202,7 +209,7 @@ mod tests {
         assert_eq!(parse("connect").unwrap_err().code, ErrorCode::BadArgument);
         assert_eq!(parse("connect ").unwrap_err().code, ErrorCode::BadArgument);
         assert_eq!(parse("msg").unwrap_err().code, ErrorCode::BadArgument);
-        assert_eq!(parse("start").unwrap_err().code, ErrorCode::UnknownCommand);
+        assert_eq!(parse("start now").unwrap_err().code, ErrorCode::BadArgument);
         assert_eq!(parse("block").unwrap_err().code, ErrorCode::BadArgument);
         assert_eq!(parse("block a b").unwrap_err().code, ErrorCode::BadArgument);
         assert_eq!(parse("unblock -").unwrap_err().code, ErrorCode::BadArgument);

@@ -220,6 +220,16 @@ impl Registry {
                     conn.send_error(ErrorCode::NotInCall, "no call to stop");
                 }
             }
+            // The seed's `start`: the call started when the callee said
+            // `ask yes`; in it there is nothing more to do.
+            Command::Start => {
+                if conn.with_peer(|peer| peer.is_none()) {
+                    conn.send_error(
+                        ErrorCode::NotInCall,
+                        "no started call: the server sends start when one begins",
+                    );
+                }
+            }
             Command::Keyframe => forward(&conn, &ServerMsg::Keyframe),
             Command::Delay(ms) => forward_latest(&conn, &ServerMsg::Delay(ms), b"delay "),
             // One switch queued per kind at most: a newer one replaces it.

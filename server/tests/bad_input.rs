@@ -119,7 +119,8 @@ fn case_and_spacing_are_strict() {
         ("ask  yes", "bad-argument"),
         ("ask yes x", "bad-argument"),
         ("Ping", "unknown-command"),
-        ("start", "unknown-command"),
+        ("START", "unknown-command"),
+        ("start now", "bad-argument"),
         ("refresh now", "bad-argument"),
     ] {
         c.send(line);

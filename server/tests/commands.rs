@@ -196,6 +196,30 @@ fn commands_outside_their_state_are_refused_without_effect() {
     b.expect_prefix("error busy");
 }
 
+/// The seed lists `start` among the client's commands. The server starts a
+/// call itself, so a client that sends it gets nothing in a started call,
+/// and `not-in-call` before one (it was `unknown-command`).
+#[test]
+fn the_seeds_start_is_harmless_in_a_call_and_refused_outside_one() {
+    let server = Server::start();
+    let mut a = server.named("ala");
+    a.send("start");
+    a.expect_prefix("error not-in-call");
+    let mut b = server.named("bob");
+    support::ring(&mut a, &mut b);
+    a.send("start");
+    a.expect_prefix("error not-in-call");
+    b.send("ask yes");
+    a.expect("ask yes");
+    a.expect_prefix("start ");
+    b.expect_prefix("start ");
+    a.send("start");
+    // Nothing answers it, and the call goes on: media still flows.
+    assert!(a.sync_events().is_empty(), "start in a call was answered");
+    a.send_media("audio", true, b"xyz");
+    b.expect_prefix("audio ");
+}
+
 #[test]
 fn ask_yes_twice_and_after_no() {
     let server = Server::start();
