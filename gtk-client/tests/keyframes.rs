@@ -93,9 +93,47 @@ fn undecodable_video_asks_for_a_keyframe() {
     assert_eq!(cam.n("video_frames_received"), deltas.len() as u64);
 }
 
+/// A peer that sends the moment it reads `start` (as every client does)
+/// while the callee is still building its receiving pipelines: the first
+/// keyframe and what follows it are kept until the pipelines are ready,
+/// and all of it is decoded. They were dropped, so the callee showed
+/// nothing until a keyframe it asked for again arrived.
+#[test]
+fn frames_sent_right_after_start_are_kept_until_the_pipelines_are_ready() {
+    let server = Server::start();
+    let frames = encoded_frames(15);
+    let (cam, mut peer) = call_headless(&server);
+    for (i, frame) in frames.iter().enumerate() {
+        let header = MediaHeader {
+            kind: MediaKind::Video,
+            pts: i as u64 * 33_333,
+            key: i == 0,
+            len: frame.len() as u32,
+        };
+        peer.send_media(header, frame);
+    }
+    // Reads what the callee sends meanwhile, so nothing stalls.
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        peer.next(Duration::from_millis(100));
+    }
+    peer.send(&Command::Stop);
+    let cam = cam.finish(Duration::from_secs(20));
+    assert_eq!(cam.n("video_frames_received"), frames.len() as u64, "{}", cam.json());
+    assert_eq!(cam.n("video_frames_decoded"), frames.len() as u64, "{}", cam.json());
+}
+
 /// Encodes a moving test pattern and returns every frame after the first
 /// keyframe: valid H.264 that cannot be decoded without that keyframe.
 fn encoded_deltas(n: usize) -> Vec<Vec<u8>> {
+    let mut frames = encoded_frames(n);
+    frames.remove(0);
+    assert!(frames.iter().all(|f| !contains_idr(f)), "only delta frames remain");
+    frames
+}
+
+/// Encodes a moving test pattern: a keyframe, then `n` delta frames.
+fn encoded_frames(n: usize) -> Vec<Vec<u8>> {
     gst::init().unwrap();
     let launch = format!(
         "videotestsrc num-buffers={} pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1,format=I420 ! \
@@ -113,8 +151,7 @@ fn encoded_deltas(n: usize) -> Vec<Vec<u8>> {
     }
     pipeline.set_state(gst::State::Null).unwrap();
     assert_eq!(frames.len(), n + 1);
-    frames.remove(0);
-    assert!(frames.iter().all(|f| !contains_idr(f)), "only delta frames remain");
+    assert!(contains_idr(&frames[0]), "the first frame is a keyframe");
     frames
 }
 

@@ -44,11 +44,28 @@ const MAX_QUEUED_VIDEO: u64 = 8 << 20;
 /// Bytes of audio queued beyond which packets are dropped (each is independent).
 const MAX_QUEUED_AUDIO: u64 = 1 << 20;
 
+/// Bytes of a new call's first frames kept while its pipelines are being
+/// built (about 4 s of the default 1 Mbit/s video with its audio); frames
+/// beyond are dropped, and the keyframe path repairs the picture.
+const MAX_EARLY_BYTES: usize = 512 << 10;
+
+/// Frames of a call that has started but whose pipelines are not attached.
+#[derive(Default)]
+struct Early {
+    frames: Vec<(MediaHeader, Vec<u8>)>,
+    bytes: usize,
+}
+
 /// The appsrcs of the call in progress, if any. Shared by the control thread
 /// (which attaches and detaches) and the receive thread (which pushes).
 #[derive(Default)]
 pub struct FrameRoute {
     targets: Mutex<Option<Targets>>,
+    /// Between `start` and [`FrameRoute::attach`]: the frames that came
+    /// meanwhile (the peer sends from its `start`, while our pipelines are
+    /// still being built), handed to the pipelines when they attach.
+    /// `None` outside that window. Locked after `targets`, never before.
+    early: Mutex<Option<Early>>,
     /// Where the queueing on our downlink is reported, so that the sender's
     /// path probes do not blame our uplink for it.
     uplink: Option<Arc<Uplink>>,
@@ -111,20 +128,31 @@ pub(super) struct Targets {
 impl FrameRoute {
     /// A route that reports the downlink's queueing to `uplink`.
     pub fn new(uplink: Arc<Uplink>) -> FrameRoute {
-        FrameRoute { targets: Mutex::new(None), uplink: Some(uplink) }
+        FrameRoute { targets: Mutex::new(None), early: Mutex::new(None), uplink: Some(uplink) }
     }
 
-    /// Starts delivering frames to a call's pipelines.
-    pub(super) fn attach(&self, targets: Targets) {
-        if let Ok(mut t) = self.targets.lock() {
-            *t = Some(targets);
+    /// Starts delivering frames to a call's pipelines, first those that
+    /// came since `start` (under the targets' lock, so none overtakes them).
+    pub(super) fn attach(&self, mut targets: Targets) {
+        let Ok(mut t) = self.targets.lock() else { return };
+        let early = self.early.lock().ok().and_then(|mut e| e.take());
+        for (header, payload) in early.map(|e| e.frames).unwrap_or_default() {
+            self.deliver(&mut targets, &header, &payload);
         }
+        *t = Some(targets);
     }
 
     /// Stops delivering frames; later frames are dropped.
     pub(super) fn detach(&self) {
         if let Ok(mut t) = self.targets.lock() {
             *t = None;
+        }
+        self.forget_early();
+    }
+
+    fn forget_early(&self) {
+        if let Ok(mut e) = self.early.lock() {
+            *e = None;
         }
     }
 
@@ -149,7 +177,33 @@ impl FrameRoute {
 impl FrameSink for FrameRoute {
     fn frame(&self, header: &MediaHeader, payload: &[u8]) {
         let Ok(mut guard) = self.targets.lock() else { return };
-        let Some(t) = guard.as_mut() else { return };
+        match guard.as_mut() {
+            Some(t) => self.deliver(t, header, payload),
+            None => {
+                let Ok(mut early) = self.early.lock() else { return };
+                if let Some(e) = early.as_mut().filter(|e| e.bytes + payload.len() <= MAX_EARLY_BYTES) {
+                    e.bytes += payload.len();
+                    e.frames.push((*header, payload.to_vec()));
+                }
+            }
+        }
+    }
+
+    fn call_started(&self) {
+        let attached = self.targets.lock().is_ok_and(|t| t.is_some());
+        if let (false, Ok(mut e)) = (attached, self.early.lock()) {
+            *e = Some(Early::default());
+        }
+    }
+
+    fn call_ended(&self) {
+        self.forget_early();
+    }
+}
+
+impl FrameRoute {
+    /// Hands one frame to the call's pipelines.
+    fn deliver(&self, t: &mut Targets, header: &MediaHeader, payload: &[u8]) {
         match header.kind {
             MediaKind::Video => {
                 t.stats.video_frames_received.fetch_add(1, Relaxed);
@@ -459,5 +513,48 @@ mod tests {
         for p in [pv, pa] {
             p.set_state(gst::State::Null).unwrap();
         }
+    }
+
+    fn no_pipelines(stats: &Arc<Stats>) -> Targets {
+        Targets {
+            video: None,
+            audio: None,
+            video_base: Arc::new(AtomicU64::new(UNSET)),
+            audio_base: Arc::new(AtomicU64::new(UNSET)),
+            last_audio_pts: None,
+            stats: stats.clone(),
+            undecoded: Arc::new(AtomicU64::new(0)),
+            seen_key: false,
+            dropping_video: false,
+            one_way: OneWay::default(),
+            notify: Arc::new(|_| {}),
+        }
+    }
+
+    #[test]
+    fn frames_between_start_and_attach_are_kept_bounded_and_only_for_that_call() {
+        let video = |len: u32| MediaHeader { kind: MediaKind::Video, pts: 1, key: true, len };
+        let stats = Arc::new(Stats::default());
+        let route = FrameRoute::default();
+        // Outside a call nothing is kept.
+        route.frame(&video(3), b"abc");
+        route.attach(no_pipelines(&stats));
+        assert_eq!(stats.video_frames_received.load(Relaxed), 0);
+        route.detach();
+        // After `start`, up to the bound; the rest is dropped.
+        route.call_started();
+        let big = vec![0u8; MAX_EARLY_BYTES / 2];
+        for _ in 0..3 {
+            route.frame(&video(big.len() as u32), &big);
+        }
+        route.attach(no_pipelines(&stats));
+        assert_eq!(stats.video_frames_received.load(Relaxed), 2);
+        route.detach();
+        // A `stop` before the pipelines attach: that call's frames are gone.
+        route.call_started();
+        route.frame(&video(3), b"abc");
+        route.call_ended();
+        route.attach(no_pipelines(&stats));
+        assert_eq!(stats.video_frames_received.load(Relaxed), 2);
     }
 }

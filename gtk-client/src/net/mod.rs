@@ -165,6 +165,14 @@ pub enum NetEvent {
 pub trait FrameSink: Send + Sync {
     /// One whole frame from the peer.
     fn frame(&self, header: &MediaHeader, payload: &[u8]);
+
+    /// The server's `start` was read: frames of the new call follow, maybe
+    /// before its pipelines are ready. Called before the `Start` event.
+    fn call_started(&self) {}
+
+    /// The server's `stop` was read, or the connection ended: no frame
+    /// that came before belongs to a call any more.
+    fn call_ended(&self) {}
 }
 
 /// An open connection: its writer and its two threads.

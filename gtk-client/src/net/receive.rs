@@ -64,6 +64,7 @@ struct PendingList {
 pub(super) fn run(mut stream: impl Read, events: impl Fn(NetEvent), frames: Arc<dyn FrameSink>) {
     let mut invalid = InvalidLines { since: Instant::now(), reported: 0, ignored: 0 };
     let why = read(&mut stream, &events, frames.as_ref(), &mut invalid);
+    frames.call_ended();
     if invalid.ignored > 0 {
         events(NetEvent::Invalid(format!("{} more lines from the server were ignored", invalid.ignored)));
     }
@@ -97,6 +98,13 @@ fn read(
                     match item {
                         Decoded::Media { header, payload } => frames.frame(&header, payload),
                         Decoded::Message(msg) => {
+                            // In stream order: frames after `start` are the
+                            // call's, frames after `stop` are nobody's.
+                            match msg {
+                                ServerMsg::Start(_) => frames.call_started(),
+                                ServerMsg::Stop(_) => frames.call_ended(),
+                                _ => {}
+                            }
                             if let ControlFlow::Break(why) = handle(msg, &mut list, invalid, events) {
                                 return why;
                             }
