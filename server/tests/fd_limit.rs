@@ -58,11 +58,7 @@ fn soft_limit(pid: u32) -> String {
 fn the_soft_limit_is_raised_to_the_hard_one() {
     let server = start_limited(64, 512);
     assert_eq!(soft_limit(server.pid()), "512");
-    let deadline = std::time::Instant::now() + support::WAIT;
-    while !server.log().contains("open-file limit raised from 64 to 512") {
-        assert!(std::time::Instant::now() < deadline, "{}", server.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    server.wait_for_log("open-file limit raised from 64 to 512");
 }
 
 #[test]

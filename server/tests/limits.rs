@@ -63,7 +63,7 @@ fn a_client_that_never_reads_its_control_lines_is_disconnected() {
     });
     writer.join().unwrap();
     let _ = c.expect_closed();
-    assert!(server.log().contains("control backlog overflow"), "{}", server.log());
+    server.wait_for_log("control backlog overflow");
     drop(c);
     server.settles_to(baseline);
 }

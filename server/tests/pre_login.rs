@@ -99,7 +99,7 @@ fn hundreds_of_idle_connections_leave_room_for_a_real_user() {
     let (mut ala, mut ola) = call_between(ala, ola);
     ala.send_media("audio", true, b"opus");
     assert_eq!(ola.recv().line(), "audio 1 k 4");
-    assert!(server.log().contains("evicted, too many waiting"));
+    server.wait_for_log("evicted, too many waiting");
     // The first idle connection was evicted, and told so.
     let mut first = String::new();
     idle[0].set_read_timeout(Some(support::WAIT)).unwrap();

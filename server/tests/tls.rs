@@ -86,7 +86,7 @@ fn tls_and_plain_text_share_the_port_and_can_call_each_other() {
     assert_eq!(&payload, b"through TLS");
     a.send("msg cześć");
     b.expect("msg cześć");
-    assert!(server.log().contains("(TLS)"));
+    server.wait_for_log("(TLS)");
 }
 
 #[test]

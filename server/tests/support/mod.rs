@@ -120,6 +120,21 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits until the server's log (read by another thread, so it may lag
+    /// behind the replies a test has already read) contains `needle`;
+    /// returns the log. Panics with the log after [`WAIT`].
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "the server never logged {needle:?}:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn client(&self) -> Client {
         Client::connect(self.addr)
     }
