@@ -1,7 +1,8 @@
 //! Preferences in a window started with `--server`: they show the server in
 //! use, and a new name saved there (typed through X, Return saves) keeps
 //! that server: conf.txt gets it and the window reconnects to it under the
-//! new name.
+//! new name. A name the server's rules refuse (one that looks like an
+//! address) is refused in Preferences, with the rule, and not saved.
 //!
 //! Needs an X display, like `gui.rs`.
 
@@ -36,6 +37,13 @@ fn preferences_keep_the_server_given_with_dash_dash_server() {
         xdotool(&display, &["key", key]);
         std::thread::sleep(Duration::from_millis(300));
     }
+    // A name the server would refuse is refused here, with its rule, and
+    // nothing is saved (it used to be saved, and the server said bad-name).
+    xdotool(&display, &["type", "--delay", "40", "10.0.0.1"]);
+    xdotool(&display, &["key", "Return"]);
+    window.wait_for_line(&["preferences refused the name:", "looks like an address"]);
+    assert!(!window.log().contains("Preferences saved"), "{}", window.log());
+    xdotool(&display, &["key", "ctrl+a"]);
     xdotool(&display, &["type", "--delay", "40", "after"]);
     xdotool(&display, &["key", "Return"]);
     window.wait_for("Preferences saved; reconnecting");

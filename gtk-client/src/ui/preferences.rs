@@ -309,10 +309,12 @@ fn apply(w: &Rc<Window>, f: &Form) {
         _ => (AudioSourceKind::None, None),
     };
     let nick = f.nick.text().trim().to_owned();
-    if !nick.is_empty() && !komunikator_protocol::is_valid_nick(&nick) {
-        return f.window.add_toast(adw::Toast::new(&i18n(
-            "A name has up to 32 letters, digits, dots, dashes or underscores, and no spaces",
-        )));
+    if let Err(rule) =
+        Some(&nick).filter(|n| !n.is_empty()).map_or(Ok(()), |n| komunikator_protocol::check_nick(n))
+    {
+        let sentence = super::problem::nick_rule(&nick, rule);
+        log(&format!("preferences refused the name: {sentence}"));
+        return f.window.add_toast(adw::Toast::new(&glib::markup_escape_text(&sentence)));
     }
     let conf = match settings::validate(&f.host.text(), &f.port.text(), camera_index) {
         Ok(c) => c,

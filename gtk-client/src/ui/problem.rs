@@ -6,7 +6,7 @@
 
 use std::io::ErrorKind;
 
-use komunikator_protocol::ErrorCode;
+use komunikator_protocol::{ErrorCode, NickError, check_nick};
 
 use super::i18n::{i18n, i18n_f};
 use crate::config::ConfigError;
@@ -78,15 +78,45 @@ pub fn lost(detail: &str) -> Problem {
 
 /// Why the server refused our name `nick`.
 pub fn name_rejected(nick: &str, code: ErrorCode) -> String {
-    match code {
-        ErrorCode::NameTaken => {
+    match (code, check_nick(nick)) {
+        (ErrorCode::NameTaken, _) => {
             i18n_f("Someone is already using the name {}. Choose another in Preferences.", &[nick])
         }
-        _ => i18n_f(
+        (_, Err(rule)) => i18n_f("{} Choose another in Preferences.", &[&nick_rule(nick, rule)]),
+        (_, Ok(())) => i18n_f(
             "The name {} cannot be used: a name has up to 32 letters, digits, dots, dashes or underscores. \
              Choose another in Preferences.",
             &[nick],
         ),
+    }
+}
+
+/// Which nick rule (the server's, [`check_nick`]) `nick` breaks, as a
+/// sentence for people: checked before the server is asked, so the user
+/// learns the rule where the name is typed.
+pub fn nick_rule(nick: &str, rule: NickError) -> String {
+    match rule {
+        NickError::Length => i18n("A name has 1 to 32 characters, and a dash alone is not a name."),
+        NickError::Invisible => i18n_f("The name {} has an invisible character in it.", &[nick]),
+        NickError::NotNfkc => i18n_f(
+            "The name {} has styled, fullwidth or circled letters, or separate accents. Type it in plain letters.",
+            &[nick],
+        ),
+        NickError::Character => {
+            i18n("A name has only letters, digits, dots, dashes or underscores, and no spaces.")
+        }
+        NickError::Restricted => i18n_f("The name {} has a character that names may not use.", &[nick]),
+        NickError::MixedScript => i18n_f(
+            "The name {} mixes alphabets, such as Latin and Cyrillic letters. Use one alphabet.",
+            &[nick],
+        ),
+        NickError::CombiningMark => i18n_f(
+            "The name {} puts separate accents on letters. Type the accented letters themselves.",
+            &[nick],
+        ),
+        NickError::IpShaped => {
+            i18n_f("The name {} looks like an address. Choose one that does not.", &[nick])
+        }
     }
 }
 
@@ -127,6 +157,25 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+
+    #[test]
+    fn a_name_the_server_would_refuse_is_explained_by_its_rule() {
+        // Look-alikes of "alice" the old check let through to the server.
+        for (nick, words) in [
+            ("\u{0430}lice", "mixes alphabets"),
+            ("\u{ff41}lice", "plain letters"),
+            ("10.0.0.1", "looks like an address"),
+            ("al\u{200b}ice", "invisible"),
+            ("a b", "no spaces"),
+            ("-", "dash alone"),
+        ] {
+            let rule = check_nick(nick).expect_err(nick);
+            let sentence = nick_rule(nick, rule);
+            assert!(sentence.contains(words), "{nick:?}: {sentence}");
+        }
+        assert!(check_nick("\u{141}ukasz").is_ok());
+        assert!(name_rejected("\u{0430}lice", ErrorCode::BadName).contains("mixes alphabets"));
+    }
 
     #[test]
     fn os_errors_become_sentences_and_keep_their_detail() {
