@@ -59,7 +59,7 @@ fn opening_the_chat_focuses_the_entry_and_letters_are_text_not_shortcuts() {
     assert!(!log.contains("camera-off: on"), "typing in the chat turned the camera off:\n{log}");
     // Closing the chat gives the letters back to the shortcuts.
     press(&display, "F9");
-    std::thread::sleep(Duration::from_millis(500));
+    window.wait_for("chat: the entry let go of the focus");
     press(&display, "m");
     window.wait_for("mute: on");
     hang_up(&window, &display, peer);
@@ -83,7 +83,7 @@ fn escape_in_the_chat_entry_clears_it_then_leaves_it_and_never_hangs_up() {
     peer.wait_for("message: kept", Duration::from_secs(30));
     // On the empty entry, Escape leaves it: the call goes on, and M mutes again.
     press(&display, "Escape");
-    std::thread::sleep(Duration::from_millis(500));
+    window.wait_for("chat: the entry let go of the focus");
     press(&display, "m");
     window.wait_for("mute: on");
     let said = hang_up(&window, &display, peer);
@@ -121,8 +121,13 @@ fn chat_lines_name_the_peer_or_you_and_the_time() {
     let theirs = window.wait_for_line(&["shows chat:", "hello"]);
     assert!(theirs.contains("bob") && !theirs.contains("Them"), "not named by nick: {theirs}");
     assert!(has_time(&theirs), "no time: {theirs}");
-    // The message opened the chat with the cursor in the entry.
-    std::thread::sleep(Duration::from_millis(500));
+    // The message opened the chat with the cursor in the entry (logged
+    // before or after the line shown, so looked for in the whole log).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !window.log().contains("chat: the entry has the focus") {
+        assert!(std::time::Instant::now() < deadline, "the entry never took the focus:\n{}", window.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     type_text(&display, "howdy");
     press(&display, "Return");
     let ours = window.wait_for_line(&["shows chat:", "howdy"]);

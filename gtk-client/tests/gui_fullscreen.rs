@@ -55,7 +55,7 @@ fn f11_and_a_double_click_go_fullscreen_and_escape_leaves_it_before_hanging_up()
     assert!(!log.contains("call ended"), "Escape in the entry hung up:\n{log}");
     // Escape on the empty entry leaves it, the next leaves fullscreen, the next hangs up.
     press(&display, "Escape");
-    std::thread::sleep(Duration::from_millis(500));
+    window.wait_for("chat: the entry let go of the focus");
     press(&display, "Escape");
     window.wait_for("fullscreen: off");
     assert!(!window.log().contains("call ended"), "Escape hung up:\n{}", window.log());

@@ -236,8 +236,8 @@ fn top_bar() -> TopBar {
 /// Opening the chat (its button, F9, or a message arriving, through the
 /// button's binding to the revealer) puts the cursor in the entry, so what
 /// is typed next is text and not the M and V shortcuts; closing it takes the
-/// focus out of the entry. Logs when the entry has the focus (the GUI tests
-/// type only then).
+/// focus out of the entry. Logs when the entry takes and lets go of the
+/// focus (the GUI tests type only then).
 fn focus_entry_on_open(button: &gtk::ToggleButton, entry: &gtk::Entry) {
     let entry = entry.clone();
     button.connect_toggled(move |b| {
@@ -252,6 +252,7 @@ fn focus_entry_on_open(button: &gtk::ToggleButton, entry: &gtk::Entry) {
         } else if entry.has_focus() || entry.focus_child().is_some() {
             if let Some(root) = entry.root() {
                 root.set_focus(None::<&gtk::Widget>);
+                log("chat: the entry let go of the focus");
             }
         }
     });

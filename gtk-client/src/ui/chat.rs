@@ -5,6 +5,7 @@
 use adw::prelude::*;
 
 use super::i18n::i18n;
+use super::window::log;
 use crate::text::{Kind, escape, isolate};
 
 /// The most lines the conversation keeps; older ones are removed, so that a
@@ -112,6 +113,7 @@ impl Chat {
 /// Escape in the entry clears an unsent line, or on an empty entry leaves
 /// it; either way the key stops here, so it never reaches the window's
 /// Escape (hang up). Runs in the capture phase, before the text widget.
+/// Leaving is logged (the GUI tests press the next key only then).
 fn escape_clears_then_leaves(entry: &gtk::Entry) -> gtk::EventControllerKey {
     let keys = gtk::EventControllerKey::new();
     keys.set_propagation_phase(gtk::PropagationPhase::Capture);
@@ -124,6 +126,7 @@ fn escape_clears_then_leaves(entry: &gtk::Entry) -> gtk::EventControllerKey {
         if entry.text().is_empty() {
             if let Some(root) = entry.root() {
                 root.set_focus(None::<&gtk::Widget>);
+                log("chat: the entry let go of the focus");
             }
         } else {
             entry.set_text("");
