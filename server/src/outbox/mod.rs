@@ -49,9 +49,9 @@
 //! lock. The outbox lock is a leaf; nothing is locked while holding it.
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io;
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -60,6 +60,12 @@ use komunikator_protocol::MediaKind;
 
 use crate::feedback::{self, Feedback};
 use crate::pacing::{self, Gate, Pacer, Sample};
+
+mod direct;
+mod writer;
+
+pub use direct::{DIRECT_STALL, Direct, DirectWrite};
+pub use writer::spawn_writer;
 
 /// A media frame as it goes on the wire: its header line and payload in one buffer.
 #[derive(Debug)]
@@ -700,169 +706,6 @@ impl Outbox {
     }
 }
 
-/// How long a pusher's write may wait for room in the socket during a
-/// [`DirectWrite`] before the rest of the frame goes to the writer thread.
-pub const DIRECT_STALL: Duration = Duration::from_millis(2);
-
-/// What [`Outbox::begin_direct`] decided.
-pub enum Direct {
-    /// The caller writes the frame itself.
-    Claimed(DirectWrite),
-    /// The drop policy dropped the frame; the caller discards its payload.
-    Dropped(Pushed),
-    /// The caller must queue the frame with [`Outbox::push_media`] as usual.
-    Busy,
-}
-
-/// A claim on a receiver's socket for one frame that the caller writes
-/// itself. Dropping it hands the unwritten rest of the frame to the writer
-/// thread: the bytes given to [`DirectWrite::spill`], then zeros for any the
-/// caller never had, so the wire stays well formed even when the sender
-/// vanished mid-frame.
-pub struct DirectWrite {
-    outbox: Arc<Outbox>,
-    /// The receiver's socket.
-    fd: RawFd,
-    /// Bytes of the frame not yet written to the socket.
-    owed: usize,
-    /// The frame's length, header included.
-    len: usize,
-    /// [`Outbox::calls_ended`] when the claim was made.
-    call: u64,
-    spill: Vec<u8>,
-}
-
-impl DirectWrite {
-    /// Writes as much of `bytes` as the socket takes within
-    /// [`DIRECT_STALL`]; returns how much that was. A broken connection
-    /// takes nothing: the writer thread meets the error and closes it.
-    pub fn send(&mut self, bytes: &[u8]) -> usize {
-        if self.cancelled() {
-            return 0;
-        }
-        let mut done = 0;
-        while done < bytes.len() {
-            // SAFETY: the pointer and length describe the unsent part of `bytes`.
-            let n = unsafe {
-                libc::send(self.fd, bytes[done..].as_ptr().cast(), bytes.len() - done, libc::MSG_NOSIGNAL)
-            };
-            if n > 0 {
-                done += n as usize;
-            } else if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                break;
-            }
-        }
-        self.owed -= done.min(self.owed);
-        done
-    }
-
-    /// Splices what `pipe` holds into the socket, as far as the socket takes
-    /// it within [`DIRECT_STALL`]; returns how much that was. `more`: more of
-    /// the frame follows.
-    pub fn splice_from(&mut self, pipe: &mut crate::splice::Pipe, more: bool) -> usize {
-        if self.cancelled() {
-            return 0;
-        }
-        // One call: a short count means the socket is full, and waiting
-        // again could add up to many stalls for a trickling receiver.
-        let done = pipe.drain_to(self.fd, more).unwrap_or(0);
-        self.owed -= done.min(self.owed);
-        done
-    }
-
-    /// The call ended before the frame's first byte was written: it never
-    /// will be (the end of a call is a barrier for its media).
-    fn cancelled(&self) -> bool {
-        self.owed == self.len && self.outbox.calls_ended.load(Ordering::SeqCst) != self.call
-    }
-
-    /// Bytes of the frame not written yet.
-    pub fn owed(&self) -> usize {
-        self.owed
-    }
-
-    /// Where the caller puts the unwritten rest of the frame, in order, for
-    /// the writer thread to send once the claim is dropped.
-    pub fn spill(&mut self) -> &mut Vec<u8> {
-        &mut self.spill
-    }
-}
-
-impl Drop for DirectWrite {
-    fn drop(&mut self) {
-        let o = &self.outbox;
-        if let Some(socket) = &o.socket {
-            let _ = socket.set_write_timeout(o.write_timeout);
-        }
-        let mut rest = std::mem::take(&mut self.spill);
-        let cancelled = self.cancelled();
-        let mut s = o.lock();
-        s.direct = false;
-        if cancelled {
-            s.stats.video_dropped += 1;
-        } else if self.owed == 0 {
-            s.stats.video_spliced += 1;
-        } else if !(s.closing || s.closed) {
-            s.stats.video_spilled += 1;
-            rest.truncate(self.owed);
-            rest.resize(self.owed, 0);
-            s.partial = Some((rest, 0));
-        }
-        drop(s);
-        o.ready.notify_all();
-    }
-}
-
-/// Starts the thread that drains `outbox` into `stream` until the outbox is
-/// closed or a write fails; then it shuts the socket down, which also ends
-/// the client's session thread. The thread calls `report`, holding no lock,
-/// when it has decided a `rate` line for the client's peer: `report` should
-/// hand it on with [`feedback::deliver`].
-///
-/// # Errors
-/// When the thread cannot be spawned.
-pub fn spawn_writer(
-    outbox: std::sync::Arc<Outbox>,
-    mut stream: crate::transport::WriteHalf,
-    name: String,
-    report: impl Fn() + Send + 'static,
-) -> io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name(name).stack_size(crate::THREAD_STACK).spawn(move || {
-        let mut batch = Vec::with_capacity(64);
-        let mut wrote = None;
-        let result = loop {
-            let mut skip = 0;
-            if !outbox.next_batch(&mut batch, &mut skip, wrote.take()) {
-                break Ok(());
-            }
-            if batch.is_empty() {
-                report();
-                // Whatever `report` did not deliver is dropped, so the writer never spins.
-                outbox.take_report();
-                continue;
-            }
-            wrote = Some(Instant::now());
-            if let Err(e) = write_batch(&mut stream, &mut batch, skip) {
-                break Err(e);
-            }
-        };
-        outbox.mark_closed();
-        match result {
-            // Everything queued is written: send the FIN, and let the session
-            // thread drain the input before the socket is closed.
-            Ok(()) => {
-                stream.close();
-                let _ = stream.socket().shutdown(Shutdown::Write);
-            }
-            // The socket is broken: make sure the session thread notices too.
-            Err(e) => {
-                crate::log!(Debug, "write failed: {e}");
-                let _ = stream.socket().shutdown(Shutdown::Both);
-            }
-        }
-    })
-}
-
 /// One `send(2)` that never blocks. `EAGAIN` is `Ok(0)`.
 fn send_dontwait(socket: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
     loop {
@@ -885,25 +728,6 @@ fn send_dontwait(socket: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
             _ => return Err(e),
         }
     }
-}
-
-fn write_batch(stream: &mut impl Write, batch: &mut Vec<Vec<u8>>, skip: usize) -> io::Result<()> {
-    let mut slices: Vec<io::IoSlice<'_>> = batch.iter().map(|b| io::IoSlice::new(b)).collect();
-    if let Some(first) = batch.first() {
-        slices[0] = io::IoSlice::new(&first[skip.min(first.len())..]);
-    }
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        match stream.write_vectored(rest) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    drop(slices);
-    batch.clear();
-    Ok(())
 }
 
 #[cfg(test)]
