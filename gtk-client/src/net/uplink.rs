@@ -460,9 +460,8 @@ impl UplinkControl {
         if std::env::var_os("KOMUNIKATOR_DEBUG_RATE").is_some() {
             eprintln!(
                 "rate-debug wall_ms={} est={:?} backlog={} audio_bps={:.0} video_bps={:.0} qdelay={:?} path={:?} peer_kbps={} peer_delay={:?} -> {:?}",
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis()),
+                // The clock of the rate timeline's points, to line them up.
+                crate::media::clock::now_us() / 1000,
                 self.estimator.rate().map(|r| (r * 8.0 / 1000.0) as u32),
                 backlog,
                 self.audio_bps,
