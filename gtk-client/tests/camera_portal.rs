@@ -63,15 +63,23 @@ fn a_denied_portal_falls_back_to_the_test_pattern() {
 #[test]
 fn the_portal_remote_serves_one_pipeline_after_another() {
     let Some(desktop) = Desktop::start("portal-twice", "yes") else { return };
+    run_on(&desktop, "capture_twice_on_the_portal_remote", &[]);
+}
+
+/// Runs the ignored test `name` of this binary in a child process on
+/// `desktop`'s session bus (with `env` too); panics with its output unless
+/// it passed.
+fn run_on(desktop: &Desktop, name: &str, env: &[(&str, &std::ffi::OsStr)]) {
     let me = std::env::current_exe().expect("the test binary");
     let out = Command::new(me)
-        .args(["--exact", "capture_twice_on_the_portal_remote", "--ignored", "--test-threads=1"])
+        .args(["--exact", name, "--ignored", "--test-threads=1"])
         .envs(desktop.client_env())
+        .envs(env.iter().copied())
         .env("GST_REGISTRY", support::gst_registry())
         .output()
-        .expect("run the capture in a child process");
+        .expect("run the test in a child process");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    assert!(out.status.success() && text.contains("1 passed"), "{:?}:\n{text}", out.status);
 }
 
 /// The child of the test above, on its private session bus.
@@ -163,17 +171,9 @@ fn grid(o: &Outcome, key: &str) -> Vec<i64> {
 #[test]
 fn listing_devices_again_and_again_keeps_the_heap_whole() {
     let Some(desktop) = Desktop::start("portal-lists", "yes") else { return };
-    let me = std::env::current_exe().expect("the test binary");
-    let out = Command::new(me)
-        .args(["--exact", "list_devices_on_threads_that_end", "--ignored", "--test-threads=1"])
-        .envs(desktop.client_env())
-        // The device monitor finds the desktop's PipeWire there.
-        .env("XDG_RUNTIME_DIR", desktop.runtime_dir())
-        .env("GST_REGISTRY", support::gst_registry())
-        .output()
-        .expect("run the listings in a child process");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("1 passed"), "{:?}:\n{text}", out.status);
+    // The device monitor finds the desktop's PipeWire in its runtime dir.
+    let runtime = desktop.runtime_dir();
+    run_on(&desktop, "list_devices_on_threads_that_end", &[("XDG_RUNTIME_DIR", runtime.as_os_str())]);
 }
 
 /// The child of the test above, on its private session bus and PipeWire.

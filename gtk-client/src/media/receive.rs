@@ -481,19 +481,7 @@ mod tests {
         let ((pv, video), (pa, audio)) = (make(), make());
         let stats = Arc::new(Stats::default());
         let route = FrameRoute::default();
-        route.attach(Targets {
-            video: Some(video),
-            audio: Some(audio),
-            video_base: Arc::new(AtomicU64::new(UNSET)),
-            audio_base: Arc::new(AtomicU64::new(UNSET)),
-            last_audio_pts: None,
-            stats: stats.clone(),
-            undecoded: Arc::new(AtomicU64::new(0)),
-            seen_key: false,
-            dropping_video: false,
-            one_way: OneWay::default(),
-            notify: Arc::new(|_| {}),
-        });
+        route.attach(Targets { video: Some(video), audio: Some(audio), ..no_pipelines(&stats) });
         for (kind, pts) in
             [(MediaKind::Video, 0), (MediaKind::Video, u64::MAX - 1), (MediaKind::Video, u64::MAX)]
                 .into_iter()
@@ -515,6 +503,7 @@ mod tests {
         }
     }
 
+    /// A call's targets with no pipelines behind them (frames are counted).
     fn no_pipelines(stats: &Arc<Stats>) -> Targets {
         Targets {
             video: None,
