@@ -167,7 +167,7 @@ impl Client {
     fn decode(&mut self) -> Option<Msg> {
         let dec = Decoder::new(1 << 16, 1 << 24);
         let (msg, consumed) = match dec.decode_server(&self.buf) {
-            Ok(Status::Complete { item: Decoded::Media { header, payload }, consumed }) => {
+            Ok(Status::Complete { item: Decoded::Media { header, payload, .. }, consumed }) => {
                 let mut h = Vec::new();
                 header.encode(&mut h);
                 let header = String::from_utf8_lossy(&h).trim_end().to_owned();

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::error::ParseError;
 use crate::line::{fields, line_text, split_command};
-use crate::types::{MediaHeader, MediaKind, MediaState, Target};
+use crate::types::{ClientId, MediaHeader, MediaKind, MediaState, Target, parse_id};
 use crate::{ErrorCode, MAX_FRAME};
 
 /// One line from a client, parsed. Borrows from the line.
@@ -49,6 +49,17 @@ pub enum Command<'a> {
     /// `media <audio|video> <on|off>`: during a call, the user turned the
     /// microphone or the camera off or back on; relayed to the peer.
     MediaState(MediaState),
+    /// `features <name>...`: turn on protocol features (group calls:
+    /// [`crate::FEATURE_GROUP`]); the names, one space apart.
+    Features(&'a str),
+    /// `invite <target>`: during a call, ask someone to join it.
+    Invite(Target<'a>),
+    /// `keyframe <id>`: in a group call, ask one party for an independent
+    /// video frame.
+    KeyframeOf(ClientId),
+    /// `delay <ms> <id>`: in a group call, how long one party's media waits
+    /// on its way to this client; relayed to that party only.
+    DelayOf(u32, ClientId),
 }
 
 impl<'a> Command<'a> {
@@ -84,7 +95,10 @@ impl<'a> Command<'a> {
             "start" => fields::<0>(args).map(|_| Command::Start),
             "video" => MediaHeader::parse(MediaKind::Video, args, max_frame).map(Command::Media),
             "audio" => MediaHeader::parse(MediaKind::Audio, args, max_frame).map(Command::Media),
-            "keyframe" => fields::<0>(args).map(|_| Command::Keyframe),
+            "keyframe" => match args {
+                None => Ok(Command::Keyframe),
+                Some(_) => parse_id(fields::<1>(args)?[0]).map(Command::KeyframeOf),
+            },
             "msg" => match args {
                 Some(text) if !text.is_empty() => Ok(Command::Msg(text)),
                 _ => Err(ParseError::bad("msg needs text")),
@@ -102,7 +116,18 @@ impl<'a> Command<'a> {
                 let [target] = fields::<1>(args)?;
                 Target::parse(target).map(Command::Unblock)
             }
-            "delay" => crate::types::parse_delay_ms(fields::<1>(args)?[0]).map(Command::Delay),
+            "delay" => match fields::<2>(args) {
+                Ok([ms, id]) => Ok(Command::DelayOf(crate::types::parse_delay_ms(ms)?, parse_id(id)?)),
+                Err(_) => crate::types::parse_delay_ms(fields::<1>(args)?[0]).map(Command::Delay),
+            },
+            "features" => {
+                let list = args.unwrap_or("");
+                crate::group::check_features(list, false).map(|()| Command::Features(list))
+            }
+            "invite" => {
+                let [target] = fields::<1>(args)?;
+                Target::parse(target).map(Command::Invite)
+            }
             "media" => MediaState::parse(args).map(Command::MediaState),
             "" => Err(ParseError::unknown("empty line")),
             _ => Err(ParseError::unknown("no such command")),
@@ -141,6 +166,10 @@ impl<'a> Command<'a> {
             Command::Auth(password) => writeln!(out, "auth {password}"),
             Command::Block(target) => writeln!(out, "block {target}"),
             Command::Unblock(target) => writeln!(out, "unblock {target}"),
+            Command::Features(list) => writeln!(out, "features {list}"),
+            Command::Invite(target) => writeln!(out, "invite {target}"),
+            Command::KeyframeOf(id) => writeln!(out, "keyframe {id}"),
+            Command::DelayOf(ms, id) => writeln!(out, "delay {ms} {id}"),
         };
     }
 }
@@ -181,6 +210,17 @@ mod tests {
             assert_eq!(parse(bad).map_err(|e| e.code), Err(ErrorCode::BadArgument), "{bad}");
         }
         assert_eq!(parse("msg hello there"), Ok(Command::Msg("hello there")));
+        let id: ClientId = "10.0.0.2:5".parse().unwrap();
+        assert_eq!(parse("features group"), Ok(Command::Features("group")));
+        assert_eq!(parse("features group later-thing"), Ok(Command::Features("group later-thing")));
+        assert_eq!(parse("invite cecylia"), Ok(Command::Invite(Target::Nick("cecylia"))));
+        assert_eq!(parse("keyframe 10.0.0.2:5"), Ok(Command::KeyframeOf(id)));
+        assert_eq!(parse("delay 40 10.0.0.2:5"), Ok(Command::DelayOf(40, id)));
+        for bad in
+            ["features", "features ", "features GROUP", "invite", "keyframe x", "keyframe ", "delay 40 x"]
+        {
+            assert_eq!(parse(bad).map_err(|e| e.code), Err(ErrorCode::BadArgument), "{bad}");
+        }
         assert_eq!(parse("ping"), Ok(Command::Ping));
         assert_eq!(parse("auth tajne hasło"), Ok(Command::Auth("tajne hasło")));
         assert_eq!(parse("block ala"), Ok(Command::Block(Target::Nick("ala"))));

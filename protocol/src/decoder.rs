@@ -1,8 +1,9 @@
 //! A stream decoder over a caller-owned buffer: lines and media payloads.
 
 use crate::error::{ErrorCode, FramingError, ParseError};
+use crate::group::Relayed;
 use crate::line::{Status, next_line};
-use crate::types::MediaHeader;
+use crate::types::{ClientId, MediaHeader};
 use crate::{Command, MAX_FRAME, MAX_LINE, ServerMsg};
 
 /// One item of a stream.
@@ -12,6 +13,9 @@ pub enum Decoded<'a, M> {
     Message(M),
     /// A media frame with its whole payload.
     Media {
+        /// Which party sent it, when the server said so (`from <id> video
+        /// ...`, to a client that turned on group calls).
+        from: Option<ClientId>,
         /// The parsed header line.
         header: MediaHeader,
         /// Exactly `header.len` payload bytes.
@@ -55,7 +59,8 @@ impl Decoder {
         buf: &'a [u8],
     ) -> Result<Status<Decoded<'a, ServerMsg<'a>>>, FramingError> {
         self.decode(buf, |line| match ServerMsg::parse(line, self.max_frame) {
-            Ok(ServerMsg::Media(h)) => Ok(Err(h)),
+            Ok(ServerMsg::Media(h)) => Ok(Err((h, None))),
+            Ok(ServerMsg::From { id, msg: Relayed::Media(h) }) => Ok(Err((h, Some(id)))),
             other => other.map(Ok),
         })
     }
@@ -66,16 +71,17 @@ impl Decoder {
     /// A [`FramingError`] when the stream cannot continue (over-long line or frame).
     pub fn decode_client<'a>(&self, buf: &'a [u8]) -> Result<Status<Decoded<'a, Command<'a>>>, FramingError> {
         self.decode(buf, |line| match Command::parse(line, self.max_frame) {
-            Ok(Command::Media(h)) => Ok(Err(h)),
+            Ok(Command::Media(h)) => Ok(Err((h, None))),
             other => other.map(Ok),
         })
     }
 
-    /// `parse` returns `Ok(Ok(message))`, `Ok(Err(media header))` or a parse error.
+    /// `parse` returns `Ok(Ok(message))`, `Ok(Err((media header, sender)))`
+    /// or a parse error.
     fn decode<'a, M>(
         &self,
         buf: &'a [u8],
-        parse: impl FnOnce(&'a [u8]) -> Result<Result<M, MediaHeader>, ParseError>,
+        parse: impl FnOnce(&'a [u8]) -> Result<Result<M, (MediaHeader, Option<ClientId>)>, ParseError>,
     ) -> Result<Status<Decoded<'a, M>>, FramingError> {
         let (line, used) = match next_line(buf, self.max_line)? {
             Status::Complete { item, consumed } => (item, consumed),
@@ -83,10 +89,10 @@ impl Decoder {
         };
         let (item, payload_len) = match parse(line) {
             Ok(Ok(msg)) => (Decoded::Message(msg), 0),
-            Ok(Err(header)) => {
+            Ok(Err((header, from))) => {
                 let len = header.len as usize;
                 match buf.get(used..used + len) {
-                    Some(payload) => (Decoded::Media { header, payload }, len),
+                    Some(payload) => (Decoded::Media { from, header, payload }, len),
                     None => return Ok(Status::Partial),
                 }
             }
@@ -137,6 +143,7 @@ mod tests {
         assert_eq!(
             item,
             Decoded::Media {
+                from: None,
                 header: MediaHeader { kind: MediaKind::Video, pts: 1, key: true, len: 4 },
                 payload: b"abcd"
             }
@@ -158,6 +165,24 @@ mod tests {
         assert_eq!(items.len(), 2);
         assert!(items[0].contains("Invalid"));
         assert!(items[1].contains("Ping"));
+    }
+
+    #[test]
+    fn media_in_an_envelope_names_its_sender() {
+        let dec = Decoder::default();
+        let Ok(Status::Complete { item, consumed }) = dec.decode_server(b"from 10.0.0.3:9 audio 5 k 2\nxyz")
+        else {
+            panic!("expected a frame");
+        };
+        assert_eq!(consumed, 30);
+        let from = "10.0.0.3:9".parse().ok();
+        let header = MediaHeader { kind: MediaKind::Audio, pts: 5, key: true, len: 2 };
+        assert_eq!(item, Decoded::Media { from, header, payload: b"xy" });
+        let Ok(Status::Complete { item, consumed }) = dec.decode_server(b"from x audio 5 k 2\nxyping\n")
+        else {
+            panic!("expected an invalid line");
+        };
+        assert!(matches!(item, Decoded::Invalid(_)) && consumed == 21, "{item:?} {consumed}");
     }
 
     #[test]

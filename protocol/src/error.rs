@@ -42,11 +42,17 @@ pub enum ErrorCode {
     AuthFailed,
     /// The server accepts only TLS connections; it closes this one.
     TlsRequired,
+    /// `invite`: the invited client, or a party of the call, has not turned
+    /// on group calls (`features group`).
+    NotSupported,
+    /// `invite`: the call already has as many parties (and pending
+    /// invitations) as the server allows.
+    RoomFull,
 }
 
 impl ErrorCode {
     /// Every code, in the order `docs/PROTOCOL.md` lists them.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::UnknownCommand,
         ErrorCode::BadArgument,
         ErrorCode::NoSuchClient,
@@ -65,6 +71,8 @@ impl ErrorCode {
         ErrorCode::AuthRequired,
         ErrorCode::AuthFailed,
         ErrorCode::TlsRequired,
+        ErrorCode::NotSupported,
+        ErrorCode::RoomFull,
     ];
 
     /// The code as it appears on the wire.
@@ -88,6 +96,8 @@ impl ErrorCode {
             ErrorCode::AuthRequired => "auth-required",
             ErrorCode::AuthFailed => "auth-failed",
             ErrorCode::TlsRequired => "tls-required",
+            ErrorCode::NotSupported => "not-supported",
+            ErrorCode::RoomFull => "room-full",
         }
     }
 

@@ -23,6 +23,7 @@ mod decoder;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod group;
 mod line;
 mod nick;
 mod server_msg;
@@ -31,6 +32,7 @@ mod types;
 pub use command::Command;
 pub use decoder::{Decoded, Decoder};
 pub use error::{ErrorCode, FramingError, ParseError};
+pub use group::{DeclineReason, FEATURE_GROUP, MAX_FEATURES, Relayed};
 pub use line::{Status, next_line};
 pub use nick::{NickError, check_nick, nick_key};
 pub use server_msg::ServerMsg;

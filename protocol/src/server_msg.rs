@@ -4,6 +4,7 @@ use std::io::Write;
 use std::num::NonZeroU32;
 
 use crate::error::{ErrorCode, ParseError};
+use crate::group::{DeclineReason, Relayed, check_features};
 use crate::line::{fields, line_text, split_command};
 use crate::types::{
     ClientId, MediaHeader, MediaKind, MediaState, Nick, NickDisplay, PeerState, Presence, StopReason, Target,
@@ -86,6 +87,48 @@ pub enum ServerMsg<'a> {
     /// limit (the sender should keep its media below it); `None` (`rate -`)
     /// when it no longer is.
     Rate(Option<NonZeroU32>),
+    /// `ok features [<name>...]`: the features turned on, of those asked for.
+    OkFeatures(&'a str),
+    /// `inviting <id>`: the invited client is being asked to join your call.
+    Inviting(ClientId),
+    /// `with <id> <nick>`: right after an `ask`, one more party already in
+    /// the call you are asked to join (group calls).
+    With {
+        /// That party's id.
+        id: ClientId,
+        /// Its nick.
+        nick: Nick<'a>,
+    },
+    /// `joined <id> <nick>`: a party is now in your call; its media may follow.
+    Joined {
+        /// The party's id.
+        id: ClientId,
+        /// Its nick.
+        nick: Nick<'a>,
+    },
+    /// `left <id> <reason>`: a party left your call, which goes on; nothing
+    /// more of it follows.
+    Left {
+        /// The party's id.
+        id: ClientId,
+        /// `hangup` or `disconnected`.
+        reason: StopReason,
+    },
+    /// `declined <id> <reason>`: your invitation did not end in a join.
+    Declined {
+        /// The invited client's id.
+        id: ClientId,
+        /// Why.
+        reason: DeclineReason,
+    },
+    /// `from <id> <line>`: a line (or media frame) from party `id`, or
+    /// `rate` about it, to a client that turned on group calls.
+    From {
+        /// The party the line is from or about.
+        id: ClientId,
+        /// The line.
+        msg: Relayed<'a>,
+    },
     /// `error <code> [text]`.
     Error {
         /// The error code.
@@ -107,6 +150,15 @@ impl<'a> ServerMsg<'a> {
             "hello" => {
                 let [id, version] = fields::<2>(args)?;
                 ServerMsg::Hello { id: parse_id(id)?, version }
+            }
+            "ok" if args.is_some_and(|a| a == "features" || a.starts_with("features ")) => {
+                let list = args.and_then(|a| a.strip_prefix("features")).unwrap_or("");
+                let list = list.strip_prefix(' ').unwrap_or(list);
+                if list.is_empty() && args.is_some_and(|a| a.len() > "features".len()) {
+                    return Err(ParseError::bad("ok features: names one space apart"));
+                }
+                check_features(list, true)?;
+                ServerMsg::OkFeatures(list)
             }
             "ok" => match (fields::<2>(args), fields::<1>(args)) {
                 (Ok(["name", nick]), _) => ServerMsg::OkName(nick),
@@ -145,6 +197,24 @@ impl<'a> ServerMsg<'a> {
             "delay" => ServerMsg::Delay(crate::types::parse_delay_ms(fields::<1>(args)?[0])?),
             "media" => ServerMsg::MediaState(MediaState::parse(args)?),
             "error" => parse_error(args)?,
+            "inviting" => ServerMsg::Inviting(one_id(args)?),
+            "with" => {
+                let [id, nick] = fields::<2>(args)?;
+                ServerMsg::With { id: parse_id(id)?, nick: parse_nick(nick)? }
+            }
+            "joined" => {
+                let [id, nick] = fields::<2>(args)?;
+                ServerMsg::Joined { id: parse_id(id)?, nick: parse_nick(nick)? }
+            }
+            "left" => {
+                let [id, reason] = fields::<2>(args)?;
+                ServerMsg::Left { id: parse_id(id)?, reason: StopReason::parse(reason)? }
+            }
+            "declined" => {
+                let [id, reason] = fields::<2>(args)?;
+                ServerMsg::Declined { id: parse_id(id)?, reason: DeclineReason::parse(reason)? }
+            }
+            "from" => parse_from(args, max_frame)?,
             _ => return parse_client_entry(word, args),
         };
         Ok(msg)
@@ -185,6 +255,17 @@ impl<'a> ServerMsg<'a> {
             ServerMsg::Rate(None) => writeln!(out, "rate -"),
             ServerMsg::Delay(ms) => writeln!(out, "delay {ms}"),
             ServerMsg::MediaState(state) => writeln!(out, "{}", state.line()),
+            ServerMsg::OkFeatures("") => writeln!(out, "ok features"),
+            ServerMsg::OkFeatures(list) => writeln!(out, "ok features {list}"),
+            ServerMsg::Inviting(id) => writeln!(out, "inviting {id}"),
+            ServerMsg::With { id, nick } => writeln!(out, "with {id} {}", NickDisplay(nick)),
+            ServerMsg::Joined { id, nick } => writeln!(out, "joined {id} {}", NickDisplay(nick)),
+            ServerMsg::Left { id, reason } => writeln!(out, "left {id} {}", reason.as_str()),
+            ServerMsg::Declined { id, reason } => writeln!(out, "declined {id} {reason}"),
+            ServerMsg::From { id, msg } => {
+                msg.encode_from(id, out);
+                Ok(())
+            }
             ServerMsg::Error { code, text: Some(text) } => writeln!(out, "error {code} {text}"),
             ServerMsg::Error { code, text: None } => writeln!(out, "error {code}"),
         };
@@ -202,8 +283,24 @@ fn one_id(args: Option<&str>) -> Result<ClientId, ParseError> {
     parse_id(fields::<1>(args)?[0])
 }
 
+/// `from <id> <line>`. The inner line is parsed first, so that a media
+/// frame inside an envelope whose id is bad still has its payload skipped.
+fn parse_from(args: Option<&str>, max_frame: u32) -> Result<ServerMsg<'_>, ParseError> {
+    let (id, rest) = split_command(args.ok_or(ParseError::bad("from needs an id and a line"))?);
+    let msg = Relayed::parse(rest.ok_or(ParseError::bad("from needs a line"))?, max_frame)?;
+    match parse_id(id) {
+        Ok(id) => Ok(ServerMsg::From { id, msg }),
+        Err(mut e) => {
+            if let Relayed::Media(header) = msg {
+                e.skip = header.len;
+            }
+            Err(e)
+        }
+    }
+}
+
 /// `-`, or a decimal number of kbit/s from 1 to `u32::MAX`.
-fn parse_rate(s: &str) -> Result<Option<NonZeroU32>, ParseError> {
+pub(crate) fn parse_rate(s: &str) -> Result<Option<NonZeroU32>, ParseError> {
     if s == "-" {
         return Ok(None);
     }
@@ -266,6 +363,17 @@ mod tests {
             "rate -",
             "error not-in-call",
             "error bad-argument ask takes yes or no",
+            "error room-full",
+            "ok features",
+            "ok features group",
+            "inviting 127.0.0.1:3",
+            "with 127.0.0.1:3 cecylia",
+            "joined [::1]:3 -",
+            "left 127.0.0.1:3 hangup",
+            "declined 127.0.0.1:3 timeout",
+            "from 127.0.0.1:3 video 1 k 100",
+            "from 127.0.0.1:3 msg dzień dobry",
+            "from 127.0.0.1:3 rate -",
         ] {
             let msg = ServerMsg::parse(line.as_bytes(), MAX_FRAME).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(msg.to_line(), format!("{line}\n").into_bytes(), "{line}");
@@ -284,9 +392,25 @@ mod tests {
             "error nope",
             "1.2.3.4:5 idle ala",
             "wat",
+            "ok features ",
+            "ok features Group",
+            "ok featuresx",
+            "left 1.2.3.4:5 cancelled x",
+            "declined 1.2.3.4:5 maybe",
+            "from 1.2.3.4:5",
+            "from 1.2.3.4:5 pong",
+            "from x keyframe",
         ] {
             assert!(ServerMsg::parse(line.as_bytes(), MAX_FRAME).is_err(), "{line}");
         }
+    }
+
+    #[test]
+    fn a_bad_envelope_still_skips_its_payload() {
+        let e = ServerMsg::parse(b"from nobody video 1 k 7", MAX_FRAME).unwrap_err();
+        assert_eq!((e.code, e.skip), (ErrorCode::BadArgument, 7));
+        let e = ServerMsg::parse(b"from 1.2.3.4:5 video x k 7", MAX_FRAME).unwrap_err();
+        assert_eq!(e.skip, 7);
     }
 
     #[test]

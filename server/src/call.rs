@@ -4,9 +4,13 @@ use std::time::Instant;
 
 use komunikator_protocol::ClientId;
 
-/// Where a client is in a call. The registry keeps both parties consistent:
-/// `Calling { callee }` on one side always pairs with `Asked { caller }` on
-/// the other, and `InCall` pairs with `InCall`.
+use crate::room::RoomId;
+
+/// Where a client is in a call. The registry keeps the parties consistent:
+/// `Calling { callee }` on one side always pairs with `Asked { caller, room:
+/// None }` on the other; `Asked { caller, room: Some(r) }` is an invitation
+/// by `caller`, a member of room `r`, listed in the room; and every member of
+/// a room is `InCall` with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
     /// Free to call or be called.
@@ -18,17 +22,20 @@ pub enum Call {
         /// When the call started ringing.
         since: Instant,
     },
-    /// `caller` is calling this client, which has not answered yet.
+    /// `caller` is calling this client, or inviting it into its call, and
+    /// it has not answered yet.
     Asked {
-        /// Who is calling.
+        /// Who is calling or inviting.
         caller: ClientId,
         /// When the call started ringing.
         since: Instant,
+        /// The call it is invited into; `None` for a new two-party call.
+        room: Option<RoomId>,
     },
-    /// In a call with `peer`; media flows.
+    /// In call `room`; media flows between its members.
     InCall {
-        /// The other party.
-        peer: ClientId,
+        /// The call.
+        room: RoomId,
     },
 }
 

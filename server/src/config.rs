@@ -81,6 +81,11 @@ pub struct Config {
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub ring_timeout: u64,
 
+    /// Most parties in one call, counting invitations still ringing
+    /// (group calls; 2 turns `invite` off).
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=64))]
+    pub max_room: u32,
+
     /// Seconds after which a silent peer (vanished without closing) is considered dead.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub dead_peer_timeout: u64,

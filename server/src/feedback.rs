@@ -27,7 +27,7 @@
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
-use komunikator_protocol::ServerMsg;
+use komunikator_protocol::Relayed;
 
 use crate::pacing::Sample;
 use crate::registry::Conn;
@@ -175,16 +175,26 @@ pub fn kbps(bytes_per_s: f64) -> NonZeroU32 {
     NonZeroU32::new(kbps as u32).unwrap_or(NonZeroU32::MIN)
 }
 
-/// Delivers the receiver `conn`'s pending line, if any, to its peer, the
-/// sender. Runs on `conn`'s writer thread, holding no lock when called.
-/// Outside a call the line is dropped: it was decided for a call that ended.
+/// Delivers the receiver `conn`'s pending line, if any, to the senders:
+/// every other party of its call. In a group call the receiver's link is
+/// shared by all of them, so each is told an equal share of the rate.
+/// Runs on `conn`'s writer thread, holding no lock when called. Outside a
+/// call the line is dropped: it was decided for a call that ended.
 pub fn deliver(conn: &Conn) {
-    conn.with_peer(|peer| {
-        let Some(line) = conn.outbox.take_report() else { return };
-        if let Some(peer) = peer {
-            let line = ServerMsg::Rate(line).to_line();
-            crate::log!(Debug, "{}: its peer is told {}", conn.id, String::from_utf8_lossy(&line).trim_end());
-            peer.push_control(line);
+    conn.with_links(|links| {
+        let Some(rate) = conn.outbox.take_report() else { return };
+        let senders = u32::try_from(links.len()).unwrap_or(u32::MAX).max(1);
+        let share = rate.map(|kbps| NonZeroU32::new(kbps.get() / senders).unwrap_or(NonZeroU32::MIN));
+        for link in links {
+            let line = Relayed::Rate(share).to_line(conn.id, link.enveloped);
+            crate::log!(
+                Debug,
+                "{}: {} is told {}",
+                conn.id,
+                link.id,
+                String::from_utf8_lossy(&line).trim_end()
+            );
+            link.outbox.push_control(line);
         }
     });
 }

@@ -22,6 +22,7 @@ pub mod outbox;
 pub mod pacing;
 pub mod registry;
 pub mod relay;
+pub mod room;
 pub mod session;
 pub mod splice;
 pub mod throttle;

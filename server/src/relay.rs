@@ -1,9 +1,11 @@
-//! `handle_connection`: passes a call's media from one party to the other.
+//! `handle_connection`: passes a call's media from one party to the others.
 //!
 //! Runs on the sending client's session thread. A frame normally is read
 //! straight from the socket into one buffer that already holds its header
-//! line, then queued on the peer's outbox under the drop policy (see
-//! [`crate::outbox`]). A large video frame between two plain-text clients
+//! line, then queued on each receiver's outbox under that receiver's own
+//! drop policy (see [`crate::outbox`]), so one slow party never holds up the
+//! others. A receiver that turned on group calls gets it in the `from <id>`
+//! envelope. A large video frame between two plain-text clients
 //! whose payload has fully arrived may skip the buffer (`--splice`) when the
 //! peer's socket is idle: its payload is spliced from socket to socket (see [`crate::splice`]),
 //! and whatever the peer's socket cannot take at once is read into memory
@@ -12,15 +14,16 @@
 
 use std::sync::Arc;
 
-use komunikator_protocol::{ErrorCode, MediaHeader, MediaKind, ServerMsg};
+use komunikator_protocol::{ClientId, ErrorCode, MediaHeader, MediaKind, Relayed, ServerMsg};
 
 use crate::outbox::{Direct, DirectWrite, MediaFrame, Outbox, Pushed};
-use crate::registry::Conn;
+use crate::registry::{Conn, Link};
 use crate::session::{End, Reader};
 use crate::splice::SPLICE_MIN;
 
-/// Reads the payload announced by `header` and relays it to `conn`'s peer;
-/// `splice`: large video payloads may be spliced (`--splice`).
+/// Reads the payload announced by `header` and relays it to the other
+/// parties of `conn`'s call; `splice`: large video payloads may be spliced
+/// (`--splice`) when there is one receiver.
 ///
 /// # Errors
 /// When the payload cannot be read (closed, reset or too slow).
@@ -32,12 +35,16 @@ pub fn handle_connection(
 ) -> Result<(), End> {
     let len = header.len as usize;
     let direct = splice && header.kind == MediaKind::Video && len >= SPLICE_MIN && reader.splice_ready(len);
-    let mut head = Vec::with_capacity(if direct { 48 + reader.buffered().len().min(len) } else { len + 48 });
-    header.encode(&mut head);
-    let claim = conn.with_peer(|peer| {
-        peer.map(
-            |p| if direct { Outbox::begin_direct(p, header.key, head.len() + len) } else { Direct::Busy },
-        )
+    let buffered = reader.buffered().len().min(len);
+    let claim = conn.with_links(|links| match links {
+        [] => None,
+        [only] if direct => {
+            let mut head = Vec::with_capacity(96 + buffered);
+            head.extend_from_slice(&Relayed::Media(header).to_line(conn.id, only.enveloped));
+            let claim = Outbox::begin_direct(&only.outbox, (conn.id, header.key), head.len() + len);
+            Some((claim, head))
+        }
+        _ => Some((Direct::Busy, Vec::new())),
     });
     match claim {
         None => {
@@ -45,29 +52,56 @@ pub fn handle_connection(
             conn.send_error(ErrorCode::NotInCall, "media is relayed only during a call");
             Ok(())
         }
-        Some(Direct::Dropped(pushed)) => {
+        Some((Direct::Dropped(pushed), _)) => {
             reader.skip(len)?;
             answer(conn, Some(pushed));
             Ok(())
         }
-        Some(Direct::Claimed(out)) => splice_frame(reader, out, head, len),
-        Some(Direct::Busy) => {
-            let frame = read_frame(reader, header, head, len)?;
-            answer(conn, conn.with_peer(|peer| peer.map(|p| p.push_media(frame))));
+        Some((Direct::Claimed(out), head)) => splice_frame(reader, out, head, len),
+        Some((Direct::Busy, _)) => {
+            let mut bytes = Vec::with_capacity(len + 48);
+            header.encode(&mut bytes);
+            let at = bytes.len();
+            read_payload(reader, &mut bytes, len)?;
+            answer(conn, conn.with_links(|links| fan_out(conn.id, links, header, bytes, at)));
             Ok(())
         }
     }
 }
 
-/// Reads the payload into `bytes`, after the header line already there.
-fn read_frame(
-    reader: &mut Reader,
+/// Queues one frame (`bytes`: the bare header line, `payload_at` long, and
+/// the payload) for every receiver in `links`, in the envelope for those
+/// that asked for it. Returns the most urgent fate for the sender, or
+/// `None` outside a call.
+fn fan_out(
+    from: ClientId,
+    links: &[Link],
     header: MediaHeader,
-    mut bytes: Vec<u8>,
-    len: usize,
-) -> Result<MediaFrame, End> {
-    read_payload(reader, &mut bytes, len)?;
-    Ok(MediaFrame { kind: header.kind, key: header.key, bytes })
+    bytes: Vec<u8>,
+    payload_at: usize,
+) -> Option<Pushed> {
+    let (last, rest) = links.split_last()?;
+    let copy_for = |link: &Link, bytes: &[u8]| {
+        if link.enveloped {
+            let mut out = Relayed::Media(header).to_line(from, true);
+            out.extend_from_slice(&bytes[payload_at..]);
+            out
+        } else {
+            bytes.to_vec()
+        }
+    };
+    let frame = |bytes| MediaFrame { from, kind: header.kind, key: header.key, bytes };
+    let mut fate = Pushed::Queued;
+    for link in rest {
+        fate = worse(fate, link.outbox.push_media(frame(copy_for(link, &bytes))));
+    }
+    let bytes = if last.enveloped { copy_for(last, &bytes) } else { bytes };
+    Some(worse(fate, last.outbox.push_media(frame(bytes))))
+}
+
+/// Of two fates, the one the sender must act on: a keyframe request wins.
+fn worse(a: Pushed, b: Pushed) -> Pushed {
+    if b == Pushed::DroppedNeedKeyframe { b } else { a }
 }
 
 /// Appends the next `len` payload bytes, buffered ones first, to `out`.

@@ -62,7 +62,7 @@ fn receive(stream: &mut TcpStream, fast: Instant, done: &AtomicBool) -> Vec<u64>
         buf.extend_from_slice(&chunk[..n]);
         let mut start = 0;
         while let Ok(Status::Complete { item, consumed }) = dec.decode_server(&buf[start..]) {
-            if let Decoded::Media { header, payload } = item {
+            if let Decoded::Media { header, payload, .. } = item {
                 assert_eq!(header.kind, MediaKind::Video);
                 got.push(u64::from_le_bytes(payload[..8].try_into().unwrap()));
             }

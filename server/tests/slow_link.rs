@@ -52,7 +52,7 @@ fn receive(stream: &mut std::net::TcpStream, t0: Instant, speedup: Instant, end:
         let arrived = t0.elapsed();
         let dec = Decoder::new(1 << 16, 1 << 24);
         while let Ok(Status::Complete { item, consumed }) = dec.decode_server(&buf) {
-            if let Decoded::Media { header, payload } = item {
+            if let Decoded::Media { header, payload, .. } = item {
                 let micros = u64::from_le_bytes(payload[..8].try_into().unwrap());
                 let captured = Duration::from_micros(micros);
                 got.push(Got { kind: header.kind, key: header.key, captured, arrived });

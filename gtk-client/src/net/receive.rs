@@ -96,7 +96,7 @@ fn read(
                 Ok(Status::Complete { item, consumed }) => {
                     at += consumed;
                     match item {
-                        Decoded::Media { header, payload } => frames.frame(&header, payload),
+                        Decoded::Media { header, payload, .. } => frames.frame(&header, payload),
                         Decoded::Message(msg) => {
                             // In stream order: frames after `start` are the
                             // call's, frames after `stop` are nobody's.

@@ -57,7 +57,7 @@ impl Peer {
             match dec.decode_server(&self.buf) {
                 Ok(Status::Complete { item, consumed }) => {
                     let got = match item {
-                        Decoded::Media { header, payload } => Got::Media(header, payload.to_vec()),
+                        Decoded::Media { header, payload, .. } => Got::Media(header, payload.to_vec()),
                         Decoded::Message(msg) => Got::Line(line_of(&msg)),
                         Decoded::Invalid(e) => Got::Line(format!("invalid: {e}")),
                     };

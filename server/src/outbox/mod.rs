@@ -56,12 +56,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use komunikator_protocol::MediaKind;
+use komunikator_protocol::{ClientId, MediaKind};
 
 use crate::feedback::{self, Feedback};
 use crate::pacing::{self, Gate, Pacer, Sample};
 
 mod direct;
+mod senders;
 mod writer;
 
 pub use direct::{DIRECT_STALL, Direct, DirectWrite};
@@ -70,6 +71,8 @@ pub use writer::spawn_writer;
 /// A media frame as it goes on the wire: its header line and payload in one buffer.
 #[derive(Debug)]
 pub struct MediaFrame {
+    /// The party that sent it.
+    pub from: ClientId,
     /// Audio or video.
     pub kind: MediaKind,
     /// A keyframe (video) or independent packet (audio).
@@ -140,7 +143,8 @@ struct State {
     control_bytes: usize,
     media_bytes: usize,
     dropping_video: bool,
-    last_keyframe_request: Option<Instant>,
+    /// Each sender's video since the last congestion (see [`senders`]).
+    senders: senders::Senders,
     /// Video stays dropped, keyframes included, until then (the backoff).
     paused_until: Option<Instant>,
     /// The current backoff pause; zero when the receiver kept up last time.
@@ -356,7 +360,7 @@ impl Outbox {
 
     fn push_video(&self, s: &mut State, frame: MediaFrame, now: Instant) -> Pushed {
         let len = frame.bytes.len();
-        if let Some(dropped) = self.admit_video(s, frame.key, len, now) {
+        if let Some(dropped) = self.admit_video(s, (frame.from, frame.key), len, now) {
             return dropped;
         }
         // On a slow link video goes through the writer, which paces it.
@@ -368,9 +372,17 @@ impl Outbox {
         Pushed::Queued
     }
 
-    /// The video drop policy: `None` when a `len`-byte frame may go to the
-    /// receiver (and is counted as queued), otherwise how it was dropped.
-    fn admit_video(&self, s: &mut State, key: bool, len: usize, now: Instant) -> Option<Pushed> {
+    /// The video drop policy: `None` when a `len`-byte frame from `from`
+    /// (a keyframe when `key`) may go to the receiver (and is counted as
+    /// queued), otherwise how it was dropped. After a congestion every
+    /// sender's video resumes only at its own keyframe.
+    fn admit_video(
+        &self,
+        s: &mut State,
+        (from, key): (ClientId, bool),
+        len: usize,
+        now: Instant,
+    ) -> Option<Pushed> {
         let too_old = s.oldest_media().is_some_and(|t| now.duration_since(t) > self.limits.max_queue);
         // On a slow link a big frame right after another one is dropped too.
         let congested =
@@ -383,17 +395,18 @@ impl Outbox {
         if congested && !s.dropping_video {
             s.dropping_video = true;
             s.purge_video();
+            s.senders.cut_all();
             self.back_off(s, now, too_old);
             crate::log!(Debug, "receiver congested: dropping video until the next keyframe");
         }
-        if s.dropping_video {
+        let cut = s.senders.cut(from, key, s.dropping_video);
+        if s.dropping_video || cut {
             s.stats.video_dropped += 1;
-            s.feedback.limited(now);
+            if s.dropping_video {
+                s.feedback.limited(now);
+            }
             let paused = s.paused_until.is_some_and(|t| now < t);
-            let due = !paused
-                && s.last_keyframe_request.is_none_or(|t| now.duration_since(t) >= self.limits.max_queue);
-            if due {
-                s.last_keyframe_request = Some(now);
+            if !paused && s.senders.keyframe_due(from, now, self.limits.max_queue) {
                 s.stats.keyframe_requests += 1;
                 return Some(Pushed::DroppedNeedKeyframe);
             }
@@ -415,7 +428,7 @@ impl Outbox {
     /// lasts, the socket's writes time out after [`DIRECT_STALL`]. What the
     /// socket does not take in time goes to the writer through
     /// [`DirectWrite::spill`].
-    pub fn begin_direct(self: &Arc<Self>, key: bool, len: usize) -> Direct {
+    pub fn begin_direct(self: &Arc<Self>, (from, key): (ClientId, bool), len: usize) -> Direct {
         let Some(socket) = self.socket.as_ref().filter(|_| self.fast && self.limits.drop_policy) else {
             return Direct::Busy;
         };
@@ -425,7 +438,7 @@ impl Outbox {
         if !s.idle() || s.pacer.paced(len) {
             return Direct::Busy;
         }
-        if let Some(dropped) = self.admit_video(&mut s, key, len, now) {
+        if let Some(dropped) = self.admit_video(&mut s, (from, key), len, now) {
             return Direct::Dropped(dropped);
         }
         s.direct = true;
@@ -519,7 +532,7 @@ impl Outbox {
         s.video.clear();
         s.media_bytes = 0;
         s.dropping_video = false;
-        s.last_keyframe_request = None;
+        s.senders = senders::Senders::default();
         s.paused_until = None;
         s.backoff = Duration::ZERO;
         s.resumed_at = None;
@@ -527,6 +540,23 @@ impl Outbox {
         s.feedback.end_call();
         drop(s);
         self.ready.notify_all();
+    }
+
+    /// Drops the queued media of one sender (it left a call that goes on) and
+    /// forgets its video state. A frame being written stays whole.
+    pub fn purge_media_from(&self, from: ClientId) {
+        let mut s = self.lock();
+        let s = &mut *s;
+        for lane in [&mut s.audio, &mut s.video] {
+            lane.retain(|t| {
+                let keep = t.frame.from != from;
+                if !keep {
+                    s.media_bytes -= t.frame.bytes.len();
+                }
+                keep
+            });
+        }
+        s.senders.forget(from);
     }
 
     /// Stops accepting pushes; the writer sends the queued control lines, then
@@ -745,7 +775,7 @@ mod tests {
     }
 
     fn frame(kind: MediaKind, key: bool, len: usize) -> MediaFrame {
-        MediaFrame { kind, key, bytes: vec![0; len] }
+        MediaFrame { from: ([127, 0, 0, 1], 1).into(), kind, key, bytes: vec![0; len] }
     }
 
     #[test]
@@ -886,7 +916,10 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let socket = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let o = Arc::new(Outbox::new(limits(), Some(socket)).with_fast_path());
-        let Direct::Claimed(mut out) = Outbox::begin_direct(&o, true, 10) else { panic!("not claimed") };
+        let Direct::Claimed(mut out) = Outbox::begin_direct(&o, (([127, 0, 0, 1], 1).into(), true), 10)
+        else {
+            panic!("not claimed")
+        };
         o.purge_media();
         assert_eq!(out.send(b"video 1 k 3\n"), 0);
         out.spill().extend_from_slice(b"video 1 k 3\nabc");

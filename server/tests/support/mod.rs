@@ -234,10 +234,15 @@ impl Msg {
 
     /// A line the server may send at any moment, unasked: `presence`, and
     /// `rate` whenever a receiver falls behind (a loaded test machine makes
-    /// any test receiver slow now and then). Tests of other things skip them.
+    /// any test receiver slow now and then; in the `from` envelope for a
+    /// group-capable client). Tests of other things skip them.
     pub fn is_notice(&self) -> bool {
         let line = self.line();
-        line.starts_with("presence ") || line.starts_with("rate ")
+        let bare = match line.strip_prefix("from ") {
+            Some(rest) => rest.split_once(' ').map_or(rest, |(_, l)| l),
+            None => line,
+        };
+        line.starts_with("presence ") || bare.starts_with("rate ")
     }
 }
 
@@ -371,19 +376,12 @@ impl Client {
         let dec = Decoder::new(1 << 16, 1 << 24);
         let (msg, consumed) = match dec.decode_server(&self.buf) {
             Ok(Status::Complete { item, consumed }) => {
+                // The line as received (a media header with its envelope, if any).
+                let end = self.buf.iter().position(|&b| b == b'\n').unwrap();
+                let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
                 let msg = match item {
-                    Decoded::Media { header, payload } => {
-                        let mut h = Vec::new();
-                        header.encode(&mut h);
-                        Msg::Media {
-                            header: String::from_utf8_lossy(&h).trim_end().to_owned(),
-                            payload: payload.to_vec(),
-                        }
-                    }
-                    _ => {
-                        let end = self.buf.iter().position(|&b| b == b'\n').unwrap();
-                        Msg::Line(String::from_utf8_lossy(&self.buf[..end]).into_owned())
-                    }
+                    Decoded::Media { payload, .. } => Msg::Media { header: line, payload: payload.to_vec() },
+                    _ => Msg::Line(line),
                 };
                 (msg, consumed)
             }

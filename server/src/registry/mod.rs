@@ -28,13 +28,28 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use komunikator_protocol::{
-    ClientId, Command, ErrorCode, PeerState, Presence, ServerMsg, StopReason, Target,
+    ClientId, Command, DeclineReason, ErrorCode, PeerState, Presence, Relayed, ServerMsg, StopReason, Target,
 };
 
 use crate::call::{Call, TokenBucket};
 use crate::config::Config;
 use crate::floods::{self, Callee, Quiet, Refusal, RingLimits, Sources};
 use crate::outbox::Outbox;
+use crate::room::Rooms;
+
+mod group;
+
+/// Where one party's lines and frames go: another party of its call.
+#[derive(Clone)]
+pub struct Link {
+    /// The receiving party.
+    pub id: ClientId,
+    /// Its outbox.
+    pub outbox: Arc<Outbox>,
+    /// It turned on group calls: everything relayed to it goes in the
+    /// `from <id> ...` envelope.
+    pub enveloped: bool,
+}
 
 /// A connected client as its session thread and the media path see it.
 pub struct Conn {
@@ -42,26 +57,27 @@ pub struct Conn {
     pub id: ClientId,
     /// Where to queue lines and frames for this client.
     pub outbox: Arc<Outbox>,
-    /// The peer's outbox while a call is up. Set and cleared by the registry
-    /// under its lock; media frames are pushed while holding this slot, so
-    /// none can slip out after the call has ended.
-    peer: Mutex<Option<Arc<Outbox>>>,
+    /// The other parties of its call while one is up (empty otherwise). Set
+    /// and cleared by the registry under its lock; media frames are pushed
+    /// while holding this slot, so none can slip out after the call has
+    /// ended or a party has left.
+    links: Mutex<Vec<Link>>,
 }
 
 impl Conn {
     /// A connection handle for `id` that sends through `outbox`.
     pub fn new(id: ClientId, outbox: Arc<Outbox>) -> Conn {
-        Conn { id, outbox, peer: Mutex::new(None) }
+        Conn { id, outbox, links: Mutex::new(Vec::new()) }
     }
 
-    /// Runs `f` with the peer's outbox, or `None` outside a call, holding the slot.
-    pub fn with_peer<R>(&self, f: impl FnOnce(Option<&Arc<Outbox>>) -> R) -> R {
-        let slot = self.peer.lock().unwrap_or_else(PoisonError::into_inner);
-        f(slot.as_ref())
+    /// Runs `f` with the other parties of the call (none outside a call), holding the slot.
+    pub fn with_links<R>(&self, f: impl FnOnce(&[Link]) -> R) -> R {
+        let slot = self.links.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&slot)
     }
 
-    fn set_peer(&self, peer: Option<Arc<Outbox>>) {
-        *self.peer.lock().unwrap_or_else(PoisonError::into_inner) = peer;
+    fn links(&self) -> MutexGuard<'_, Vec<Link>> {
+        self.links.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Queues one server message for this client.
@@ -99,6 +115,8 @@ struct Client {
     renames_log: Quiet,
     /// Ring limits and blocks as a callee.
     callee: Callee,
+    /// It turned on group calls (`features group`).
+    group: bool,
     /// Whether this client's refused rings are being logged.
     rings_log: Quiet,
 }
@@ -115,6 +133,8 @@ struct Table {
     per_ip: HashMap<IpAddr, usize>,
     /// Ring limits per source address; they outlive connections.
     sources: Sources,
+    /// The calls.
+    rooms: Rooms,
 }
 
 /// The shared client table. See the module documentation.
@@ -188,6 +208,7 @@ impl Registry {
             renames_log: Quiet::default(),
             callee: Callee::new(self.ring_limits()),
             rings_log: Quiet::default(),
+            group: false,
         };
         t.clients.insert(id, client);
         broadcast_presence(&t, id);
@@ -200,7 +221,7 @@ impl Registry {
         end_call(&mut t, id, StopReason::Disconnected);
         broadcast_presence_as(&t, id, Presence::Gone);
         if let Some(client) = t.clients.remove(&id) {
-            client.conn.set_peer(None);
+            client.conn.links().clear();
         }
         release_ip(&mut t, id.ip());
     }
@@ -223,21 +244,25 @@ impl Registry {
             // The seed's `start`: the call started when the callee said
             // `ask yes`; in it there is nothing more to do.
             Command::Start => {
-                if conn.with_peer(|peer| peer.is_none()) {
+                if conn.with_links(<[Link]>::is_empty) {
                     conn.send_error(
                         ErrorCode::NotInCall,
                         "no started call: the server sends start when one begins",
                     );
                 }
             }
-            Command::Keyframe => forward(&conn, &ServerMsg::Keyframe),
-            Command::Delay(ms) => forward_latest(&conn, &ServerMsg::Delay(ms), b"delay "),
+            Command::Keyframe => forward(&conn, Relayed::Keyframe, None, None),
+            Command::KeyframeOf(to) => forward(&conn, Relayed::Keyframe, Some(to), None),
+            Command::Delay(ms) => forward(&conn, Relayed::Delay(ms), None, Some("delay ")),
+            Command::DelayOf(ms, to) => forward(&conn, Relayed::Delay(ms), Some(to), Some("delay ")),
             // One switch queued per kind at most: a newer one replaces it.
             Command::MediaState(state) => {
                 let key = format!("media {} ", state.kind.as_str());
-                forward_latest(&conn, &ServerMsg::MediaState(state), key.as_bytes());
+                forward(&conn, Relayed::MediaState(state), None, Some(&key));
             }
-            Command::Msg(text) => forward(&conn, &ServerMsg::Msg(text)),
+            Command::Msg(text) => forward(&conn, Relayed::Msg(text), None, None),
+            Command::Features(list) => group::features(&mut t, &conn, list),
+            Command::Invite(target) => self.invite(&mut t, &conn, target),
             Command::Ping => {
                 conn.send(&ServerMsg::Pong);
             }
@@ -276,7 +301,7 @@ impl Registry {
             return;
         }
         let Some(callee_client) = t.clients.get_mut(&callee) else { return };
-        callee_client.call = Call::Asked { caller: id, since: now };
+        callee_client.call = Call::Asked { caller: id, since: now, room: None };
         let callee_conn = Arc::clone(&callee_client.conn);
         let Some(caller) = t.clients.get_mut(&id) else { return };
         caller.call = Call::Calling { callee, since: now };
@@ -315,6 +340,7 @@ impl Registry {
             broadcast_presence(&t, caller);
             broadcast_presence(&t, callee);
         }
+        group::expire_invites(&mut t, now, timeout);
     }
 
     fn ring_limits(&self) -> RingLimits {
@@ -453,23 +479,28 @@ fn refresh(t: &Table, conn: &Conn) {
 
 fn answer(t: &mut Table, conn: &Conn, yes: bool) {
     let callee = conn.id;
-    let caller = match t.clients.get(&callee).map(|c| c.call) {
-        Some(Call::Asked { caller, .. }) => caller,
+    let (caller, room) = match t.clients.get(&callee).map(|c| c.call) {
+        Some(Call::Asked { caller, room, .. }) => (caller, room),
         _ => {
             conn.send_error(ErrorCode::NotAsked, "nobody is calling you");
             return;
         }
     };
+    if let Some(room) = room {
+        group::answer_invite(t, conn, room, yes);
+        return;
+    }
     let Some(caller_conn) = t.clients.get(&caller).map(|c| Arc::clone(&c.conn)) else { return };
     if yes {
         caller_conn.send(&ServerMsg::AskYes);
-        for (a, b) in [(&*caller_conn, conn), (conn, &*caller_conn)] {
-            a.outbox.start_call();
-            if let Some(c) = t.clients.get_mut(&a.id) {
-                c.call = Call::InCall { peer: b.id };
+        let room = t.rooms.open(vec![caller, callee]);
+        for party in [caller, callee] {
+            if let Some(c) = t.clients.get_mut(&party) {
+                c.conn.outbox.start_call();
+                c.call = Call::InCall { room };
             }
         }
-        link(&caller_conn, conn);
+        link(t, &caller_conn, &[callee]);
         crate::log!(Info, "{caller} <-> {callee}: call started");
     } else {
         for id in [caller, callee] {
@@ -484,59 +515,107 @@ fn answer(t: &mut Table, conn: &Conn, yes: bool) {
     }
 }
 
-/// Opens the media path between `a` and `b` and queues `start` for both,
-/// holding both peer slots: no frame can be queued ahead of a `start`, and a
-/// client that has read its `start` finds its slot set.
-fn link(a: &Conn, b: &Conn) {
-    let mut a_slot = a.peer.lock().unwrap_or_else(PoisonError::into_inner);
-    let mut b_slot = b.peer.lock().unwrap_or_else(PoisonError::into_inner);
-    *a_slot = Some(Arc::clone(&b.outbox));
-    *b_slot = Some(Arc::clone(&a.outbox));
-    a.send(&ServerMsg::Start(b.id));
-    b.send(&ServerMsg::Start(a.id));
+/// Opens the media path between `new` and each of `members`, holding all
+/// their slots, and queues `start <members[0]>` for `new` (then `joined`
+/// for the other members), `start <new>` for a lone member of a two-party
+/// call, or `joined <new>` for the members of a group call. So no frame can
+/// be queued ahead of those lines, and a client that has read them finds its
+/// slot set.
+fn link(t: &Table, new: &Conn, members: &[ClientId]) {
+    let conns: Vec<(Arc<Conn>, bool)> =
+        members.iter().filter_map(|id| t.clients.get(id)).map(|c| (Arc::clone(&c.conn), c.group)).collect();
+    let Some(((first, _), rest)) = conns.split_first() else { return };
+    let new_group = t.clients.get(&new.id).is_some_and(|c| c.group);
+    let new_nick = t.clients.get(&new.id).and_then(|c| c.nick.as_deref());
+    let mut new_slot = new.links();
+    let mut slots: Vec<_> = conns.iter().map(|(c, _)| c.links()).collect();
+    new.send(&ServerMsg::Start(first.id));
+    for (c, group) in &conns {
+        new_slot.push(Link { id: c.id, outbox: Arc::clone(&c.outbox), enveloped: *group });
+    }
+    for (c, _) in rest {
+        let nick = t.clients.get(&c.id).and_then(|m| m.nick.as_deref());
+        new.send(&ServerMsg::Joined { id: c.id, nick });
+    }
+    for ((c, _), slot) in conns.iter().zip(slots.iter_mut()) {
+        slot.push(Link { id: new.id, outbox: Arc::clone(&new.outbox), enveloped: new_group });
+        if members.len() == 1 && slot.len() == 1 {
+            c.send(&ServerMsg::Start(new.id));
+        } else {
+            c.send(&ServerMsg::Joined { id: new.id, nick: new_nick });
+        }
+    }
 }
 
-/// Ends `id`'s call, if any, telling the other party why. Returns whether
-/// there was a call. A caller's `stop` while ringing is reported as `cancelled`.
+/// Ends `id`'s part in a call, if any, telling the others why. Returns
+/// whether there was a call. A caller's `stop` while ringing is reported as
+/// `cancelled`; an invited client's `stop` declines the invitation. Leaving
+/// a call of three or more, the others get `left` and go on; leaving a call
+/// of two ends it.
 ///
-/// The end of a call is a barrier for its media: once this returns, no frame
-/// of the call is queued for either party, and none can be (see
+/// The end of a call (and a party's leaving) is a barrier for its media:
+/// once this returns, no frame of the call is queued for the party that
+/// left, none from it is queued for anyone, and none can be (see
 /// [`Outbox::purge_media`] for frames being written at that moment).
 fn end_call(t: &mut Table, id: ClientId, reason: StopReason) -> bool {
     let Some(call) = t.clients.get(&id).map(|c| c.call) else { return false };
     let (other, reason) = match call {
         Call::Idle => return false,
+        Call::InCall { room } => {
+            group::leave_room(t, id, room, reason);
+            return true;
+        }
+        Call::Asked { room: Some(room), .. } => {
+            let why = if reason == StopReason::Disconnected {
+                DeclineReason::Disconnected
+            } else {
+                DeclineReason::No
+            };
+            group::decline(t, id, room, why);
+            return true;
+        }
         Call::Calling { callee, .. } if reason == StopReason::Hangup => (callee, StopReason::Cancelled),
-        Call::Calling { callee: other, .. }
-        | Call::Asked { caller: other, .. }
-        | Call::InCall { peer: other } => (other, reason),
+        Call::Calling { callee: other, .. } | Call::Asked { caller: other, .. } => (other, reason),
     };
-    // The barrier: first unlink both directions (waiting out any push in
-    // progress, which holds a peer slot), then purge both outboxes, so no
-    // frame can be queued after its receiver's purge.
     for party in [id, other] {
         if let Some(c) = t.clients.get_mut(&party) {
             c.call = Call::Idle;
-            c.conn.set_peer(None);
-        }
-    }
-    for party in [id, other] {
-        if let Some(c) = t.clients.get(&party) {
-            c.conn.outbox.purge_media();
         }
     }
     if let Some(c) = t.clients.get(&other) {
         c.conn.send(&ServerMsg::Stop(reason));
-        log_call_end(t, id, other, reason);
+        crate::log!(Info, "{id} -> {other}: call ended ({})", reason.as_str());
     }
     broadcast_presence(t, id);
     broadcast_presence(t, other);
     true
 }
 
-fn log_call_end(t: &Table, id: ClientId, other: ClientId, reason: StopReason) {
-    crate::log!(Info, "{id} -> {other}: call ended ({})", reason.as_str());
-    for party in [id, other] {
+/// The barrier for one party: its links and the links to it go, then its
+/// queued media and queued media from it, so no frame can be queued after
+/// its receiver's purge (a push in progress holds the sender's slot, which
+/// this waits for).
+fn unlink(t: &Table, id: ClientId, others: &[ClientId]) {
+    if let Some(c) = t.clients.get(&id) {
+        c.conn.links().clear();
+    }
+    for other in others {
+        if let Some(c) = t.clients.get(other) {
+            c.conn.links().retain(|l| l.id != id);
+        }
+    }
+    if let Some(c) = t.clients.get(&id) {
+        c.conn.outbox.purge_media();
+    }
+    for other in others {
+        if let Some(c) = t.clients.get(other) {
+            c.conn.outbox.purge_media_from(id);
+        }
+    }
+}
+
+fn log_call_end(t: &Table, parties: &[ClientId]) {
+    for &party in parties {
         if let Some(c) = t.clients.get(&party) {
             let s = c.conn.outbox.stats();
             if s.video_dropped + s.audio_dropped > 0 {
@@ -562,21 +641,36 @@ fn log_call_end(t: &Table, id: ClientId, other: ClientId, reason: StopReason) {
     }
 }
 
-/// Sends `msg` to `conn`'s peer in an active call, or `error not-in-call`.
-fn forward(conn: &Conn, msg: &ServerMsg<'_>) {
-    let sent = conn.with_peer(|peer| peer.map(|p| p.push_control(msg.to_line())));
-    if sent.is_none() {
-        conn.send_error(ErrorCode::NotInCall, "only possible during a call");
-    }
-}
-
-/// Like [`forward`], but the line replaces one of the same kind (starting
-/// with `key`) still queued for the peer: only the latest report matters,
-/// and a flood of them cannot fill the peer's queue.
-fn forward_latest(conn: &Conn, msg: &ServerMsg<'_>, key: &[u8]) {
-    let sent = conn.with_peer(|peer| peer.map(|p| p.push_control_replacing(msg.to_line(), key)));
-    if sent.is_none() {
-        conn.send_error(ErrorCode::NotInCall, "only possible during a call");
+/// Sends `msg` from `conn` to the other parties of its call (only to `to`,
+/// when given), or answers `error not-in-call`. With `latest`, the line
+/// replaces one of the same kind (starting with `latest`, inside the same
+/// envelope) still queued for the receiver: only the latest report
+/// matters, and a flood of them cannot fill a receiver's queue.
+fn forward(conn: &Conn, msg: Relayed<'_>, to: Option<ClientId>, latest: Option<&str>) {
+    let sent = conn.with_links(|links| {
+        let mut sent = false;
+        for link in links.iter().filter(|l| to.is_none_or(|id| l.id == id)) {
+            let line = msg.to_line(conn.id, link.enveloped);
+            match latest {
+                Some(kind) if link.enveloped => {
+                    let key = format!("from {} {kind}", conn.id);
+                    link.outbox.push_control_replacing(line, key.as_bytes());
+                }
+                Some(kind) => {
+                    link.outbox.push_control_replacing(line, kind.as_bytes());
+                }
+                None => {
+                    link.outbox.push_control(line);
+                }
+            }
+            sent = true;
+        }
+        sent
+    });
+    if !sent {
+        let text =
+            if to.is_some() { "that client is not in your call" } else { "only possible during a call" };
+        conn.send_error(ErrorCode::NotInCall, text);
     }
 }
 
