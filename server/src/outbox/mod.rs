@@ -786,6 +786,32 @@ mod tests {
         assert!(!o.push_control(vec![0; 1]), "closed outbox takes nothing");
     }
 
+    fn frame_from(from: u8, key: bool, len: usize) -> MediaFrame {
+        MediaFrame { from: ([10, 0, 0, from], 1).into(), kind: MediaKind::Video, key, bytes: vec![0; len] }
+    }
+
+    #[test]
+    fn after_a_congestion_each_sender_resumes_at_its_own_keyframe() {
+        let o = Outbox::new(limits(), None);
+        assert_eq!(o.push_media(frame_from(1, true, 300)), Pushed::Queued);
+        assert_eq!(o.push_media(frame_from(2, true, 300)), Pushed::Queued);
+        // Over the byte cap: all queued video goes, both senders are cut.
+        assert_eq!(o.push_media(frame_from(1, false, 500)), Pushed::DroppedNeedKeyframe);
+        assert_eq!(o.stats().video_dropped, 3);
+        // Sender 1's keyframe ends the congestion and resumes sender 1 only.
+        assert_eq!(o.push_media(frame_from(1, true, 10)), Pushed::Queued);
+        assert_eq!(o.push_media(frame_from(1, false, 10)), Pushed::Queued);
+        // Sender 2's pictures still need its own keyframe, which is asked for.
+        assert_eq!(o.push_media(frame_from(2, false, 10)), Pushed::DroppedNeedKeyframe);
+        assert_eq!(o.push_media(frame_from(2, false, 10)), Pushed::Dropped, "asked once per max_queue");
+        assert_eq!(o.push_media(frame_from(2, true, 10)), Pushed::Queued);
+        assert_eq!(o.push_media(frame_from(2, false, 10)), Pushed::Queued);
+        // A sender that leaves takes its queued frames with it.
+        o.purge_media_from(([10, 0, 0, 2], 1).into());
+        assert_eq!(o.lock().video.len(), 2);
+        assert_eq!(o.lock().media_bytes, 20);
+    }
+
     #[test]
     fn video_dropped_until_keyframe_when_bytes_exceed_cap() {
         let o = Outbox::new(limits(), None);
