@@ -69,7 +69,7 @@ pub struct Outcome {
     pub audio: Samples,
     /// Latency of video frames sent inside the window.
     pub video: Samples,
-    /// Frames sent in the whole run: [audio, video].
+    /// Frames sent in the whole run, once per receiver: [audio, video].
     pub sent: [u64; 2],
     /// Frames received in the whole run: [audio, video].
     pub received: [u64; 2],
@@ -117,14 +117,30 @@ pub fn run(
     plan: &Plan,
     probe: &dyn Fn() -> Option<Sample>,
 ) -> anyhow::Result<Outcome> {
-    let mut endpoints = Vec::with_capacity(pairs.len() * 2);
+    run_groups(pairs.into_iter().map(|(a, b)| vec![a, b]).collect(), plan, probe)
+}
+
+/// Runs `plan` over calls of any size (`groups`: the endpoints of each
+/// call). In a call of more than two every endpoint sends, and each frame
+/// is counted as sent once per receiver; in a pair, the first end sends,
+/// and the second too when `plan.both_ways`.
+///
+/// # Errors
+/// When sockets cannot be set up or a thread fails.
+pub fn run_groups(
+    groups: Vec<Vec<Endpoint>>,
+    plan: &Plan,
+    probe: &dyn Fn() -> Option<Sample>,
+) -> anyhow::Result<Outcome> {
+    let mut endpoints = Vec::with_capacity(groups.iter().map(Vec::len).sum());
     let mut writers = Vec::new();
-    for (a, b) in pairs {
-        for (i, ep) in [a, b].into_iter().enumerate() {
+    for group in groups {
+        let receivers = group.len().saturating_sub(1) as u64;
+        for (i, ep) in group.into_iter().enumerate() {
             ep.stream.set_read_timeout(None)?;
             ep.stream.set_nonblocking(true)?;
-            if i == 0 || plan.both_ways {
-                writers.push((endpoints.len(), ep.stream.try_clone()?));
+            if i == 0 || plan.both_ways || receivers > 1 {
+                writers.push(Writer { global: endpoints.len(), stream: ep.stream.try_clone()?, receivers });
             }
             endpoints.push(ep);
         }
@@ -203,8 +219,16 @@ fn split<T>(items: Vec<T>, groups: usize) -> Vec<Vec<T>> {
     out
 }
 
+/// A sending endpoint: its index among all endpoints, a clone of its
+/// socket, and how many receivers get each frame it sends.
+struct Writer {
+    global: usize,
+    stream: TcpStream,
+    receivers: u64,
+}
+
 fn send(
-    mut group: Vec<(usize, TcpStream)>,
+    mut group: Vec<Writer>,
     flows: &[Flow],
     start: Instant,
     until: Instant,
@@ -233,7 +257,7 @@ fn send(
             std::thread::sleep(Duration::from_nanos(due - now));
         }
         let flow = flows[f];
-        let (global, stream) = &mut group[e];
+        let Writer { global, stream, receivers } = &mut group[e];
         let n = &mut counts[e * flows.len() + f];
         let key = *n % flow.key_every.max(1) == 0
             || (flow.kind == MediaKind::Video && shared.key_wanted[*global].swap(false, Ordering::Relaxed));
@@ -247,7 +271,7 @@ fn send(
         if write_all(stream, &buf, &shared.stop_send).is_err() {
             break;
         }
-        shared.sent[lane(flow.kind)].fetch_add(1, Ordering::Relaxed);
+        shared.sent[lane(flow.kind)].fetch_add(*receivers, Ordering::Relaxed);
         heap.push(Reverse((due + (1e9 / flow.per_s) as u64, e, f)));
     }
     late

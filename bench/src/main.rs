@@ -22,6 +22,7 @@ mod procfs;
 mod realcall;
 mod reference;
 mod report;
+mod rooms;
 mod runs;
 mod slow;
 mod stats;
@@ -58,7 +59,7 @@ pub struct Args {
     /// A few seconds per instrument, to check that every one works.
     #[arg(long)]
     pub smoke: bool,
-    /// Run only these benchmarks (comma-separated: throughput, latency, calls, tls, idle, slow, size, call, links).
+    /// Run only these benchmarks (comma-separated: throughput, latency, calls, tls, idle, slow, size, call, rooms, links).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Emulated-link cases to run (uplink, downlink, step, delay, loopback; default: all, --smoke: uplink).

@@ -176,6 +176,43 @@ pub fn pair_up(a: &mut impl Control, b: &mut impl Control, tag: &str) -> anyhow:
     Ok(())
 }
 
+/// Opens `n` group calls of `size` clients each through the server: every
+/// client turns on group calls, the first calls the second, then invites
+/// the rest one by one.
+///
+/// # Errors
+/// When any step of any call fails.
+pub fn rooms(addr: SocketAddr, n: usize, size: usize) -> anyhow::Result<Vec<Vec<Endpoint>>> {
+    anyhow::ensure!(size >= 2, "a call has at least two parties");
+    let mut rooms = Vec::with_capacity(n);
+    for r in 0..n {
+        let mut room = Vec::with_capacity(size);
+        for p in 0..size {
+            let mut ep = client(addr, None).with_context(|| format!("room {r}: party {p}"))?;
+            ep.send_line("features group")?;
+            ep.wait_line("ok features group")?;
+            room.push(ep);
+        }
+        let (first, rest) = room.split_at_mut(1);
+        pair_up(&mut first[0], &mut rest[0], &format!("r{r}"))?;
+        for (p, invitee) in rest.iter_mut().enumerate().skip(1) {
+            invitee.send_line(&format!("name p{r}x{p}"))?;
+            invitee.wait_line("ok name")?;
+            first[0].send_line(&format!("invite {}", invitee.id))?;
+            first[0].wait_line("inviting ")?;
+            invitee.wait_line("ask ")?;
+            invitee.send_line("ask yes")?;
+            invitee.wait_line("start ")?;
+            let joined = format!("joined {}", invitee.id);
+            first[0].wait_line(&joined)?;
+        }
+        rooms.push(room);
+    }
+    // Joining links every party under the server's lock: once the first
+    // party has read the last `joined`, media from anyone reaches everyone.
+    Ok(rooms)
+}
+
 /// Opens `n` direct loopback connections: the baseline without a server.
 ///
 /// # Errors

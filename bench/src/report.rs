@@ -84,6 +84,9 @@ pub fn render(args: &Args, r: &Results, step_plot: Option<&str>) -> String {
     if !matches!(r.links, crate::links::Links::NotRun) {
         crate::linksreport::render(&mut s, &r.links, step_plot);
     }
+    if let Some(rooms) = &r.rooms {
+        crate::rooms::render(&mut s, rooms);
+    }
     analysis(&mut s, r);
     method(&mut s, args, r);
     s

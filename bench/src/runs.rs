@@ -163,6 +163,8 @@ pub struct Results {
     pub real_call: RealCall,
     /// Calls over emulated links, adaptive against `--no-adapt`.
     pub links: Links,
+    /// Group calls against two-party calls.
+    pub rooms: Option<crate::rooms::Rooms>,
     /// Every server command line started, in order.
     pub commands: Vec<String>,
     /// Instruments that failed, with the error.
@@ -211,6 +213,12 @@ pub fn all(args: &Args) -> anyhow::Result<Results> {
     step("slow", &mut r, &mut |r| run_slow(args, smoke, r));
     step("call", &mut r, &mut |r| {
         r.real_call = realcall::run(&args.client, &args.server, smoke)?;
+        Ok(())
+    });
+    step("rooms", &mut r, &mut |r| {
+        let rooms = crate::rooms::run(args, smoke)?;
+        r.commands.extend(rooms.commands.iter().cloned());
+        r.rooms = Some(rooms);
         Ok(())
     });
     step("links", &mut r, &mut |r| {
@@ -321,7 +329,7 @@ fn one_way(flow: Flow, smoke: bool) -> Plan {
     }
 }
 
-fn checked(o: Outcome, what: &str) -> anyhow::Result<Load> {
+pub fn checked(o: Outcome, what: &str) -> anyhow::Result<Load> {
     anyhow::ensure!(o.received[0] + o.received[1] > 0, "{what}: no frame arrived");
     Ok(Load::of(o))
 }

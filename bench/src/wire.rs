@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use komunikator_protocol::{MediaHeader, MediaKind, ServerMsg, Status, next_line};
+use komunikator_protocol::{MediaHeader, MediaKind, Relayed, ServerMsg, Status, next_line};
 
 /// Bytes of timestamp at the start of every payload; payloads are at least this long.
 pub const STAMP: usize = 8;
@@ -135,7 +135,8 @@ impl Parser {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         match ServerMsg::parse(line, u32::MAX) {
-            Ok(ServerMsg::Media(header)) => {
+            // A group call's frames come in the `from <id>` envelope.
+            Ok(ServerMsg::Media(header) | ServerMsg::From { msg: Relayed::Media(header), .. }) => {
                 self.media = Some(header);
                 self.left = header.len as usize;
                 self.have = 0;
@@ -174,5 +175,15 @@ mod tests {
             );
             assert_eq!(seen[3], Event::Line("keyframe".into()));
         }
+    }
+
+    #[test]
+    fn frames_in_the_group_envelope_are_frames() {
+        let mut bytes = b"from 127.0.0.1:9 ".to_vec();
+        encode_frame(&mut bytes, MediaKind::Audio, true, 12, 77);
+        let mut p = Parser::default();
+        let mut seen = Vec::new();
+        p.feed(&bytes, |e| seen.push(e)).unwrap();
+        assert_eq!(seen, [Event::Media { kind: MediaKind::Audio, key: true, len: 12, pts: 0, stamp_ns: 77 }]);
     }
 }
