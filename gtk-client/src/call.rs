@@ -37,10 +37,12 @@ pub enum CallState {
     },
     /// Media flows.
     Active {
-        /// The other party.
+        /// The other party (in a group call, the first of the others).
         peer: ClientId,
         /// When `start` arrived.
         since: Instant,
+        /// The further parties of a group call, in the order they joined.
+        others: Vec<ClientId>,
     },
 }
 
@@ -125,6 +127,12 @@ pub enum CallInput {
     Busy,
     /// `start <id>`.
     Start(ClientId),
+    /// The user invites `target` into the call (group calls).
+    Invite(String),
+    /// `joined <id> <nick>`: a party joined our call.
+    Joined(ClientId),
+    /// `left <id> <reason>`: a party left our call, which goes on.
+    Left(ClientId),
     /// `stop <reason>`.
     Stop(StopReason),
     /// `error <code>`.
@@ -144,6 +152,8 @@ pub enum Send {
     AskNo,
     /// `stop`.
     Stop,
+    /// `invite <target>`.
+    Invite(String),
 }
 
 /// What the engine must do after a step.
@@ -153,6 +163,10 @@ pub enum Action {
     Send(Send),
     /// Start the call's pipelines and ask the peer for a keyframe.
     StartMedia(ClientId),
+    /// Start receiving from a party that joined the call.
+    AddParty(ClientId),
+    /// Stop receiving from a party that left the call.
+    RemoveParty(ClientId),
     /// Stop the call's pipelines (before any `stop` is sent).
     StopMedia,
     /// Report the end of the call (or of the attempt).
@@ -190,9 +204,24 @@ impl CallState {
             (S::Ringing { .. }, I::Answer(false)) | (S::Ringing { .. }, I::Hangup) => {
                 (S::Idle, vec![Action::Send(Send::AskNo), Action::Ended(EndReason::LocalDecline)])
             }
-            (S::Dialing { .. } | S::Calling { .. } | S::Connecting { .. }, I::Start(peer)) => {
-                (S::Active { peer, since: Instant::now() }, vec![Action::StartMedia(peer)])
+            (S::Dialing { .. } | S::Calling { .. } | S::Connecting { .. }, I::Start(peer)) => (
+                S::Active { peer, since: Instant::now(), others: Vec::new() },
+                vec![Action::StartMedia(peer)],
+            ),
+            (S::Active { peer, since, others }, I::Joined(id)) if id != *peer && !others.contains(&id) => {
+                let others = others.iter().copied().chain([id]).collect();
+                (S::Active { peer: *peer, since: *since, others }, vec![Action::AddParty(id)])
             }
+            (S::Active { peer, since, others }, I::Left(id)) if id == *peer || others.contains(&id) => {
+                let mut rest: Vec<ClientId> = [*peer].into_iter().chain(others.iter().copied()).collect();
+                rest.retain(|p| *p != id);
+                // The server ends a call left with one party by itself (`stop`).
+                let Some((&peer, others)) = rest.split_first() else { return (self.clone(), vec![]) };
+                let next = S::Active { peer, since: *since, others: others.to_vec() };
+                (next, vec![Action::RemoveParty(id)])
+            }
+            (S::Active { .. }, I::Invite(target)) => (self.clone(), vec![Action::Send(Send::Invite(target))]),
+            (state, I::Invite(_)) => (state.clone(), vec![Action::Ignored("invite someone during a call")]),
             (S::Dialing { .. } | S::Calling { .. } | S::Connecting { .. }, I::Hangup) => {
                 (S::Idle, vec![Action::Send(Send::Stop), Action::Ended(EndReason::LocalHangup)])
             }
@@ -267,7 +296,7 @@ mod tests {
             CallInput::AskYes,
             CallInput::Start(id(2)),
         ]);
-        assert!(matches!(state, CallState::Active { peer, .. } if peer == id(2)));
+        assert!(matches!(&state, CallState::Active { peer, .. } if *peer == id(2)));
         assert_eq!(actions, vec![Action::Send(Send::Connect("bob".into())), Action::StartMedia(id(2))]);
         let (state, actions) = state.step(CallInput::Hangup);
         assert_eq!(state, CallState::Idle);
@@ -338,6 +367,33 @@ mod tests {
         ]);
         assert_eq!(&actions[2..], &[Action::StopMedia, Action::Ended(EndReason::ConnectionLost)]);
         assert_eq!(run(vec![CallInput::ConnectionLost]).1, vec![]);
+    }
+
+    #[test]
+    fn parties_join_and_leave_a_group_call() {
+        let (state, _) = run(vec![
+            CallInput::Asked { caller: id(1), nick: None },
+            CallInput::Answer(true),
+            CallInput::Start(id(1)),
+        ]);
+        let (state, actions) = state.step(CallInput::Joined(id(3)));
+        assert_eq!(actions, vec![Action::AddParty(id(3))]);
+        let (state, actions) = state.step(CallInput::Joined(id(3)));
+        assert_eq!(actions, vec![], "a party joins once");
+        let (state, actions) = state.step(CallInput::Invite("dawid".into()));
+        assert_eq!(actions, vec![Action::Send(Send::Invite("dawid".into()))]);
+        // The first party leaves: the next one takes its place.
+        let (state, actions) = state.step(CallInput::Left(id(1)));
+        assert_eq!(actions, vec![Action::RemoveParty(id(1))]);
+        assert!(
+            matches!(&state, CallState::Active { peer, others, .. } if *peer == id(3) && others.is_empty())
+        );
+        let (state, actions) = state.step(CallInput::Left(id(9)));
+        assert_eq!(actions, vec![], "not a party");
+        let (state, actions) = state.step(CallInput::Stop(StopReason::Hangup));
+        assert_eq!(state, CallState::Idle);
+        assert_eq!(actions, vec![Action::StopMedia, Action::Ended(EndReason::PeerHangup)]);
+        assert!(matches!(CallState::Idle.step(CallInput::Invite("x".into())).1[..], [Action::Ignored(_)]));
     }
 
     #[test]

@@ -27,6 +27,8 @@ Headless mode (no window; prints one line of JSON statistics at the end):
   --camera-off             keep the camera off (no video is sent; the peer is told)
   --camera-off-after SECONDS  turn the camera off this long into the call, as V does in the window
                            (it stays off for later calls)
+  --group                  take part in group calls (three or more people in one call)
+  --invite TARGET          once in a call, invite TARGET into it (repeatable; implies --group)
 
 Media:
   --video-source camera|test|none   (default camera; falls back to a test pattern)
@@ -116,6 +118,10 @@ pub struct Args {
     pub camera_off: bool,
     /// `--camera-off-after`: headless, the camera goes off this long into the call.
     pub camera_off_after: Option<Duration>,
+    /// `--group` (or any `--invite`): headless, take part in group calls.
+    pub group: bool,
+    /// `--invite`: headless, invite these into the call once it is up, one after the other.
+    pub invite: Vec<String>,
     /// `--print-pipelines`.
     pub print_pipelines: bool,
     /// `--video-source`.
@@ -189,6 +195,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgError> {
             "--mute" => a.mute = true,
             "--camera-off" => a.camera_off = true,
             "--camera-off-after" => a.camera_off_after = Some(duration(&value()?)?),
+            "--group" => a.group = true,
+            "--invite" => {
+                a.invite.push(value()?);
+                a.group = true;
+            }
             "--duration" => a.duration = Some(duration(&value()?)?),
             "--print-pipelines" => a.print_pipelines = true,
             "--video-source" => a.video_source = Some(video_source(&value()?)?),
@@ -219,10 +230,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgError> {
         return Err(ArgError("--call and --answer exclude each other".into()));
     }
     // In the window, --call dials once connected; answering is left to a person.
-    let switches = a.mute || a.camera_off || a.camera_off_after.is_some();
+    let switches = a.mute || a.camera_off || a.camera_off_after.is_some() || a.group;
     if (a.answer || a.duration.is_some() || a.reconnect || switches) && !a.headless {
         return Err(ArgError(
-            "--answer, --duration, --reconnect, --mute and --camera-off(-after) need --headless \
+            "--answer, --duration, --reconnect, --mute, --camera-off(-after), --group and --invite need \
+             --headless (the window takes part in two-party calls only, for now) \
              (in the window, M and V switch them)"
                 .into(),
         ));
@@ -250,6 +262,7 @@ impl Args {
             video_encoder: self.video_encoder.clone(),
             video_decoder: self.video_decoder.clone(),
             inject_source_failure: self.inject_source_failure,
+            group_calls: self.group,
             ..d
         }
     }

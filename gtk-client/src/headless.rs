@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::call::{CallState, EndReason};
-use crate::engine::{Engine, Event, PeerMedia};
+use crate::engine::{Engine, Event, PartyStats, PeerMedia};
 use crate::media::{MediaSetup, StatsSnapshot};
 
 /// What to do once connected.
@@ -34,6 +34,9 @@ pub struct Plan {
     /// `--reconnect`: when the connection is lost, connect again with backoff
     /// and keep answering (a caller does not dial again).
     pub reconnect: Option<Reconnect>,
+    /// `--invite`: once in a call, invite these into it, one after the other
+    /// (each after the previous one joined or declined).
+    pub invite: Vec<String>,
 }
 
 /// What it takes to connect again.
@@ -79,6 +82,9 @@ pub struct Summary {
     pub stats: StatsSnapshot,
     /// The peer's microphone and camera switches, as it last told us.
     pub peer_media: PeerMedia,
+    /// In a group call, what came from each party after the first (the
+    /// first party's is in the fields above); empty in a two-party call.
+    pub parties: Vec<PartyStats>,
     /// Notices: codec choice, device fallbacks, media problems.
     pub notices: Vec<String>,
 }
@@ -233,9 +239,14 @@ struct Run<'a> {
     dialed: bool,
     may_dial: bool,
     stats: Option<StatsSnapshot>,
+    parties: Vec<PartyStats>,
     peer_media: PeerMedia,
     notices: Vec<String>,
     outcome: Option<(String, u8)>,
+    /// `--invite` targets not invited yet.
+    to_invite: std::collections::VecDeque<String>,
+    /// An invitation of ours is ringing.
+    inviting: bool,
 }
 
 impl<'a> Run<'a> {
@@ -252,9 +263,25 @@ impl<'a> Run<'a> {
             dialed: false,
             may_dial: true,
             stats: None,
+            parties: Vec::new(),
             peer_media: PeerMedia::default(),
             notices: Vec::new(),
             outcome: None,
+            to_invite: plan.invite.iter().cloned().collect(),
+            inviting: false,
+        }
+    }
+
+    /// Invites the next `--invite` target, once in a call and when no
+    /// invitation of ours is ringing.
+    fn invite_next(&mut self) {
+        if self.inviting || self.started.is_none() {
+            return;
+        }
+        if let Some(target) = self.to_invite.pop_front() {
+            log(&format!("inviting {target}"));
+            self.inviting = true;
+            self.engine.invite(&target);
         }
     }
 
@@ -290,14 +317,32 @@ impl<'a> Run<'a> {
                 self.answered |= accept;
                 self.engine.answer(accept);
             }
+            // A party joining or leaving a group call changes the state too.
+            Event::CallChanged(CallState::Active { .. }) if self.started.is_some() => {}
             Event::CallChanged(CallState::Active { peer, .. }) => {
                 log(&format!("call started with {peer}"));
                 self.started = Some(Instant::now());
                 self.deadline = self.plan.duration.map(|d| Instant::now() + d);
                 self.camera_off_at = self.plan.camera_off_after.map(|d| Instant::now() + d);
+                self.invite_next();
             }
             Event::CallChanged(state) => log(&format!("call state: {state:?}")),
-            Event::CallEnded { reason, stats } => self.on_end(reason, *stats),
+            Event::CallEnded { reason, stats, parties } => {
+                self.parties = parties;
+                self.on_end(reason, *stats);
+            }
+            Event::Inviting(id) => log(&format!("invitation ringing at {id}")),
+            Event::Joined { id, nick } => {
+                log(&format!("{id} ({}) joined the call", nick.as_deref().unwrap_or("-")));
+                self.inviting = false;
+                self.invite_next();
+            }
+            Event::Declined { id, reason } => {
+                log(&format!("{id} did not join: {reason}"));
+                self.inviting = false;
+                self.invite_next();
+            }
+            Event::Left { id, reason } => log(&format!("{id} left the call ({})", reason.as_str())),
             Event::Disconnected(why) => {
                 log(&format!("disconnected: {why}"));
                 if self.outcome.is_none() {
@@ -377,6 +422,7 @@ impl<'a> Run<'a> {
             audio_source: stats.audio_fallback.clone().unwrap_or_else(|| setup.audio_in.to_string()),
             stats,
             peer_media: self.peer_media,
+            parties: self.parties.clone(),
             notices: self.notices.clone(),
         }
     }

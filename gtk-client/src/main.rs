@@ -56,6 +56,7 @@ fn run() -> anyhow::Result<u8> {
         camera_off: args.camera_off,
         camera_off_after: args.camera_off_after,
         wait_for_name: args.name.is_some(),
+        invite: args.invite.clone(),
         reconnect: args.reconnect.then(|| headless::Reconnect {
             server: server.clone(),
             nick: args.name.clone(),

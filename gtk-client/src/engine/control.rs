@@ -42,6 +42,9 @@ pub(super) struct Control {
     last_forced: Option<Instant>,
     /// `--inject-source-failure` (tests only): what fails, and when, in this call.
     inject: Option<(SourceFailure, Instant)>,
+    /// The group call in progress: the parties after the first, what each
+    /// sent us, and what their links report (see [`super::group`]).
+    group: super::group::Group,
 }
 
 impl Control {
@@ -70,6 +73,7 @@ impl Control {
             last_request: None,
             last_forced: None,
             inject: None,
+            group: Default::default(),
         }
     }
 
@@ -130,6 +134,9 @@ impl Control {
         match ev {
             NetEvent::Hello { id, .. } => {
                 self.emit(Event::Connected { id });
+                if self.setup.options.group_calls {
+                    self.command(&Command::Features(komunikator_protocol::FEATURE_GROUP));
+                }
                 if let Some(nick) = self.nick.take() {
                     self.on_user(UserCommand::Name(nick));
                 }
@@ -149,6 +156,7 @@ impl Control {
             NetEvent::AskNo => self.step(CallInput::AskNo),
             NetEvent::Busy(_) => self.step(CallInput::Busy),
             NetEvent::Start(peer) => {
+                self.group = Default::default();
                 self.set_peer_rate(None);
                 self.step(CallInput::Start(peer));
             }
@@ -158,14 +166,36 @@ impl Control {
             }
             NetEvent::Keyframe => self.force_keyframe(),
             // Only while the call is on: a late report must not cap the next call.
-            NetEvent::Rate(kbps) if self.media.is_some() => self.set_peer_rate(kbps),
-            NetEvent::Rate(_) => {}
-            NetEvent::Delay(ms) if self.media.is_some() => {
+            NetEvent::Rate { from, kbps } if self.media.is_some() => {
+                let kbps = self.group.rate(from, kbps);
+                self.set_peer_rate(kbps);
+            }
+            NetEvent::Rate { .. } => {}
+            NetEvent::Delay { from, ms } if self.media.is_some() => {
+                let ms = self.group.delay(from, ms);
                 if let Some(conn) = &self.conn {
                     conn.writer().uplink().set_peer_delay(ms);
                 }
             }
-            NetEvent::Delay(_) => {}
+            NetEvent::Delay { .. } => {}
+            NetEvent::Features(on) => self.group.features(on, self.setup.options.group_calls, &self.events),
+            NetEvent::Inviting(id) => self.emit(Event::Inviting(id)),
+            NetEvent::Declined { id, reason } => self.emit(Event::Declined { id, reason }),
+            NetEvent::With { id, nick } => {
+                let who = nick.map_or_else(|| id.to_string(), |n| format!("{n} ({id})"));
+                self.emit(Event::Notice(format!("{who} is in the call we are asked into")));
+            }
+            NetEvent::Joined { id, nick } => {
+                self.group.joined(id, nick.clone());
+                self.step(CallInput::Joined(id));
+                self.emit(Event::Joined { id, nick });
+            }
+            NetEvent::Left { id, reason } => {
+                self.step(CallInput::Left(id));
+                let kbps = self.group.left(id);
+                self.set_peer_rate(kbps);
+                self.emit(Event::Left { id, reason });
+            }
             NetEvent::MediaState(state) => self.on_peer_switch(state),
             NetEvent::Blocked(target) => {
                 self.emit(Event::Notice(format!("no more calls from {target} while connected")))
@@ -270,6 +300,12 @@ impl Control {
             UserCommand::Call(target) => self.emit(Event::Notice(format!(
                 "cannot call {target:?}: give an id (IP:PORT), an IP address or a nick"
             ))),
+            UserCommand::Invite(target) if parse_target(&target).is_some() => {
+                self.step(CallInput::Invite(target))
+            }
+            UserCommand::Invite(target) => self.emit(Event::Notice(format!(
+                "cannot invite {target:?}: give an id (IP:PORT), an IP address or a nick"
+            ))),
             UserCommand::Answer(yes) => self.step(CallInput::Answer(yes)),
             UserCommand::BlockCaller => self.block_caller(),
             UserCommand::Hangup => self.step(CallInput::Hangup),
@@ -331,7 +367,28 @@ impl Control {
             Action::Send(Send::AskYes) => self.command(&Command::AskYes),
             Action::Send(Send::AskNo) => self.command(&Command::AskNo),
             Action::Send(Send::Stop) => self.command(&Command::Stop),
-            Action::StartMedia(_) => self.start_media(),
+            Action::Send(Send::Invite(target)) => {
+                if let Some(t) = parse_target(&target) {
+                    self.command(&Command::Invite(t));
+                }
+            }
+            Action::StartMedia(peer) => self.start_media(peer),
+            Action::AddParty(id) => {
+                let stats = self.group.stats_of(id);
+                if let Some(media) = &mut self.media {
+                    for n in media.add_party(id, stats) {
+                        self.events.send(Event::Notice(n));
+                    }
+                }
+                // Its first pictures may have come before its pipelines.
+                self.last_request = None;
+                self.request_keyframe();
+            }
+            Action::RemoveParty(id) => {
+                if let Some(media) = &mut self.media {
+                    media.remove_party(id);
+                }
+            }
             Action::StopMedia => {
                 if let Some(m) = self.media.take() {
                     m.stop();
@@ -339,13 +396,14 @@ impl Control {
             }
             Action::Ended(reason) => {
                 let stats = Box::new(self.current_stats().snapshot());
-                self.emit(Event::CallEnded { reason, stats });
+                let parties = self.group.summary();
+                self.emit(Event::CallEnded { reason, stats, parties });
             }
             Action::Ignored(why) => self.emit(Event::Notice(why.into())),
         }
     }
 
-    fn start_media(&mut self) {
+    fn start_media(&mut self, peer: komunikator_protocol::ClientId) {
         let Some(conn) = &self.conn else { return };
         let stats = Arc::new(Stats::default());
         if let Ok(mut s) = self.stats.lock() {
@@ -354,7 +412,7 @@ impl Control {
         let (media, notices) = CallMedia::start(
             &self.setup,
             conn.writer(),
-            self.route.clone(),
+            (self.route.clone(), peer),
             stats,
             self.notify.clone(),
             self.controls,

@@ -23,6 +23,7 @@ use crate::net::{Connection, NetError, NetEvent, PeerInfo};
 
 pub mod bounds;
 mod control;
+mod group;
 mod switches;
 use bounds::{NetGate, Outbox};
 use control::Control;
@@ -90,6 +91,32 @@ pub enum Event {
         reason: EndReason,
         /// The call's statistics.
         stats: Box<StatsSnapshot>,
+        /// In a group call, what came from each party that joined after the
+        /// first (the first party's is in `stats`).
+        parties: Vec<PartyStats>,
+    },
+    /// Our invitation is ringing at `id` (group calls).
+    Inviting(ClientId),
+    /// A party joined our call (group calls).
+    Joined {
+        /// The party.
+        id: ClientId,
+        /// Its nick.
+        nick: Option<String>,
+    },
+    /// A party left our call, which goes on (group calls).
+    Left {
+        /// The party.
+        id: ClientId,
+        /// Why.
+        reason: komunikator_protocol::StopReason,
+    },
+    /// Our invitation did not end in a join.
+    Declined {
+        /// Whom we invited.
+        id: ClientId,
+        /// Why.
+        reason: komunikator_protocol::DeclineReason,
     },
     /// A chat line from the peer.
     Message(String),
@@ -109,12 +136,25 @@ pub enum Event {
     Disconnected(String),
 }
 
+/// What came from one party of a group call that joined after the first.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PartyStats {
+    /// The party's id.
+    pub id: String,
+    /// Its nick, if it had one.
+    pub nick: Option<String>,
+    /// What it sent us and we decoded (the sending fields are ours, zero here).
+    #[serde(flatten)]
+    pub stats: StatsSnapshot,
+}
+
 /// A command from the API.
 #[derive(Debug)]
 enum UserCommand {
     Name(String),
     Refresh,
     Call(String),
+    Invite(String),
     Answer(bool),
     Hangup,
     Msg(String),
@@ -173,6 +213,11 @@ impl EngineHandle {
     /// from the caller's address for the rest of this connection (`block`).
     pub fn block_caller(&self) {
         self.user(UserCommand::BlockCaller);
+    }
+
+    /// Invites `target` (id, IP or nick) into the call in progress (group calls).
+    pub fn invite(&self, target: &str) {
+        self.user(UserCommand::Invite(target.to_owned()));
     }
 
     /// Hangs up, cancels a call being placed, or declines one ringing.

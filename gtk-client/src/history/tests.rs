@@ -183,7 +183,7 @@ fn an_answered_call_has_its_length() {
     let states = [
         CallState::Ringing { caller: id(1), nick: Some("ala".into()) },
         CallState::Connecting { peer: Some(id(1)) },
-        CallState::Active { peer: id(1), since },
+        CallState::Active { peer: id(1), since, others: Vec::new() },
         CallState::Idle,
     ];
     let e = follow(&states, EndReason::PeerHangup).expect("entry");
@@ -198,7 +198,10 @@ fn an_answered_call_has_its_length() {
 fn without_a_call_there_is_no_entry() {
     assert_eq!(follow(&[], EndReason::LocalHangup), None);
     assert_eq!(
-        follow(&[CallState::Active { peer: id(1), since: Instant::now() }], EndReason::PeerHangup),
+        follow(
+            &[CallState::Active { peer: id(1), since: Instant::now(), others: Vec::new() }],
+            EndReason::PeerHangup
+        ),
         None
     );
 }

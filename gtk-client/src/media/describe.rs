@@ -59,10 +59,19 @@ impl MediaSetup {
     /// # Errors
     /// [`MediaError::Template`] if a template lost a placeholder value.
     pub fn receive_video_launch(&self) -> Result<Option<String>, MediaError> {
+        self.receive_video_launch_with(self.options.video_sink.is_some())
+    }
+
+    /// The receive-video description, ending in the slot for a GUI's sink
+    /// (`external`) or in a sink that discards the pictures (a further party
+    /// of a group call, for which the GUI gave no sink).
+    ///
+    /// # Errors
+    /// As [`MediaSetup::receive_video_launch`].
+    pub fn receive_video_launch_with(&self, external: bool) -> Result<Option<String>, MediaError> {
         let Some(decoder) = self.decoder else { return Ok(None) };
         let decoder = codec::decoder_launch(decoder);
-        let sink =
-            if self.options.video_sink.is_some() { pipelines::SINK_SLOT } else { pipelines::NULL_SINK };
+        let sink = if external { pipelines::SINK_SLOT } else { pipelines::NULL_SINK };
         let values = [("source", pipelines::VIDEO_APPSRC), ("decoder", decoder.as_str()), ("sink", sink)];
         Ok(Some(substitute(pipelines::RECEIVE_VIDEO, &values)?))
     }

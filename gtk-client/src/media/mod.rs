@@ -120,6 +120,9 @@ pub struct MediaOptions {
     /// For tests only (`--inject-source-failure`): make a sending pipeline's
     /// live source fail this long into every call.
     pub inject_source_failure: Option<SourceFailure>,
+    /// Take part in group calls: turn the feature on with the server and
+    /// receive from every party (headless `--group`; the window does not yet).
+    pub group_calls: bool,
 }
 
 /// A fault injected into a sending pipeline's live source, for tests: the
@@ -157,6 +160,7 @@ impl Default for MediaOptions {
             preview_sink: None,
             microphone: None,
             inject_source_failure: None,
+            group_calls: false,
         }
     }
 }

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
-use komunikator_protocol::{MediaHeader, MediaKind};
+use std::collections::HashMap;
+
+use komunikator_protocol::{ClientId, MediaHeader, MediaKind};
 
 use super::clock::now_us;
 use super::send::picture_grid;
@@ -49,22 +51,35 @@ const MAX_QUEUED_AUDIO: u64 = 1 << 20;
 /// beyond are dropped, and the keyframe path repairs the picture.
 const MAX_EARLY_BYTES: usize = 512 << 10;
 
-/// Frames of a call that has started but whose pipelines are not attached.
+/// Frames of a call's parties whose pipelines are not attached yet.
 #[derive(Default)]
 struct Early {
-    frames: Vec<(MediaHeader, Vec<u8>)>,
+    frames: Vec<(ClientId, MediaHeader, Vec<u8>)>,
     bytes: usize,
 }
 
-/// The appsrcs of the call in progress, if any. Shared by the control thread
-/// (which attaches and detaches) and the receive thread (which pushes).
+/// The appsrcs of each party of the call in progress. Shared by the
+/// control thread (which attaches and detaches) and the receive thread
+/// (which pushes).
+#[derive(Default)]
+struct Parties {
+    /// The party named in `start`: frames without a sender (a two-party
+    /// call without the group envelope) are its.
+    first: Option<ClientId>,
+    map: HashMap<ClientId, Targets>,
+}
+
+/// Where the frames of the call in progress go: one set of pipelines per
+/// party (one in a two-party call). Shared by the control thread (which
+/// attaches and detaches) and the receive thread (which pushes).
 #[derive(Default)]
 pub struct FrameRoute {
-    targets: Mutex<Option<Targets>>,
-    /// Between `start` and [`FrameRoute::attach`]: the frames that came
-    /// meanwhile (the peer sends from its `start`, while our pipelines are
-    /// still being built), handed to the pipelines when they attach.
-    /// `None` outside that window. Locked after `targets`, never before.
+    targets: Mutex<Parties>,
+    /// From `start` to the end of the call: the frames of parties whose
+    /// pipelines are not attached yet (a party sends from its `start` or
+    /// `joined`, while our pipelines for it are still being built), handed
+    /// to them when they attach. `None` outside a call. Locked after
+    /// `targets`, never before.
     early: Mutex<Option<Early>>,
     /// Where the queueing on our downlink is reported, so that the sender's
     /// path probes do not blame our uplink for it.
@@ -128,24 +143,44 @@ pub(super) struct Targets {
 impl FrameRoute {
     /// A route that reports the downlink's queueing to `uplink`.
     pub fn new(uplink: Arc<Uplink>) -> FrameRoute {
-        FrameRoute { targets: Mutex::new(None), early: Mutex::new(None), uplink: Some(uplink) }
+        FrameRoute { targets: Mutex::new(Parties::default()), early: Mutex::new(None), uplink: Some(uplink) }
     }
 
-    /// Starts delivering frames to a call's pipelines, first those that
-    /// came since `start` (under the targets' lock, so none overtakes them).
-    pub(super) fn attach(&self, mut targets: Targets) {
+    /// Starts delivering party `id`'s frames to its pipelines, first those
+    /// that came since its `start` or `joined` (under the targets' lock, so
+    /// none overtakes them).
+    pub(super) fn attach(&self, id: ClientId, mut targets: Targets) {
         let Ok(mut t) = self.targets.lock() else { return };
-        let early = self.early.lock().ok().and_then(|mut e| e.take());
-        for (header, payload) in early.map(|e| e.frames).unwrap_or_default() {
+        let mine = match self.early.lock().ok().as_mut().and_then(|e| e.as_mut()) {
+            Some(early) => {
+                let (mine, rest) = std::mem::take(&mut early.frames).into_iter().partition(|f| f.0 == id);
+                early.frames = rest;
+                early.bytes = early.frames.iter().map(|f| f.2.len()).sum();
+                mine
+            }
+            None => Vec::new(),
+        };
+        for (_, header, payload) in mine {
             self.deliver(&mut targets, &header, &payload);
         }
-        *t = Some(targets);
+        t.map.insert(id, targets);
+    }
+
+    /// Stops delivering party `id`'s frames (it left the call); later ones are dropped.
+    pub(super) fn detach_party(&self, id: ClientId) {
+        if let Ok(mut t) = self.targets.lock() {
+            t.map.remove(&id);
+        }
+        if let Some(early) = self.early.lock().ok().as_mut().and_then(|e| e.as_mut()) {
+            early.frames.retain(|f| f.0 != id);
+            early.bytes = early.frames.iter().map(|f| f.2.len()).sum();
+        }
     }
 
     /// Stops delivering frames; later frames are dropped.
     pub(super) fn detach(&self) {
         if let Ok(mut t) = self.targets.lock() {
-            *t = None;
+            *t = Parties::default();
         }
         self.forget_early();
     }
@@ -159,9 +194,9 @@ impl FrameRoute {
     /// Points `kind`'s frames at a rebuilt pipeline's appsrc (`None` drops
     /// them meanwhile). Video starts over as at the beginning of a call: the
     /// first delta frame before a keyframe asks for one.
-    pub(super) fn replace(&self, kind: MediaKind, src: Option<gst_app::AppSrc>) {
+    pub(super) fn replace(&self, id: ClientId, kind: MediaKind, src: Option<gst_app::AppSrc>) {
         let Ok(mut guard) = self.targets.lock() else { return };
-        let Some(t) = guard.as_mut() else { return };
+        let Some(t) = guard.map.get_mut(&id) else { return };
         match kind {
             MediaKind::Video => {
                 t.video = src;
@@ -175,24 +210,27 @@ impl FrameRoute {
 }
 
 impl FrameSink for FrameRoute {
-    fn frame(&self, header: &MediaHeader, payload: &[u8]) {
+    fn frame(&self, from: Option<ClientId>, header: &MediaHeader, payload: &[u8]) {
         let Ok(mut guard) = self.targets.lock() else { return };
-        match guard.as_mut() {
+        let Some(id) = from.or(guard.first) else { return };
+        match guard.map.get_mut(&id) {
             Some(t) => self.deliver(t, header, payload),
             None => {
                 let Ok(mut early) = self.early.lock() else { return };
                 if let Some(e) = early.as_mut().filter(|e| e.bytes + payload.len() <= MAX_EARLY_BYTES) {
                     e.bytes += payload.len();
-                    e.frames.push((*header, payload.to_vec()));
+                    e.frames.push((id, *header, payload.to_vec()));
                 }
             }
         }
     }
 
-    fn call_started(&self) {
-        let attached = self.targets.lock().is_ok_and(|t| t.is_some());
-        if let (false, Ok(mut e)) = (attached, self.early.lock()) {
-            *e = Some(Early::default());
+    fn call_started(&self, peer: ClientId) {
+        if let Ok(mut t) = self.targets.lock() {
+            t.first = Some(peer);
+        }
+        if let Ok(mut e) = self.early.lock() {
+            e.get_or_insert_with(Early::default);
         }
     }
 
@@ -481,7 +519,8 @@ mod tests {
         let ((pv, video), (pa, audio)) = (make(), make());
         let stats = Arc::new(Stats::default());
         let route = FrameRoute::default();
-        route.attach(Targets { video: Some(video), audio: Some(audio), ..no_pipelines(&stats) });
+        route.call_started(peer());
+        route.attach(peer(), Targets { video: Some(video), audio: Some(audio), ..no_pipelines(&stats) });
         for (kind, pts) in
             [(MediaKind::Video, 0), (MediaKind::Video, u64::MAX - 1), (MediaKind::Video, u64::MAX)]
                 .into_iter()
@@ -491,16 +530,20 @@ mod tests {
                     (MediaKind::Audio, u64::MAX - 2),
                 ])
         {
-            route.frame(&MediaHeader { kind, pts, key: false, len: 3 }, b"abc");
+            route.frame(None, &MediaHeader { kind, pts, key: false, len: 3 }, b"abc");
         }
         assert_eq!(stats.video_frames_received.load(Relaxed), 3);
         assert_eq!(stats.audio_packets_received.load(Relaxed), 3);
         route.detach();
-        route.frame(&MediaHeader { kind: MediaKind::Video, pts: 1, key: true, len: 1 }, b"x");
+        route.frame(None, &MediaHeader { kind: MediaKind::Video, pts: 1, key: true, len: 1 }, b"x");
         assert_eq!(stats.video_frames_received.load(Relaxed), 3, "nothing counted outside a call");
         for p in [pv, pa] {
             p.set_state(gst::State::Null).unwrap();
         }
+    }
+
+    fn peer() -> ClientId {
+        ([127, 0, 0, 1], 2).into()
     }
 
     /// A call's targets with no pipelines behind them (frames are counted).
@@ -526,24 +569,50 @@ mod tests {
         let stats = Arc::new(Stats::default());
         let route = FrameRoute::default();
         // Outside a call nothing is kept.
-        route.frame(&video(3), b"abc");
-        route.attach(no_pipelines(&stats));
+        route.frame(None, &video(3), b"abc");
+        route.attach(peer(), no_pipelines(&stats));
         assert_eq!(stats.video_frames_received.load(Relaxed), 0);
         route.detach();
         // After `start`, up to the bound; the rest is dropped.
-        route.call_started();
+        route.call_started(peer());
         let big = vec![0u8; MAX_EARLY_BYTES / 2];
         for _ in 0..3 {
-            route.frame(&video(big.len() as u32), &big);
+            route.frame(None, &video(big.len() as u32), &big);
         }
-        route.attach(no_pipelines(&stats));
+        route.attach(peer(), no_pipelines(&stats));
         assert_eq!(stats.video_frames_received.load(Relaxed), 2);
         route.detach();
         // A `stop` before the pipelines attach: that call's frames are gone.
-        route.call_started();
-        route.frame(&video(3), b"abc");
+        route.call_started(peer());
+        route.frame(None, &video(3), b"abc");
         route.call_ended();
-        route.attach(no_pipelines(&stats));
+        route.attach(peer(), no_pipelines(&stats));
         assert_eq!(stats.video_frames_received.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn each_party_of_a_group_call_has_its_own_pipelines() {
+        let video = |key: bool| MediaHeader { kind: MediaKind::Video, pts: 1, key, len: 1 };
+        let (a, b, c): (ClientId, ClientId, ClientId) =
+            (([10, 0, 0, 1], 1).into(), ([10, 0, 0, 2], 2).into(), ([10, 0, 0, 3], 3).into());
+        let (sa, sb) = (Arc::new(Stats::default()), Arc::new(Stats::default()));
+        let route = FrameRoute::default();
+        route.call_started(a);
+        route.attach(a, no_pipelines(&sa));
+        // b joined: its frames wait for its pipelines, then go to them alone.
+        route.frame(Some(b), &video(true), b"b");
+        route.frame(Some(a), &video(false), b"a");
+        assert_eq!(sa.video_frames_received.load(Relaxed), 1);
+        route.attach(b, no_pipelines(&sb));
+        route.frame(Some(b), &video(false), b"b");
+        assert_eq!((sa.video_frames_received.load(Relaxed), sb.video_frames_received.load(Relaxed)), (1, 2));
+        // b left: nothing more reaches its pipelines; c was never attached.
+        route.detach_party(b);
+        route.frame(Some(b), &video(true), b"b");
+        route.frame(Some(c), &video(true), b"c");
+        assert_eq!(sb.video_frames_received.load(Relaxed), 2);
+        route.detach_party(c);
+        route.attach(c, no_pipelines(&sb));
+        assert_eq!(sb.video_frames_received.load(Relaxed), 2, "a party that left takes its early frames");
     }
 }

@@ -3,7 +3,8 @@
 //! failures (bus errors and end-of-stream, through [`super::MediaEvent`]) and
 //! wakes up when a rebuild is due.
 //!
-//! * `receive-video` and `receive-audio`: garbage from the peer can stop a
+//! * `receive-video` and `receive-audio` (one of each per other party):
+//!   garbage from the peer can stop a
 //!   decoding pipeline for good (a bogus SPS leaves `h264parse` and the
 //!   decoder `not-negotiated`, after which nothing is decoded again). The
 //!   pipeline is rebuilt and the [`FrameRoute`](super::FrameRoute) pointed at
@@ -114,6 +115,14 @@ impl Restarts {
     }
 }
 
+/// The backoff of a call's sending pipelines (each party's receiving
+/// pipelines have theirs in [`super::session::Party`]).
+impl Restarts {
+    fn receive_index(which: Which) -> usize {
+        usize::from(which == Which::ReceiveAudio)
+    }
+}
+
 /// A pipeline rebuilt during a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Restarted {
@@ -131,67 +140,93 @@ impl CallMedia {
     /// messages from an instance already replaced are ignored.
     pub fn failed(&mut self, pipeline: &str, generation: u64, now: Instant) -> bool {
         let Some(which) = Which::from_name(pipeline) else { return false };
-        let current = match which {
-            Which::ReceiveVideo => self.receive_video.as_ref().map(|r| r.generation),
-            Which::ReceiveAudio => self.receive_audio.as_ref().map(|r| r.generation),
-            Which::SendVideo => self.send_video.as_ref().map(|s| s.generation),
-            Which::SendAudio => self.send_audio.as_ref().map(|s| s.generation),
-        };
-        if current != Some(generation) {
-            return false;
+        match which {
+            Which::ReceiveVideo | Which::ReceiveAudio => {
+                let video = which == Which::ReceiveVideo;
+                let party = self.parties.iter_mut().find(|p| {
+                    let r = if video { p.video.as_ref() } else { p.audio.as_ref() };
+                    r.is_some_and(|r| r.generation == generation)
+                });
+                let Some(party) = party else { return false };
+                party.restarts[Restarts::receive_index(which)].schedule(now);
+            }
+            Which::SendVideo | Which::SendAudio => {
+                let current = match which {
+                    Which::SendVideo => self.send_video.as_ref().map(|s| s.generation),
+                    _ => self.send_audio.as_ref().map(|s| s.generation),
+                };
+                if current != Some(generation) {
+                    return false;
+                }
+                self.restarts.get(which).schedule(now);
+            }
         }
-        self.restarts.get(which).schedule(now);
         true
     }
 
     /// When the next rebuild is due, if one is pending.
     pub fn next_restart(&self) -> Option<Instant> {
-        self.restarts.backoff.iter().filter_map(|b| b.due).min()
+        let parties = self.parties.iter().flat_map(|p| p.restarts.iter());
+        self.restarts.backoff.iter().chain(parties).filter_map(|b| b.due).min()
     }
 
     /// Rebuilds every pipeline whose rebuild is due. A rebuild that fails is
     /// scheduled again (with the backoff) and reported too.
     pub fn restart_due(&mut self, now: Instant) -> Vec<Restarted> {
         let mut done = Vec::new();
-        for which in Which::ALL {
+        for at in 0..self.parties.len() {
+            for which in [Which::ReceiveVideo, Which::ReceiveAudio] {
+                let i = Restarts::receive_index(which);
+                if !self.parties[at].restarts[i].take_due(now) {
+                    continue;
+                }
+                let kind = if which == Which::ReceiveVideo { MediaKind::Video } else { MediaKind::Audio };
+                let notice = self.rebuild_receive(at, kind).unwrap_or_else(|e| {
+                    self.parties[at].restarts[i].schedule(now);
+                    format!("{}: cannot rebuild it ({e}); trying again", which.name())
+                });
+                let wants_keyframe = which == Which::ReceiveVideo;
+                done.push(Restarted { pipeline: which.name(), notice, wants_keyframe });
+            }
+        }
+        for which in [Which::SendVideo, Which::SendAudio] {
             if !self.restarts.get(which).take_due(now) {
                 continue;
             }
-            let result = match which {
-                Which::ReceiveVideo => self.rebuild_receive(MediaKind::Video),
-                Which::ReceiveAudio => self.rebuild_receive(MediaKind::Audio),
-                Which::SendVideo => self.rebuild_send_video(),
-                Which::SendAudio => self.rebuild_send_audio(),
-            };
+            let result =
+                if which == Which::SendVideo { self.rebuild_send_video() } else { self.rebuild_send_audio() };
             let notice = result.unwrap_or_else(|e| {
                 self.restarts.get(which).schedule(now);
                 format!("{}: cannot rebuild it ({e}); trying again", which.name())
             });
-            let wants_keyframe = which == Which::ReceiveVideo;
-            done.push(Restarted { pipeline: which.name(), notice, wants_keyframe });
+            done.push(Restarted { pipeline: which.name(), notice, wants_keyframe: false });
         }
         done
     }
 
-    fn rebuild_receive(&mut self, kind: MediaKind) -> Result<String, super::MediaError> {
+    /// Rebuilds party number `at`'s receiving pipeline of `kind`.
+    fn rebuild_receive(&mut self, at: usize, kind: MediaKind) -> Result<String, super::MediaError> {
+        let id = self.parties[at].id;
         // Frames are dropped while there is no pipeline to take them.
-        self.route.replace(kind, None);
+        self.route.replace(id, kind, None);
+        let party = &mut self.parties[at];
         if kind == MediaKind::Video {
-            if let Some(old) = self.receive_video.take() {
+            if let Some(old) = party.video.take() {
                 old.stop();
             }
-            self.receive_video = self.ctx.receive_video()?;
-            self.route.replace(kind, self.receive_video.as_ref().map(|r| r.appsrc.clone()));
+            let new = self.ctx.receive_video(party, at == 0)?;
+            self.route.replace(id, kind, new.as_ref().map(|r| r.appsrc.clone()));
+            self.parties[at].video = new;
             Ok("received video could not be decoded: the video decoder was restarted, and shows \
                 the peer's picture again from its next keyframe"
                 .into())
         } else {
-            if let Some(old) = self.receive_audio.take() {
+            if let Some(old) = party.audio.take() {
                 old.stop();
             }
-            let new = self.ctx.receive_audio()?;
-            self.route.replace(kind, Some(new.appsrc.clone()));
-            self.receive_audio = Some(new);
+            let new = self.ctx.receive_audio(party)?;
+            self.route.replace(id, kind, Some(new.appsrc.clone()));
+            self.parties[at].audio = Some(new);
             Ok("received audio could not be decoded: the audio decoder was restarted".into())
         }
     }

@@ -1,10 +1,12 @@
-//! [`CallMedia`]: the four pipelines of one call. Created, rebuilt (see
+//! [`CallMedia`]: the pipelines of one call: two sending, and two receiving
+//! for every other party (one party in a two-party call). Created, grown and
+//! shrunk as parties join and leave a group call, rebuilt (see
 //! [`super::recovery`]) and stopped by the engine's control thread only.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use komunikator_protocol::MediaKind;
+use komunikator_protocol::{ClientId, MediaKind};
 
 use super::receive::{Receiving, Targets};
 use super::recovery::Restarts;
@@ -16,8 +18,8 @@ use crate::net::Writer;
 pub struct CallMedia {
     pub(super) send_video: Option<Sending>,
     pub(super) send_audio: Option<Sending>,
-    pub(super) receive_video: Option<Receiving>,
-    pub(super) receive_audio: Option<Receiving>,
+    /// The receiving pipelines of each other party, the first (`start`) first.
+    pub(super) parties: Vec<Party>,
     pub(super) route: Arc<FrameRoute>,
     /// What actually runs, for reports: the video and audio inputs after any
     /// fallback (at start or mid-call).
@@ -39,13 +41,64 @@ pub(super) struct Context {
     writer: Writer,
     stats: Arc<Stats>,
     notify: Notify,
-    /// Shared by every receive-video instance of the call, so timestamps
-    /// stay relative to the sender's first frame.
+}
+
+/// One other party of the call: its receiving pipelines and what they share
+/// with the route.
+pub(super) struct Party {
+    /// Its id.
+    pub(super) id: ClientId,
+    pub(super) video: Option<Receiving>,
+    pub(super) audio: Option<Receiving>,
+    /// What it received and decoded (the call's statistics for the first party).
+    pub(super) stats: Arc<Stats>,
+    /// Shared by every receive-video instance for this party, so timestamps
+    /// stay relative to its first frame.
     video_base: Arc<AtomicU64>,
     /// The same for audio.
     audio_base: Arc<AtomicU64>,
     /// Shared with the route's stall detector.
     undecoded: Arc<AtomicU64>,
+    /// When each receiving pipeline may be rebuilt (video, audio).
+    pub(super) restarts: [super::recovery::Backoff; 2],
+}
+
+impl Party {
+    fn new(id: ClientId, stats: Arc<Stats>) -> Party {
+        Party {
+            id,
+            video: None,
+            audio: None,
+            stats,
+            video_base: Arc::new(AtomicU64::new(u64::MAX)),
+            audio_base: Arc::new(AtomicU64::new(u64::MAX)),
+            undecoded: Arc::new(AtomicU64::new(0)),
+            restarts: Default::default(),
+        }
+    }
+
+    /// What the route needs to deliver this party's frames.
+    fn targets(&self, notify: Notify) -> Targets {
+        Targets {
+            video: self.video.as_ref().map(|r| r.appsrc.clone()),
+            audio: self.audio.as_ref().map(|r| r.appsrc.clone()),
+            video_base: self.video_base.clone(),
+            audio_base: self.audio_base.clone(),
+            last_audio_pts: None,
+            stats: self.stats.clone(),
+            undecoded: self.undecoded.clone(),
+            seen_key: false,
+            dropping_video: false,
+            one_way: Default::default(),
+            notify,
+        }
+    }
+
+    fn stop(self) {
+        for r in [self.video, self.audio].into_iter().flatten() {
+            r.stop();
+        }
+    }
 }
 
 impl Context {
@@ -54,19 +107,20 @@ impl Context {
         &self.stats
     }
 
-    /// A new receive-video pipeline; `None` without a decoder.
-    pub(super) fn receive_video(&self) -> Result<Option<Receiving>, MediaError> {
-        let Some(launch) = self.setup.receive_video_launch()? else { return Ok(None) };
-        let sink = self.setup.options.video_sink.as_ref();
-        let (base, undecoded) = (self.video_base.clone(), self.undecoded.clone());
-        Receiving::start_video(&launch, self.stats.clone(), base, undecoded, self.notify.clone(), sink)
+    /// A new receive-video pipeline for `party`; `None` without a decoder.
+    /// Only the first party's pictures go to the GUI's sink (`first`).
+    pub(super) fn receive_video(&self, party: &Party, first: bool) -> Result<Option<Receiving>, MediaError> {
+        let sink = self.setup.options.video_sink.as_ref().filter(|_| first);
+        let Some(launch) = self.setup.receive_video_launch_with(sink.is_some())? else { return Ok(None) };
+        let (base, undecoded) = (party.video_base.clone(), party.undecoded.clone());
+        Receiving::start_video(&launch, party.stats.clone(), base, undecoded, self.notify.clone(), sink)
             .map(Some)
     }
 
-    /// A new receive-audio pipeline.
-    pub(super) fn receive_audio(&self) -> Result<Receiving, MediaError> {
+    /// A new receive-audio pipeline for `party`.
+    pub(super) fn receive_audio(&self, party: &Party) -> Result<Receiving, MediaError> {
         let launch = self.setup.receive_audio_launch()?;
-        Receiving::start_audio(&launch, self.stats.clone(), self.audio_base.clone(), self.notify.clone())
+        Receiving::start_audio(&launch, party.stats.clone(), party.audio_base.clone(), self.notify.clone())
     }
 
     /// A new send-video pipeline from `input`; `None` when nothing is sent.
@@ -116,70 +170,74 @@ impl Default for Controls {
 }
 
 impl CallMedia {
-    /// Starts the receiving pipelines, attaches them to `route`, then starts
-    /// the sending ones. A pipeline that cannot start is left out (or falls
-    /// back: camera to test pattern, microphone to silence); each such event
-    /// is returned as a notice, so the call itself always goes ahead.
+    /// Starts the receiving pipelines for `peer` (the party named in
+    /// `start`), attaches them to `route`, then starts the sending ones. A
+    /// pipeline that cannot start is left out (or falls back: camera to test
+    /// pattern, microphone to silence); each such event is returned as a
+    /// notice, so the call itself always goes ahead.
     pub fn start(
         setup: &Arc<MediaSetup>,
         writer: &Writer,
-        route: Arc<FrameRoute>,
+        (route, peer): (Arc<FrameRoute>, ClientId),
         stats: Arc<Stats>,
         notify: Notify,
         controls: Controls,
     ) -> (CallMedia, Vec<String>) {
-        let mut notices = Vec::new();
-        let ctx = Context {
-            setup: setup.clone(),
-            writer: writer.clone(),
-            stats: stats.clone(),
-            notify: notify.clone(),
-            video_base: Arc::new(AtomicU64::new(u64::MAX)),
-            audio_base: Arc::new(AtomicU64::new(u64::MAX)),
-            undecoded: Arc::new(AtomicU64::new(0)),
+        let ctx = Context { setup: setup.clone(), writer: writer.clone(), stats: stats.clone(), notify };
+        let mut media = CallMedia {
+            send_video: None,
+            send_audio: None,
+            parties: Vec::new(),
+            route,
+            video_in: VideoIn::None,
+            audio_in: AudioIn::None,
+            ctx,
+            controls,
+            restarts: Restarts::default(),
         };
-        let receive_video = keep(ctx.receive_video(), &mut notices);
-        let receive_audio = keep(ctx.receive_audio().map(Some), &mut notices);
-        route.attach(Targets {
-            video: receive_video.as_ref().map(|r| r.appsrc.clone()),
-            audio: receive_audio.as_ref().map(|r| r.appsrc.clone()),
-            video_base: ctx.video_base.clone(),
-            audio_base: ctx.audio_base.clone(),
-            last_audio_pts: None,
-            stats,
-            undecoded: ctx.undecoded.clone(),
-            seen_key: false,
-            dropping_video: false,
-            one_way: Default::default(),
-            notify,
-        });
+        let mut notices = media.add_party(peer, stats);
         let (send_video, video_in) = start_with_fallback(
             setup.video_in.clone(),
             VideoIn::Test(setup.options.test_pattern.clone()),
-            |input| ctx.send_video(input),
+            |input| media.ctx.send_video(input),
             &mut notices,
         );
         let (send_audio, audio_in) = start_with_fallback(
             setup.audio_in,
             AudioIn::Silence,
-            |input| ctx.send_audio(*input),
+            |input| media.ctx.send_audio(*input),
             &mut notices,
         );
-        let mut media = CallMedia {
-            send_video,
-            send_audio,
-            receive_video,
-            receive_audio,
-            route,
-            video_in,
-            audio_in,
-            ctx,
-            controls,
-            restarts: Restarts::default(),
-        };
+        (media.send_video, media.video_in, media.send_audio, media.audio_in) =
+            (send_video, video_in, send_audio, audio_in);
         media.set_muted(controls.muted);
         media.set_camera_enabled(controls.camera_enabled);
         (media, notices)
+    }
+
+    /// Starts receiving from party `id` (the first, or one that joined a
+    /// group call), counting into `stats`. Returns notices for pipelines
+    /// that could not start.
+    pub fn add_party(&mut self, id: ClientId, stats: Arc<Stats>) -> Vec<String> {
+        let mut notices = Vec::new();
+        if self.parties.iter().any(|p| p.id == id) {
+            return notices;
+        }
+        let first = self.parties.is_empty();
+        let mut party = Party::new(id, stats);
+        party.video = keep(self.ctx.receive_video(&party, first), &mut notices);
+        party.audio = keep(self.ctx.receive_audio(&party).map(Some), &mut notices);
+        self.route.attach(id, party.targets(self.ctx.notify.clone()));
+        self.parties.push(party);
+        notices
+    }
+
+    /// Stops receiving from party `id`, which left the call.
+    pub fn remove_party(&mut self, id: ClientId) {
+        self.route.detach_party(id);
+        if let Some(at) = self.parties.iter().position(|p| p.id == id) {
+            self.parties.remove(at).stop();
+        }
     }
 
     /// Makes the next video frame a keyframe.
@@ -215,13 +273,13 @@ impl CallMedia {
 
     /// Stops sending first (so no frame follows our `stop`), then receiving.
     pub fn stop(self) {
-        let CallMedia { send_video, send_audio, receive_video, receive_audio, route, .. } = self;
+        let CallMedia { send_video, send_audio, parties, route, .. } = self;
         for s in [send_video, send_audio].into_iter().flatten() {
             s.stop();
         }
         route.detach();
-        for r in [receive_video, receive_audio].into_iter().flatten() {
-            r.stop();
+        for party in parties {
+            party.stop();
         }
     }
 }

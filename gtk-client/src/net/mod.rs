@@ -133,16 +133,59 @@ pub enum NetEvent {
     /// `keyframe`: the peer wants an independent frame.
     Keyframe,
     /// `rate <kbps>` or `rate -`: the peer's downlink limits the call to
-    /// this many kbit/s, or no longer does.
-    Rate(Option<u32>),
-    /// `delay <ms>`: our media queues this long on its way to the peer.
-    Delay(u32),
+    /// this many kbit/s, or no longer does. `from`: which party, in a group call.
+    Rate {
+        /// The party whose link it is (group calls), `None` for the peer.
+        from: Option<ClientId>,
+        /// The limit, or none.
+        kbps: Option<u32>,
+    },
+    /// `delay <ms>`: our media queues this long on its way to the peer
+    /// (`from`: which party, in a group call).
+    Delay {
+        /// The party that measured it (group calls), `None` for the peer.
+        from: Option<ClientId>,
+        /// The delay.
+        ms: u32,
+    },
     /// `media <audio|video> <on|off>`: the peer switched its microphone or camera.
     MediaState(komunikator_protocol::MediaState),
     /// `ok block <target>`: no more rings from it on this connection.
     Blocked(String),
     /// `msg <text>`.
     Msg(String),
+    /// `ok features ...`: the server turned group calls on (`true`) or does not have them.
+    Features(bool),
+    /// `inviting <id>`: the client we invited is being asked.
+    Inviting(ClientId),
+    /// `with <id> <nick>`: right after an `ask`, another party of the call we are asked into.
+    With {
+        /// That party.
+        id: ClientId,
+        /// Its nick.
+        nick: Option<String>,
+    },
+    /// `joined <id> <nick>`: a party joined our call.
+    Joined {
+        /// The party.
+        id: ClientId,
+        /// Its nick.
+        nick: Option<String>,
+    },
+    /// `left <id> <reason>`: a party left our call, which goes on.
+    Left {
+        /// The party.
+        id: ClientId,
+        /// Why.
+        reason: StopReason,
+    },
+    /// `declined <id> <reason>`: our invitation did not end in a join.
+    Declined {
+        /// Whom we invited.
+        id: ClientId,
+        /// Why.
+        reason: komunikator_protocol::DeclineReason,
+    },
     /// `pong`.
     Pong,
     /// `ok auth`: the server accepted our password.
@@ -163,12 +206,12 @@ pub enum NetEvent {
 /// Where the receive thread delivers media payloads. Called on the receive
 /// thread, so implementations must not block for long.
 pub trait FrameSink: Send + Sync {
-    /// One whole frame from the peer.
-    fn frame(&self, header: &MediaHeader, payload: &[u8]);
+    /// One whole frame from the peer, or from party `from` of a group call.
+    fn frame(&self, from: Option<ClientId>, header: &MediaHeader, payload: &[u8]);
 
-    /// The server's `start` was read: frames of the new call follow, maybe
-    /// before its pipelines are ready. Called before the `Start` event.
-    fn call_started(&self) {}
+    /// The server's `start <peer>` was read: frames of the new call follow,
+    /// maybe before its pipelines are ready. Called before the `Start` event.
+    fn call_started(&self, _peer: ClientId) {}
 
     /// The server's `stop` was read, or the connection ended: no frame
     /// that came before belongs to a call any more.
@@ -309,7 +352,7 @@ mod tests {
     struct Frames(Mutex<Vec<(MediaHeader, Vec<u8>)>>);
 
     impl FrameSink for Frames {
-        fn frame(&self, header: &MediaHeader, payload: &[u8]) {
+        fn frame(&self, _: Option<ClientId>, header: &MediaHeader, payload: &[u8]) {
             self.0.lock().unwrap().push((*header, payload.to_vec()));
         }
     }
@@ -357,9 +400,9 @@ mod tests {
         assert_eq!(next(&rx), NetEvent::Stop(StopReason::Hangup));
         assert!(matches!(next(&rx), NetEvent::Invalid(_)));
         assert_eq!(next(&rx), NetEvent::Keyframe);
-        assert_eq!(next(&rx), NetEvent::Rate(Some(480)));
-        assert_eq!(next(&rx), NetEvent::Rate(None));
-        assert_eq!(next(&rx), NetEvent::Delay(150));
+        assert_eq!(next(&rx), NetEvent::Rate { from: None, kbps: Some(480) });
+        assert_eq!(next(&rx), NetEvent::Rate { from: None, kbps: None });
+        assert_eq!(next(&rx), NetEvent::Delay { from: None, ms: 150 });
         let got = frames.0.lock().unwrap().clone();
         assert_eq!(
             got,

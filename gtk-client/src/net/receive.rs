@@ -11,7 +11,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use komunikator_protocol::{Decoded, Decoder, ServerMsg, Status};
+use komunikator_protocol::{ClientId, Decoded, Decoder, FEATURE_GROUP, Relayed, ServerMsg, Status};
 
 use super::{FrameSink, NetEvent, PeerInfo};
 
@@ -96,12 +96,12 @@ fn read(
                 Ok(Status::Complete { item, consumed }) => {
                     at += consumed;
                     match item {
-                        Decoded::Media { header, payload, .. } => frames.frame(&header, payload),
+                        Decoded::Media { from, header, payload } => frames.frame(from, &header, payload),
                         Decoded::Message(msg) => {
                             // In stream order: frames after `start` are the
                             // call's, frames after `stop` are nobody's.
                             match msg {
-                                ServerMsg::Start(_) => frames.call_started(),
+                                ServerMsg::Start(peer) => frames.call_started(peer),
                                 ServerMsg::Stop(_) => frames.call_ended(),
                                 _ => {}
                             }
@@ -179,8 +179,15 @@ fn owned(msg: ServerMsg<'_>) -> NetEvent {
         ServerMsg::Start(id) => NetEvent::Start(id),
         ServerMsg::Stop(reason) => NetEvent::Stop(reason),
         ServerMsg::Keyframe => NetEvent::Keyframe,
-        ServerMsg::Rate(kbps) => NetEvent::Rate(kbps.map(std::num::NonZeroU32::get)),
-        ServerMsg::Delay(ms) => NetEvent::Delay(ms),
+        ServerMsg::Rate(kbps) => NetEvent::Rate { from: None, kbps: kbps.map(std::num::NonZeroU32::get) },
+        ServerMsg::Delay(ms) => NetEvent::Delay { from: None, ms },
+        ServerMsg::From { id, msg } => relayed(id, msg),
+        ServerMsg::OkFeatures(list) => NetEvent::Features(list.split(' ').any(|f| f == FEATURE_GROUP)),
+        ServerMsg::Inviting(id) => NetEvent::Inviting(id),
+        ServerMsg::With { id, nick } => NetEvent::With { id, nick: s(nick) },
+        ServerMsg::Joined { id, nick } => NetEvent::Joined { id, nick: s(nick) },
+        ServerMsg::Left { id, reason } => NetEvent::Left { id, reason },
+        ServerMsg::Declined { id, reason } => NetEvent::Declined { id, reason },
         ServerMsg::MediaState(state) => NetEvent::MediaState(state),
         ServerMsg::OkBlock(target) => NetEvent::Blocked(target.to_string()),
         ServerMsg::Msg(text) => NetEvent::Msg(text.to_owned()),
@@ -196,6 +203,19 @@ fn owned(msg: ServerMsg<'_>) -> NetEvent {
     }
 }
 
+/// A line from another party of a group call (`from <id> ...`).
+fn relayed(from: ClientId, msg: Relayed<'_>) -> NetEvent {
+    match msg {
+        Relayed::Keyframe => NetEvent::Keyframe,
+        Relayed::Msg(text) => NetEvent::Msg(text.to_owned()),
+        Relayed::Delay(ms) => NetEvent::Delay { from: Some(from), ms },
+        Relayed::MediaState(state) => NetEvent::MediaState(state),
+        Relayed::Rate(kbps) => NetEvent::Rate { from: Some(from), kbps: kbps.map(std::num::NonZeroU32::get) },
+        // Frames are decoded as frames, never as lines.
+        Relayed::Media(_) => NetEvent::Invalid(format!("a media header from {from} without its frame")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::RefCell;
@@ -207,7 +227,7 @@ mod tests {
     struct NoFrames;
 
     impl FrameSink for NoFrames {
-        fn frame(&self, _: &MediaHeader, _: &[u8]) {}
+        fn frame(&self, _: Option<ClientId>, _: &MediaHeader, _: &[u8]) {}
     }
 
     fn events_of(input: &[u8]) -> Vec<NetEvent> {

@@ -230,6 +230,8 @@ impl Window {
                 self.toast(&p.sentence);
             }
             Event::Notice(text) | Event::MediaProblem(text) => log(&text),
+            // The window does not turn group calls on (yet), so these never come.
+            Event::Inviting(_) | Event::Joined { .. } | Event::Left { .. } | Event::Declined { .. } => {}
             Event::Disconnected(reason) => return self.go_offline(problem::lost(&reason)),
         }
         self.update_view();

@@ -1,0 +1,119 @@
+//! End to end: four headless clients in one group call through the real
+//! server. ala calls bob, then invites cecylia and dawid (`--invite`); each
+//! sends its own test pattern and tone. Every party must decode every other
+//! party's pictures and hear its tone, each from its own pipelines: the JSON
+//! summary has one entry per party after the first.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{Client, Outcome, READY, Server, args, test_media};
+
+/// Luma values may differ this much after compression.
+const LUMA_TOLERANCE: i64 = 24;
+
+/// Pictures a small, slow format keeps four encoders and twelve decoders
+/// within two shared cores.
+fn small() -> Vec<String> {
+    args(&[&["--size", "320x240", "--fps", "15"]])
+}
+
+struct Party {
+    nick: &'static str,
+    pattern: &'static str,
+    tone: u32,
+}
+
+/// Four still patterns that differ, so a decoded picture tells its sender.
+const PARTIES: [Party; 4] = [
+    Party { nick: "ala", pattern: "blue", tone: 440 },
+    Party { nick: "bob", pattern: "gradient", tone: 550 },
+    Party { nick: "cecylia", pattern: "colors", tone: 660 },
+    Party { nick: "dawid", pattern: "red", tone: 770 },
+];
+
+#[test]
+fn four_people_each_see_and_hear_the_other_three() {
+    let server = Server::start();
+    let media = |p: &Party| [test_media(p.pattern, p.tone), small()].concat();
+    // The invited stay a little longer than ala, who leaves first.
+    let answering: Vec<Client> = PARTIES[1..]
+        .iter()
+        .map(|p| {
+            let own = args(&[&["--name", p.nick, "--answer", "--group", "--duration", "14"]]);
+            let c = Client::start(&server.addr, &[own, media(p)].concat());
+            c.wait_for("komunikator: ready", READY);
+            c
+        })
+        .collect();
+    let own = args(&[&[
+        "--name",
+        "ala",
+        "--call",
+        "bob",
+        "--invite",
+        "cecylia",
+        "--invite",
+        "dawid",
+        "--duration",
+        "10",
+    ]]);
+    let ala =
+        Client::start(&server.addr, &[own, media(&PARTIES[0])].concat()).finish(Duration::from_secs(90));
+    let mut outcomes = vec![ala];
+    outcomes.extend(answering.into_iter().map(|c| c.finish(Duration::from_secs(60))));
+    for (o, p) in outcomes.iter().zip(&PARTIES) {
+        assert_eq!(o.code, Some(0), "{}: {}", p.nick, o.stderr);
+    }
+    let ids: Vec<String> =
+        outcomes.iter().map(|o| o.json()["id"].as_str().unwrap_or("").to_owned()).collect();
+    for (i, receiver) in outcomes.iter().enumerate() {
+        let heard = by_sender(receiver, &ids, i);
+        assert_eq!(heard.len(), 3, "{} has figures for {:?}", PARTIES[i].nick, heard.keys());
+        for (j, sender) in outcomes.iter().enumerate().filter(|(j, _)| *j != i) {
+            let got = &heard[&ids[j]];
+            let what = format!("{} -> {}", PARTIES[j].nick, PARTIES[i].nick);
+            check(&what, sender, got, f64::from(PARTIES[j].tone));
+        }
+    }
+}
+
+/// What `receiver` (number `me`) got from each other party, by id: its
+/// first party (from `start`) in the top-level figures, the others in `parties`.
+fn by_sender<'a>(receiver: &'a Outcome, ids: &[String], me: usize) -> HashMap<String, &'a Value> {
+    let json = receiver.json();
+    let mut heard: HashMap<String, &Value> = HashMap::new();
+    for p in json["parties"].as_array().unwrap_or_else(|| panic!("no parties: {json}")) {
+        heard.insert(p["id"].as_str().unwrap_or("").to_owned(), p);
+    }
+    // ala's first party is bob; everyone else's is ala (who called or invited them).
+    let first = if me == 0 { &ids[1] } else { &ids[0] };
+    assert!(!heard.contains_key(first), "the first party is not repeated in parties: {json}");
+    heard.insert(first.clone(), json);
+    heard
+}
+
+fn check(what: &str, sender: &Outcome, got: &Value, tone_hz: f64) {
+    let n = |key: &str| got[key].as_u64().unwrap_or_else(|| panic!("{what}: {key} missing in {got}"));
+    // Each was in the call with each other for several seconds at 15 frames/s.
+    let decoded = n("video_frames_decoded");
+    assert!(decoded >= 30, "{what}: only {decoded} pictures decoded: {got}");
+    assert!(n("audio_packets_decoded") >= 100, "{what}: {got}");
+    let hz = got["audio_dominant_hz"].as_f64().unwrap_or(0.0);
+    assert!((hz - tone_hz).abs() < 5.0, "{what}: decoded tone is {hz} Hz, expected {tone_hz}");
+    let theirs = grid(sender.json(), "video_sent_luma");
+    let received = grid(got, "video_received_luma");
+    let distance = theirs.iter().zip(&received).map(|(a, b)| (a - b).abs()).max().unwrap_or(i64::MAX);
+    assert!(
+        distance <= LUMA_TOLERANCE,
+        "{what}: decoded picture {received:?} is not the sent pattern {theirs:?}"
+    );
+}
+
+fn grid(json: &Value, key: &str) -> Vec<i64> {
+    let v = json[key].as_array().unwrap_or_else(|| panic!("{key} missing: {json}"));
+    v.iter().filter_map(Value::as_i64).collect()
+}
