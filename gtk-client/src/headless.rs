@@ -332,6 +332,11 @@ impl<'a> Run<'a> {
                 self.on_end(reason, *stats);
             }
             Event::Inviting(id) => log(&format!("invitation ringing at {id}")),
+            Event::InviteRefused(why) => {
+                log(&format!("invitation refused: {why}"));
+                self.inviting = false;
+                self.invite_next();
+            }
             Event::Joined { id, nick } => {
                 log(&format!("{id} ({}) joined the call", nick.as_deref().unwrap_or("-")));
                 self.inviting = false;

@@ -117,3 +117,39 @@ fn grid(json: &Value, key: &str) -> Vec<i64> {
     let v = json[key].as_array().unwrap_or_else(|| panic!("{key} missing: {json}"));
     v.iter().filter_map(Value::as_i64).collect()
 }
+
+#[test]
+fn a_refused_invitation_is_skipped_and_a_party_that_leaves_leaves_the_call_going() {
+    let server = Server::start();
+    let start = |nick: &str, extra: &[&str], tone: u32| {
+        let own = args(&[&["--name", nick], extra]);
+        let c = Client::start(&server.addr, &[own, test_media("gradient", tone), small()].concat());
+        c.wait_for("komunikator: ready", READY);
+        c
+    };
+    let bob = start("bob", &["--answer", "--group", "--duration", "12"], 550);
+    // cecylia leaves after 3 s; ala and bob go on.
+    let cecylia = start("cecylia", &["--answer", "--group", "--duration", "3"], 660);
+    let own = args(&[&["--name", "ala", "--call", "bob", "--invite", "nobody", "--invite", "cecylia"]]);
+    let ala = Client::start(
+        &server.addr,
+        &[own, args(&[&["--duration", "8"]]), test_media("blue", 440), small()].concat(),
+    );
+    let ala = ala.finish(Duration::from_secs(60));
+    let (bob, cecylia) = (bob.finish(Duration::from_secs(30)), cecylia.finish(Duration::from_secs(30)));
+    for (o, who) in [(&ala, "ala"), (&bob, "bob"), (&cecylia, "cecylia")] {
+        assert_eq!(o.code, Some(0), "{who}: {}", o.stderr);
+    }
+    assert!(ala.stderr.contains("invitation refused: no-such-client"), "{}", ala.stderr);
+    assert!(ala.stderr.contains("left the call (hangup)"), "{}", ala.stderr);
+    assert_eq!(ala.end_reason(), "hangup", "ala hung up at the end of its 8 s, not when cecylia left");
+    assert!(ala.f("call_seconds") >= 7.5, "{}", ala.json());
+    let parties = ala.json()["parties"].as_array().cloned().unwrap_or_default();
+    assert_eq!(parties.len(), 1, "{}", ala.json());
+    assert_eq!(parties[0]["nick"], "cecylia");
+    let hz = parties[0]["audio_dominant_hz"].as_f64().unwrap_or(0.0);
+    assert!((hz - 660.0).abs() < 5.0, "cecylia's tone while she was there: {hz}");
+    // bob heard ala the whole time, cecylia while she was there.
+    assert!((bob.f("audio_dominant_hz") - 440.0).abs() < 5.0, "{}", bob.json());
+    assert_eq!(cecylia.end_reason(), "hangup");
+}

@@ -154,6 +154,9 @@ impl Control {
             }
             NetEvent::AskYes => self.step(CallInput::AskYes),
             NetEvent::AskNo => self.step(CallInput::AskNo),
+            NetEvent::Busy(id) if self.group.invite_answered() => {
+                self.emit(Event::InviteRefused(format!("{id} is busy")))
+            }
             NetEvent::Busy(_) => self.step(CallInput::Busy),
             NetEvent::Start(peer) => {
                 self.group = Default::default();
@@ -179,7 +182,10 @@ impl Control {
             }
             NetEvent::Delay { .. } => {}
             NetEvent::Features(on) => self.group.features(on, self.setup.options.group_calls, &self.events),
-            NetEvent::Inviting(id) => self.emit(Event::Inviting(id)),
+            NetEvent::Inviting(id) => {
+                self.group.invite_answered();
+                self.emit(Event::Inviting(id))
+            }
             NetEvent::Declined { id, reason } => self.emit(Event::Declined { id, reason }),
             NetEvent::With { id, nick } => {
                 let who = nick.map_or_else(|| id.to_string(), |n| format!("{n} ({id})"));
@@ -211,6 +217,10 @@ impl Control {
             }
             // Frames already queued when a call ends are answered with this.
             NetEvent::Error { code: ErrorCode::NotInCall, .. } if self.state.is_idle() => {}
+            NetEvent::Error { code, text } if self.group.invite_answered() => {
+                let why = text.unwrap_or_else(|| code.as_str().to_owned());
+                self.emit(Event::InviteRefused(format!("{code}: {why}")));
+            }
             NetEvent::Error { code, text } => {
                 self.step(CallInput::Error(code));
                 self.emit(Event::ServerError { code, text });
@@ -369,6 +379,7 @@ impl Control {
             Action::Send(Send::Stop) => self.command(&Command::Stop),
             Action::Send(Send::Invite(target)) => {
                 if let Some(t) = parse_target(&target) {
+                    self.group.invite_sent();
                     self.command(&Command::Invite(t));
                 }
             }

@@ -25,6 +25,9 @@ pub(super) struct Group {
     rates: HashMap<Option<ClientId>, u32>,
     /// The last `delay` each receiver reported.
     delays: HashMap<Option<ClientId>, u32>,
+    /// An `invite` was sent and the server has not answered it yet: the
+    /// next `inviting`, `busy` or error is its answer.
+    invite_unanswered: bool,
 }
 
 /// The most parties kept: the server's largest room size.
@@ -37,6 +40,17 @@ impl Group {
         if wanted && !on {
             events.send(Event::Notice("the server has no group calls; only two-party calls work".into()));
         }
+    }
+
+    /// An `invite` went out.
+    pub(super) fn invite_sent(&mut self) {
+        self.invite_unanswered = true;
+    }
+
+    /// Whether an `invite` was waiting for the server's answer; the line
+    /// being handled is that answer.
+    pub(super) fn invite_answered(&mut self) -> bool {
+        std::mem::take(&mut self.invite_unanswered)
     }
 
     /// Party `id` joined.

@@ -97,6 +97,9 @@ pub enum Event {
     },
     /// Our invitation is ringing at `id` (group calls).
     Inviting(ClientId),
+    /// The server refused our invitation before it rang (`busy`, or an
+    /// error such as `room-full` or `not-supported`); the text says why.
+    InviteRefused(String),
     /// A party joined our call (group calls).
     Joined {
         /// The party.

@@ -231,7 +231,11 @@ impl Window {
             }
             Event::Notice(text) | Event::MediaProblem(text) => log(&text),
             // The window does not turn group calls on (yet), so these never come.
-            Event::Inviting(_) | Event::Joined { .. } | Event::Left { .. } | Event::Declined { .. } => {}
+            Event::Inviting(_)
+            | Event::InviteRefused(_)
+            | Event::Joined { .. }
+            | Event::Left { .. }
+            | Event::Declined { .. } => {}
             Event::Disconnected(reason) => return self.go_offline(problem::lost(&reason)),
         }
         self.update_view();

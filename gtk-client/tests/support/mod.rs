@@ -77,6 +77,10 @@ impl Server {
         BufReader::new(stdout).read_line(&mut line).expect("read the server's first line");
         let addr =
             line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("server said {line:?}"));
+        // A new server has a new certificate: pins left under its address by
+        // an earlier server on the same port (a run that was killed before
+        // its drop) would refuse it.
+        let _ = std::fs::remove_dir_all(client_config_home(addr));
         Server { addr: addr.to_owned(), child, state }
     }
 }
