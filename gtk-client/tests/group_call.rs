@@ -1,19 +1,33 @@
-//! End to end: four headless clients in one group call through the real
-//! server. ala calls bob, then invites cecylia and dawid (`--invite`); each
-//! sends its own test pattern and tone. Every party must decode every other
-//! party's pictures and hear its tone, each from its own pipelines: the JSON
-//! summary has one entry per party after the first.
+//! End to end: headless clients in group calls through the real server.
+//! Four people: ala calls bob, then invites cecylia and dawid (`--invite`);
+//! each sends its own test pattern and tone, and every party must decode
+//! every other party's pictures and hear its tone, each from its own
+//! pipelines (the JSON summary has one entry per party after the first).
+//! Then a refused invitation and a party that leaves, and a fourth party on
+//! a slow downlink (through the link emulator), who must not lower what the
+//! others get. The tests take turns: each runs four encoders and twelve
+//! decoders on a shared two-core machine.
 
 mod support;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+
+use komunikator_linkem::{Backend, Link, LinkSpec};
 
 use serde_json::Value;
 use support::{Client, Outcome, READY, Server, args, test_media};
 
 /// Luma values may differ this much after compression.
 const LUMA_TOLERANCE: i64 = 24;
+
+/// One test at a time (see the module documentation).
+fn turn() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Pictures a small, slow format keeps four encoders and twelve decoders
 /// within two shared cores.
@@ -37,6 +51,7 @@ const PARTIES: [Party; 4] = [
 
 #[test]
 fn four_people_each_see_and_hear_the_other_three() {
+    let _turn = turn();
     let server = Server::start();
     let media = |p: &Party| [test_media(p.pattern, p.tone), small()].concat();
     // The invited stay a little longer than ala, who leaves first.
@@ -120,6 +135,7 @@ fn grid(json: &Value, key: &str) -> Vec<i64> {
 
 #[test]
 fn a_refused_invitation_is_skipped_and_a_party_that_leaves_leaves_the_call_going() {
+    let _turn = turn();
     let server = Server::start();
     let start = |nick: &str, extra: &[&str], tone: u32| {
         let own = args(&[&["--name", nick], extra]);
@@ -152,4 +168,77 @@ fn a_refused_invitation_is_skipped_and_a_party_that_leaves_leaves_the_call_going
     // bob heard ala the whole time, cecylia while she was there.
     assert!((bob.f("audio_dominant_hz") - 440.0).abs() < 5.0, "{}", bob.json());
     assert_eq!(cecylia.end_reason(), "hangup");
+}
+
+#[test]
+fn a_receiver_on_a_slow_link_does_not_lower_what_the_others_get() {
+    let _turn = turn();
+    let server = Server::start();
+    // dawid's downlink: 300 kbit/s, a home router's queue.
+    let spec = LinkSpec::parse("unlimited", "300kbit,queue=100ms").expect("a link spec");
+    let upstream: SocketAddr = server.addr.parse().expect("the server's address");
+    let link = Link::start(upstream, &spec, Backend::UserSpace).expect("start the link emulator");
+    let dawid_addr = link.client_addr().to_string();
+    let answer = |addr: &str, nick: &str, pattern: &str, tone: u32| {
+        let own = args(&[&["--name", nick, "--answer", "--group", "--duration", "20"]]);
+        let c = Client::start(addr, &[own, test_media(pattern, tone), small()].concat());
+        c.wait_for("komunikator: ready", READY);
+        c
+    };
+    let bob = answer(&server.addr, "bob", "gradient", 550);
+    let cecylia = answer(&server.addr, "cecylia", "colors", 660);
+    let dawid = answer(&dawid_addr, "dawid", "red", 770);
+    // ala sends noise, which fills whatever rate the encoder is given.
+    let own = args(&[&[
+        "--name",
+        "ala",
+        "--call",
+        "bob",
+        "--invite",
+        "cecylia",
+        "--invite",
+        "dawid",
+        "--duration",
+        "16",
+        "--video-kbps",
+        "800",
+    ]]);
+    let ala = Client::start(&server.addr, &[own, test_media("snow", 440), small()].concat());
+    let ala = ala.finish(Duration::from_secs(90));
+    let others: Vec<Outcome> =
+        [bob, cecylia, dawid].into_iter().map(|c| c.finish(Duration::from_secs(60))).collect();
+    assert_eq!(ala.code, Some(0), "{}", ala.stderr);
+    for o in &others {
+        assert_eq!(o.code, Some(0), "{}", o.stderr);
+    }
+    // Had ala followed dawid (300 kbit/s shared by three senders), she
+    // would have sent about 100 kbit/s; the others set her rate.
+    let kbps = ala.n("video_bytes_sent") as f64 * 8.0 / 1000.0 / ala.f("call_seconds").max(1.0);
+    let fps = |o: &Outcome| o.n("video_frames_decoded") as f64 / o.f("call_seconds").max(1.0);
+    eprintln!(
+        "ala sent {kbps:.0} kbit/s; pictures/s decoded: bob {:.1}, cecylia {:.1}, dawid {:.1}; dawid's audio from ala: {}",
+        fps(&others[0]),
+        fps(&others[1]),
+        others[2].json()["video_frames_decoded"].as_u64().unwrap_or(0) as f64
+            / others[2].f("call_seconds").max(1.0),
+        others[2].n("audio_packets_decoded")
+    );
+    assert!(kbps >= 400.0, "ala sent {kbps:.0} kbit/s of video; rates: {}", ala.json()["video_rate"]);
+    let sent = ala.n("video_frames_sent");
+    for (o, nick) in others[..2].iter().zip(["bob", "cecylia"]) {
+        let decoded = o.n("video_frames_decoded");
+        assert!(
+            decoded * 100 >= sent * 70,
+            "{nick} decoded {decoded} of ala's {sent} pictures: {}",
+            o.json()
+        );
+    }
+    // dawid gets thinned video, but every party's voice.
+    let dawid = &others[2];
+    let heard = by_sender(dawid, &[ala.json()["id"].as_str().unwrap_or("").to_owned()], 3);
+    assert_eq!(heard.len(), 3, "{}", dawid.json());
+    for (_, got) in heard {
+        let audio = got["audio_packets_decoded"].as_u64().unwrap_or(0);
+        assert!(audio >= 400, "dawid decoded only {audio} audio packets from a party: {got}");
+    }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use komunikator_protocol::{Command, ErrorCode, MediaKind, MediaState, is_valid_nick};
 
 use super::bounds::Outbox;
+use super::group::KeyframeTo;
 use super::switches::Switches;
 use super::{Event, Input, UserCommand, one_line, parse_target};
 use crate::call::{Action, CallInput, CallState, Send};
@@ -159,7 +160,7 @@ impl Control {
             }
             NetEvent::Busy(_) => self.step(CallInput::Busy),
             NetEvent::Start(peer) => {
-                self.group = Default::default();
+                self.group.new_call();
                 self.set_peer_rate(None);
                 self.step(CallInput::Start(peer));
             }
@@ -277,7 +278,7 @@ impl Control {
 
     fn on_media(&mut self, ev: MediaEvent) {
         match ev {
-            MediaEvent::KeyframeWanted => self.request_keyframe(),
+            MediaEvent::KeyframeWanted(of) => self.request_keyframe_of(of),
             MediaEvent::Error { pipeline, generation, message } => {
                 if let Some(media) = &mut self.media {
                     // Errors of an instance already replaced are old news.
@@ -392,8 +393,7 @@ impl Control {
                     }
                 }
                 // Its first pictures may have come before its pipelines.
-                self.last_request = None;
-                self.request_keyframe();
+                self.request_keyframe_of(Some(id));
             }
             Action::RemoveParty(id) => {
                 if let Some(media) = &mut self.media {
@@ -470,7 +470,24 @@ impl Control {
         }
     }
 
-    /// Asks the peer for a keyframe, at most every [`KEYFRAME_REQUEST_INTERVAL`].
+    /// Asks party `of` for a keyframe (`keyframe <id>`, with group calls on;
+    /// each party at most every [`KEYFRAME_REQUEST_INTERVAL`]), or everyone.
+    fn request_keyframe_of(&mut self, of: Option<komunikator_protocol::ClientId>) {
+        if !matches!(self.state, CallState::Active { .. }) {
+            return;
+        }
+        match self.group.keyframe_to(of, KEYFRAME_REQUEST_INTERVAL) {
+            KeyframeTo::Party(id) => {
+                self.current_stats().keyframes_requested.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.command(&Command::KeyframeOf(id));
+            }
+            KeyframeTo::Everyone => self.request_keyframe(),
+            KeyframeTo::NotNow => {}
+        }
+    }
+
+    /// Asks the peer (everyone, in a group call) for a keyframe, at most
+    /// every [`KEYFRAME_REQUEST_INTERVAL`].
     fn request_keyframe(&mut self) {
         if !matches!(self.state, CallState::Active { .. }) {
             return;

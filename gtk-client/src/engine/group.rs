@@ -2,12 +2,19 @@
 //! that joined after the first, what each sent us, and what each party's
 //! link reports about our media. Owned and used by the control thread only.
 //!
-//! One encoder serves every receiver, so the sender follows the slowest:
-//! the lowest `rate` in force and the highest `delay` reported are handed to
-//! the rate controller.
+//! One encoder serves every receiver, so the rate it follows is chosen for
+//! them all: the median receiver's (of two, the faster's), not the slowest's. Receivers without a
+//! limit count as unlimited, and without a `delay` report as no delay. In a
+//! two-party call (one receiver) that is the peer's own report. In a call
+//! of four, one receiver on a slow link does not lower the picture the
+//! other two get: the server thins the video for that receiver alone (its
+//! own queue and drop policy), and its audio, which goes first, stays
+//! whole. Sending it a second, smaller encoding (simulcast) would serve it
+//! better; that is not built.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use komunikator_protocol::ClientId;
 
@@ -28,6 +35,23 @@ pub(super) struct Group {
     /// An `invite` was sent and the server has not answered it yet: the
     /// next `inviting`, `busy` or error is its answer.
     invite_unanswered: bool,
+    /// Parties that joined and have not left (the first party is not counted).
+    joined_here: usize,
+    /// The server turned group calls on for this connection.
+    on: bool,
+    /// When a keyframe was last asked of each party.
+    requests: HashMap<ClientId, Instant>,
+}
+
+/// See [`Group::keyframe_to`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum KeyframeTo {
+    /// `keyframe <id>`.
+    Party(ClientId),
+    /// `keyframe`, to every party (the peer of a two-party call).
+    Everyone,
+    /// That party was asked a moment ago.
+    NotNow,
 }
 
 /// The most parties kept: the server's largest room size.
@@ -37,9 +61,30 @@ impl Group {
     /// The server answered `features`: says so when group calls were wanted
     /// and it has none.
     pub(super) fn features(&mut self, on: bool, wanted: bool, events: &Outbox) {
+        self.on = on;
         if wanted && !on {
             events.send(Event::Notice("the server has no group calls; only two-party calls work".into()));
         }
+    }
+
+    /// A call starts: everything but the connection's features is forgotten.
+    pub(super) fn new_call(&mut self) {
+        *self = Group { on: self.on, ..Group::default() };
+    }
+
+    /// Whom to ask for a keyframe when one is wanted of party `of` (`None`:
+    /// not known): with group calls on, that party alone, at most every
+    /// `gap`; otherwise everyone.
+    pub(super) fn keyframe_to(&mut self, of: Option<ClientId>, gap: Duration) -> KeyframeTo {
+        let Some(id) = of.filter(|_| self.on) else { return KeyframeTo::Everyone };
+        let now = Instant::now();
+        if self.requests.get(&id).is_some_and(|t| now.duration_since(*t) < gap) {
+            return KeyframeTo::NotNow;
+        }
+        if self.requests.len() < MAX_PARTIES {
+            self.requests.insert(id, now);
+        }
+        KeyframeTo::Party(id)
     }
 
     /// An `invite` went out.
@@ -57,6 +102,7 @@ impl Group {
     pub(super) fn joined(&mut self, id: ClientId, nick: Option<String>) {
         if self.parties.len() < MAX_PARTIES && !self.parties.iter().any(|p| p.0 == id) {
             self.parties.push((id, nick, Arc::new(Stats::default())));
+            self.joined_here += 1;
         }
     }
 
@@ -65,26 +111,45 @@ impl Group {
         self.parties.iter().find(|p| p.0 == id).map_or_else(Arc::default, |p| p.2.clone())
     }
 
-    /// Party `id` left: its reports no longer count. Returns the rate now in force.
-    pub(super) fn left(&mut self, id: ClientId) -> Option<u32> {
-        self.rates.remove(&Some(id));
-        self.delays.remove(&Some(id));
-        self.rates.values().min().copied()
+    /// How many parties receive what we send (in a two-party call, one).
+    fn receivers(&self) -> usize {
+        1 + self.joined_here
     }
 
-    /// A receiver's `rate` (`None`: no longer the limit). Returns the lowest in force.
+    /// Party `id` left: its reports no longer count (what it sent stays in
+    /// the summary). Returns the rate now in force.
+    pub(super) fn left(&mut self, id: ClientId) -> Option<u32> {
+        self.joined_here = self.joined_here.saturating_sub(1);
+        self.rates.remove(&Some(id));
+        self.delays.remove(&Some(id));
+        self.rate_in_force()
+    }
+
+    /// A receiver's `rate` (`None`: no longer the limit). Returns the rate in force.
     pub(super) fn rate(&mut self, from: Option<ClientId>, kbps: Option<u32>) -> Option<u32> {
         match kbps {
             Some(k) => self.rates.insert(from, k),
             None => self.rates.remove(&from),
         };
-        self.rates.values().min().copied()
+        self.rate_in_force()
     }
 
-    /// A receiver's `delay`. Returns the highest reported.
+    /// The median receiver's limit (`None`: unlimited).
+    fn rate_in_force(&self) -> Option<u32> {
+        let mut limits: Vec<Option<u32>> = self.rates.values().copied().map(Some).collect();
+        limits.resize(self.receivers().max(limits.len()), None);
+        // `None` (unlimited) sorts first: put it last.
+        limits.sort_by_key(|l| l.map_or(u64::MAX, u64::from));
+        limits[limits.len() / 2]
+    }
+
+    /// A receiver's `delay`. Returns the median receiver's.
     pub(super) fn delay(&mut self, from: Option<ClientId>, ms: u32) -> u32 {
         self.delays.insert(from, ms);
-        self.delays.values().max().copied().unwrap_or(ms)
+        let mut delays: Vec<u32> = self.delays.values().copied().collect();
+        delays.resize(self.receivers().max(delays.len()), 0);
+        delays.sort_unstable_by(|a, b| b.cmp(a));
+        delays[delays.len() / 2]
     }
 
     /// What each party after the first sent us.
@@ -105,20 +170,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_sender_follows_the_slowest_receiver() {
-        let (a, b): (ClientId, ClientId) = (([10, 0, 0, 1], 1).into(), ([10, 0, 0, 2], 2).into());
+    fn keyframes_are_asked_of_the_party_whose_pictures_broke() {
+        let a: ClientId = ([10, 0, 0, 1], 1).into();
+        let gap = Duration::from_secs(60);
         let mut g = Group::default();
-        assert_eq!(g.rate(Some(a), Some(800)), Some(800));
-        assert_eq!(g.rate(Some(b), Some(300)), Some(300));
-        assert_eq!(g.rate(Some(b), None), Some(800), "b is no longer the limit");
-        assert_eq!(g.rate(Some(b), Some(300)), Some(300));
-        assert_eq!(g.left(b), Some(800), "b left");
-        assert_eq!(g.delay(Some(a), 20), 20);
-        assert_eq!(g.delay(Some(b), 90), 90);
-        assert_eq!(g.delay(Some(a), 10), 90);
+        assert_eq!(g.keyframe_to(Some(a), gap), KeyframeTo::Everyone, "group calls are off");
+        g.on = true;
+        assert_eq!(g.keyframe_to(None, gap), KeyframeTo::Everyone);
+        assert_eq!(g.keyframe_to(Some(a), gap), KeyframeTo::Party(a));
+        assert_eq!(g.keyframe_to(Some(a), gap), KeyframeTo::NotNow);
+        g.new_call();
+        assert_eq!(g.keyframe_to(Some(a), gap), KeyframeTo::Party(a), "a new call, and still on");
+    }
+
+    #[test]
+    fn one_receiver_decides_a_two_party_call() {
+        let mut g = Group::default();
+        assert_eq!(g.rate(None, Some(300)), Some(300));
+        assert_eq!(g.delay(None, 90), 90);
+        assert_eq!(g.rate(None, None), None);
+    }
+
+    #[test]
+    fn the_sender_follows_the_median_receiver_not_the_slowest() {
+        let first: ClientId = ([10, 0, 0, 1], 1).into();
+        let (b, c): (ClientId, ClientId) = (([10, 0, 0, 2], 2).into(), ([10, 0, 0, 3], 3).into());
+        let mut g = Group::default();
         g.joined(b, Some("bob".into()));
-        g.joined(b, None);
-        assert_eq!(g.summary().len(), 1);
-        assert!(Arc::ptr_eq(&g.stats_of(b), &g.stats_of(b)));
+        g.joined(c, None);
+        g.joined(c, None);
+        assert_eq!(g.summary().len(), 2);
+        // Three receivers: one slow one does not set the rate.
+        assert_eq!(g.rate(Some(c), Some(100)), None);
+        assert_eq!(g.delay(Some(c), 400), 0);
+        // Two slow ones do: the faster of them.
+        assert_eq!(g.rate(Some(first), Some(700)), Some(700));
+        assert_eq!(g.rate(Some(b), Some(900)), Some(700));
+        assert_eq!(g.delay(Some(b), 60), 60);
+        assert_eq!(g.rate(Some(first), None), Some(900));
+        // b leaves: of the two receivers left, the faster (unlimited) decides.
+        assert_eq!(g.left(b), None);
+        assert_eq!(g.summary().len(), 2, "what b sent stays in the summary");
+        assert!(Arc::ptr_eq(&g.stats_of(c), &g.stats_of(c)));
     }
 }

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use komunikator_protocol::MediaKind;
+use komunikator_protocol::{ClientId, MediaKind};
 
 pub use describe::PipelineSet;
 pub use receive::FrameRoute;
@@ -214,8 +214,9 @@ pub enum MediaError {
 /// Something the pipelines report to the control thread, from any thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
-    /// The video decoder asked for a keyframe (it could not decode).
-    KeyframeWanted,
+    /// The video decoder of a party's pictures asked for a keyframe (it
+    /// could not decode); the party, when the pipelines know it.
+    KeyframeWanted(Option<ClientId>),
     /// A pipeline posted an error.
     Error {
         /// Which pipeline.

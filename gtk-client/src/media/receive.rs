@@ -250,7 +250,7 @@ impl FrameRoute {
                     // Resume only at a keyframe, once the backlog is gone.
                     t.dropping_video = !(header.key && src.current_level_bytes() <= MAX_QUEUED_VIDEO / 2);
                     if t.dropping_video {
-                        (t.notify)(MediaEvent::KeyframeWanted);
+                        (t.notify)(MediaEvent::KeyframeWanted(None));
                         return;
                     }
                 }
@@ -259,7 +259,7 @@ impl FrameRoute {
                 t.seen_key |= header.key;
                 let stalled = t.undecoded.fetch_add(1, Relaxed) + 1;
                 if first_delta || stalled % STALL_FRAMES == 0 {
-                    (t.notify)(MediaEvent::KeyframeWanted);
+                    (t.notify)(MediaEvent::KeyframeWanted(None));
                 }
             }
             MediaKind::Audio => {
@@ -399,7 +399,7 @@ fn probe_keyframe_requests(appsrc: &gst_app::AppSrc, notify: Notify) {
     pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
         if let Some(event) = info.event() {
             if gst_video::UpstreamForceKeyUnitEvent::parse(event).is_ok() {
-                notify(MediaEvent::KeyframeWanted);
+                notify(MediaEvent::KeyframeWanted(None));
             }
         }
         gst::PadProbeReturn::Ok

@@ -11,7 +11,7 @@ use komunikator_protocol::{ClientId, MediaKind};
 use super::receive::{Receiving, Targets};
 use super::recovery::Restarts;
 use super::send::Sending;
-use super::{AudioIn, FrameRoute, MediaError, MediaSetup, Notify, SinkFactory, Stats, VideoIn};
+use super::{AudioIn, FrameRoute, MediaError, MediaEvent, MediaSetup, Notify, SinkFactory, Stats, VideoIn};
 use crate::net::Writer;
 
 /// The pipelines of the call in progress.
@@ -77,8 +77,18 @@ impl Party {
         }
     }
 
+    /// `notify`, with this party named in its keyframe requests.
+    fn notify(&self, notify: &Notify) -> Notify {
+        let (id, notify) = (self.id, notify.clone());
+        Arc::new(move |ev| match ev {
+            MediaEvent::KeyframeWanted(None) => notify(MediaEvent::KeyframeWanted(Some(id))),
+            ev => notify(ev),
+        })
+    }
+
     /// What the route needs to deliver this party's frames.
-    fn targets(&self, notify: Notify) -> Targets {
+    fn targets(&self, notify: &Notify) -> Targets {
+        let notify = self.notify(notify);
         Targets {
             video: self.video.as_ref().map(|r| r.appsrc.clone()),
             audio: self.audio.as_ref().map(|r| r.appsrc.clone()),
@@ -113,8 +123,15 @@ impl Context {
         let sink = self.setup.options.video_sink.as_ref().filter(|_| first);
         let Some(launch) = self.setup.receive_video_launch_with(sink.is_some())? else { return Ok(None) };
         let (base, undecoded) = (party.video_base.clone(), party.undecoded.clone());
-        Receiving::start_video(&launch, party.stats.clone(), base, undecoded, self.notify.clone(), sink)
-            .map(Some)
+        Receiving::start_video(
+            &launch,
+            party.stats.clone(),
+            base,
+            undecoded,
+            party.notify(&self.notify),
+            sink,
+        )
+        .map(Some)
     }
 
     /// A new receive-audio pipeline for `party`.
@@ -227,7 +244,7 @@ impl CallMedia {
         let mut party = Party::new(id, stats);
         party.video = keep(self.ctx.receive_video(&party, first), &mut notices);
         party.audio = keep(self.ctx.receive_audio(&party).map(Some), &mut notices);
-        self.route.attach(id, party.targets(self.ctx.notify.clone()));
+        self.route.attach(id, party.targets(&self.ctx.notify));
         self.parties.push(party);
         notices
     }
