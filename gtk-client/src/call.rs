@@ -6,6 +6,11 @@ use std::time::Instant;
 
 use komunikator_protocol::{ClientId, ErrorCode, StopReason};
 
+/// The most other parties a call may have here: the server's largest room
+/// size (64) less us. A server that announces more joins is ignored beyond
+/// it, so it cannot make the client build pipelines without end.
+pub const MAX_PARTIES: usize = 63;
+
 /// Where the call stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallState {
@@ -208,7 +213,9 @@ impl CallState {
                 S::Active { peer, since: Instant::now(), others: Vec::new() },
                 vec![Action::StartMedia(peer)],
             ),
-            (S::Active { peer, since, others }, I::Joined(id)) if id != *peer && !others.contains(&id) => {
+            (S::Active { peer, since, others }, I::Joined(id))
+                if id != *peer && !others.contains(&id) && others.len() + 1 < MAX_PARTIES =>
+            {
                 let others = others.iter().copied().chain([id]).collect();
                 (S::Active { peer: *peer, since: *since, others }, vec![Action::AddParty(id)])
             }
@@ -380,6 +387,13 @@ mod tests {
         assert_eq!(actions, vec![Action::AddParty(id(3))]);
         let (state, actions) = state.step(CallInput::Joined(id(3)));
         assert_eq!(actions, vec![], "a party joins once");
+        // A server announcing joins without end gets MAX_PARTIES parties.
+        let mut crowded = state.clone();
+        for port in 100..1000 {
+            crowded = crowded.step(CallInput::Joined(id(port))).0;
+        }
+        let CallState::Active { others, .. } = crowded else { panic!("still in the call") };
+        assert_eq!(1 + others.len(), MAX_PARTIES);
         let (state, actions) = state.step(CallInput::Invite("dawid".into()));
         assert_eq!(actions, vec![Action::Send(Send::Invite("dawid".into()))]);
         // The first party leaves: the next one takes its place.

@@ -273,3 +273,37 @@ fn a_flood_of_full_lists_keeps_memory_bounded() {
     drop(stream);
     assert_eq!(client.exit_code(Duration::from_secs(60)), Some(1), "{}", client.stderr());
 }
+
+/// Threads of process `pid` (each receiving pipeline adds some).
+fn threads(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn a_flood_of_joined_parties_builds_pipelines_for_at_most_63() {
+    let (mut client, mut stream) = connect(&["--group", "--answer", "--audio-output", "none"]);
+    stream.write_all(b"ok features group\nask 127.0.0.1:9 ala\n").unwrap();
+    client.wait_for("incoming call");
+    stream.write_all(b"start 127.0.0.1:9\n").unwrap();
+    client.wait_for("call started");
+    let before = threads(client.pid());
+    // Parties without end, each joining a call the client is in.
+    let mut lines = String::new();
+    for i in 0..2000u32 {
+        lines.push_str(&format!("joined 10.{}.{}.{}:7 -\n", i >> 16, (i >> 8) & 255, i & 255));
+    }
+    stream.write_all(lines.as_bytes()).unwrap();
+    stream.write_all(b"msg the flood is over\n").unwrap();
+    client.wait_for("message: the flood is over");
+    let during = threads(client.pid());
+    let rss = rss_kb(client.pid()).unwrap_or(0);
+    drop(stream);
+    assert_eq!(client.exit_code(Duration::from_secs(60)), Some(1), "{}", client.stderr());
+    let joined = client.stderr().matches(") joined the call").count();
+    assert_eq!(joined, 2000, "every join is reported");
+    // Two receiving pipelines for each of at most 62 more parties: a few
+    // threads each, far fewer than 2000 parties would take.
+    eprintln!("threads {before} -> {during}, rss {rss}");
+    assert!(during < before + 62 * 2 * 8, "{during} threads (from {before})");
+    assert!(rss < RSS_LIMIT_KB * 3, "RSS {rss} kB after 2000 joins");
+}

@@ -54,8 +54,8 @@ pub(super) enum KeyframeTo {
     NotNow,
 }
 
-/// The most parties kept: the server's largest room size.
-const MAX_PARTIES: usize = 64;
+/// The most parties kept, as the call state keeps ([`crate::call::MAX_PARTIES`]).
+const MAX_PARTIES: usize = crate::call::MAX_PARTIES;
 
 impl Group {
     /// The server answered `features`: says so when group calls were wanted
