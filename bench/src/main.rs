@@ -12,6 +12,7 @@
 //! its own sender and receiver threads (see [`engine`]).
 
 mod engine;
+mod groupcall;
 mod idle;
 mod linkfig;
 mod linkplot;
@@ -59,7 +60,7 @@ pub struct Args {
     /// A few seconds per instrument, to check that every one works.
     #[arg(long)]
     pub smoke: bool,
-    /// Run only these benchmarks (comma-separated: throughput, latency, calls, tls, idle, slow, size, call, rooms, links).
+    /// Run only these benchmarks (comma-separated: throughput, latency, calls, tls, idle, slow, size, call, rooms, group-call, links).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Emulated-link cases to run (uplink, downlink, step, delay, loopback; default: all, --smoke: uplink).

@@ -87,6 +87,7 @@ pub fn render(args: &Args, r: &Results, step_plot: Option<&str>) -> String {
     if let Some(rooms) = &r.rooms {
         crate::rooms::render(&mut s, rooms);
     }
+    crate::groupcall::render(&mut s, &r.group_call);
     analysis(&mut s, r);
     method(&mut s, args, r);
     s

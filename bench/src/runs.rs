@@ -165,6 +165,8 @@ pub struct Results {
     pub links: Links,
     /// Group calls against two-party calls.
     pub rooms: Option<crate::rooms::Rooms>,
+    /// A real four-party call against a two-party one.
+    pub group_call: crate::groupcall::GroupCall,
     /// Every server command line started, in order.
     pub commands: Vec<String>,
     /// Instruments that failed, with the error.
@@ -219,6 +221,10 @@ pub fn all(args: &Args) -> anyhow::Result<Results> {
         let rooms = crate::rooms::run(args, smoke)?;
         r.commands.extend(rooms.commands.iter().cloned());
         r.rooms = Some(rooms);
+        Ok(())
+    });
+    step("group-call", &mut r, &mut |r| {
+        r.group_call = crate::groupcall::run(&args.client, &args.server, smoke)?;
         Ok(())
     });
     step("links", &mut r, &mut |r| {
