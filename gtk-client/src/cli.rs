@@ -27,7 +27,8 @@ Headless mode (no window; prints one line of JSON statistics at the end):
   --camera-off             keep the camera off (no video is sent; the peer is told)
   --camera-off-after SECONDS  turn the camera off this long into the call, as V does in the window
                            (it stays off for later calls)
-  --group                  take part in group calls (three or more people in one call)
+  --group                  take part in group calls (three or more people in one call; the
+                           window always does)
   --invite TARGET          once in a call, invite TARGET into it (repeatable; implies --group)
 
 Media:
@@ -230,12 +231,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgError> {
         return Err(ArgError("--call and --answer exclude each other".into()));
     }
     // In the window, --call dials once connected; answering is left to a person.
-    let switches = a.mute || a.camera_off || a.camera_off_after.is_some() || a.group;
+    let switches = a.mute || a.camera_off || a.camera_off_after.is_some() || !a.invite.is_empty();
     if (a.answer || a.duration.is_some() || a.reconnect || switches) && !a.headless {
         return Err(ArgError(
-            "--answer, --duration, --reconnect, --mute, --camera-off(-after), --group and --invite need \
-             --headless (the window takes part in two-party calls only, for now) \
-             (in the window, M and V switch them)"
+            "--answer, --duration, --reconnect, --mute, --camera-off(-after) and --invite need --headless \
+             (in the window, M and V switch them, and Add person, Ctrl+I, invites)"
                 .into(),
         ));
     }

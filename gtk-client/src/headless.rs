@@ -337,7 +337,7 @@ impl<'a> Run<'a> {
                 self.inviting = false;
                 self.invite_next();
             }
-            Event::Joined { id, nick } => {
+            Event::Joined { id, nick, .. } => {
                 log(&format!("{id} ({}) joined the call", nick.as_deref().unwrap_or("-")));
                 self.inviting = false;
                 self.invite_next();

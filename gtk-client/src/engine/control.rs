@@ -46,6 +46,8 @@ pub(super) struct Control {
     /// The group call in progress: the parties after the first, what each
     /// sent us, and what their links report (see [`super::group`]).
     group: super::group::Group,
+    /// The GUI tile the party added last got.
+    last_tile: Option<usize>,
 }
 
 impl Control {
@@ -75,6 +77,7 @@ impl Control {
             last_forced: None,
             inject: None,
             group: Default::default(),
+            last_tile: None,
         }
     }
 
@@ -194,8 +197,10 @@ impl Control {
             }
             NetEvent::Joined { id, nick } => {
                 self.group.joined(id, nick.clone());
+                self.last_tile = None;
                 self.step(CallInput::Joined(id));
-                self.emit(Event::Joined { id, nick });
+                let tile = self.last_tile.take();
+                self.emit(Event::Joined { id, nick, tile });
             }
             NetEvent::Left { id, reason } => {
                 self.step(CallInput::Left(id));
@@ -388,7 +393,9 @@ impl Control {
             Action::AddParty(id) => {
                 let stats = self.group.stats_of(id);
                 if let Some(media) = &mut self.media {
-                    for n in media.add_party(id, stats) {
+                    let (notices, tile) = media.add_party(id, stats);
+                    self.last_tile = tile;
+                    for n in notices {
                         self.events.send(Event::Notice(n));
                     }
                 }

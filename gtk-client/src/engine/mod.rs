@@ -106,6 +106,8 @@ pub enum Event {
         id: ClientId,
         /// Its nick.
         nick: Option<String>,
+        /// Which of the GUI's party sinks shows its pictures (`None`: none free).
+        tile: Option<usize>,
     },
     /// A party left our call, which goes on (group calls).
     Left {

@@ -114,6 +114,9 @@ pub struct MediaOptions {
     pub video_sink: Option<SinkFactory>,
     /// A GUI's sink for the local preview; `None` discards it.
     pub preview_sink: Option<SinkFactory>,
+    /// A GUI's sinks for the pictures of further parties of a group call,
+    /// one per tile; a party without a free one is heard, not seen.
+    pub party_sinks: Vec<SinkFactory>,
     /// The source fragment of a chosen microphone (for example
     /// `pulsesrc device="NAME"`), used instead of `autoaudiosrc`.
     pub microphone: Option<String>,
@@ -158,6 +161,7 @@ impl Default for MediaOptions {
             video_decoder: None,
             video_sink: None,
             preview_sink: None,
+            party_sinks: Vec::new(),
             microphone: None,
             inject_source_failure: None,
             group_calls: false,

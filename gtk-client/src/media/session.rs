@@ -61,6 +61,8 @@ pub(super) struct Party {
     undecoded: Arc<AtomicU64>,
     /// When each receiving pipeline may be rebuilt (video, audio).
     pub(super) restarts: [super::recovery::Backoff; 2],
+    /// The GUI's tile (one of `party_sinks`) its pictures go to, if any.
+    pub(super) tile: Option<usize>,
 }
 
 impl Party {
@@ -74,6 +76,7 @@ impl Party {
             audio_base: Arc::new(AtomicU64::new(u64::MAX)),
             undecoded: Arc::new(AtomicU64::new(0)),
             restarts: Default::default(),
+            tile: None,
         }
     }
 
@@ -118,9 +121,15 @@ impl Context {
     }
 
     /// A new receive-video pipeline for `party`; `None` without a decoder.
-    /// Only the first party's pictures go to the GUI's sink (`first`).
+    /// The first party's pictures go to the GUI's main sink (`first`), the
+    /// others' to their tile's, if they have one.
     pub(super) fn receive_video(&self, party: &Party, first: bool) -> Result<Option<Receiving>, MediaError> {
-        let sink = self.setup.options.video_sink.as_ref().filter(|_| first);
+        let options = &self.setup.options;
+        let sink = if first {
+            options.video_sink.as_ref()
+        } else {
+            party.tile.and_then(|t| options.party_sinks.get(t))
+        };
         let Some(launch) = self.setup.receive_video_launch_with(sink.is_some())? else { return Ok(None) };
         let (base, undecoded) = (party.video_base.clone(), party.undecoded.clone());
         Receiving::start_video(
@@ -212,7 +221,7 @@ impl CallMedia {
             controls,
             restarts: Restarts::default(),
         };
-        let mut notices = media.add_party(peer, stats);
+        let (mut notices, _) = media.add_party(peer, stats);
         let (send_video, video_in) = start_with_fallback(
             setup.video_in.clone(),
             VideoIn::Test(setup.options.test_pattern.clone()),
@@ -234,19 +243,24 @@ impl CallMedia {
 
     /// Starts receiving from party `id` (the first, or one that joined a
     /// group call), counting into `stats`. Returns notices for pipelines
-    /// that could not start.
-    pub fn add_party(&mut self, id: ClientId, stats: Arc<Stats>) -> Vec<String> {
+    /// that could not start, and the GUI tile its pictures go to.
+    pub fn add_party(&mut self, id: ClientId, stats: Arc<Stats>) -> (Vec<String>, Option<usize>) {
         let mut notices = Vec::new();
-        if self.parties.iter().any(|p| p.id == id) {
-            return notices;
+        if let Some(p) = self.parties.iter().find(|p| p.id == id) {
+            return (notices, p.tile);
         }
         let first = self.parties.is_empty();
         let mut party = Party::new(id, stats);
+        if !first {
+            let taken: Vec<usize> = self.parties.iter().filter_map(|p| p.tile).collect();
+            party.tile = (0..self.ctx.setup.options.party_sinks.len()).find(|t| !taken.contains(t));
+        }
         party.video = keep(self.ctx.receive_video(&party, first), &mut notices);
         party.audio = keep(self.ctx.receive_audio(&party).map(Some), &mut notices);
         self.route.attach(id, party.targets(&self.ctx.notify));
+        let tile = party.tile;
         self.parties.push(party);
-        notices
+        (notices, tile)
     }
 
     /// Stops receiving from party `id`, which left the call.

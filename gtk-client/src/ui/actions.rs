@@ -40,6 +40,11 @@ pub fn install(w: &Rc<Window>) {
     toggle(w, "mute", |w, on| w.with_engine(|e| e.set_muted(on)));
     toggle(w, "camera-off", |w, on| w.with_engine(|e| e.set_camera_enabled(!on)));
     add(w, "chat", |w| w.call.toggle_chat());
+    add(w, "add-person", |w| {
+        if matches!(w.model.borrow().call, crate::call::CallState::Active { .. }) {
+            w.call.add_person.set_active(true);
+        }
+    });
     let shortcuts = gtk::ShortcutController::new();
     for (key, action) in [("Escape", "hang-up"), ("m", "mute"), ("v", "camera-off")] {
         shortcuts.add_shortcut(gtk::Shortcut::new(
@@ -49,6 +54,7 @@ pub fn install(w: &Rc<Window>) {
     }
     w.win.add_controller(shortcuts);
     w.app.set_accels_for_action("win.chat", &["F9"]);
+    w.app.set_accels_for_action("win.add-person", &["<Control>i"]);
     w.app.set_accels_for_action("win.search", &["<Control>f"]);
     w.app.set_accels_for_action("win.show-help-overlay", &["<Control>question"]);
     w.win.set_help_overlay(Some(&help_overlay()));
@@ -64,6 +70,10 @@ fn unless_typing(action: &'static str) -> gtk::CallbackAction {
             Some(a) if a.is_enabled() && !typing => {
                 a.activate(None);
                 glib::Propagation::Stop
+            }
+            Some(_) if typing => {
+                super::window::log(&format!("key for win.{action} left to the text field"));
+                glib::Propagation::Proceed
             }
             _ => glib::Propagation::Proceed,
         }
@@ -144,6 +154,7 @@ fn help_overlay() -> gtk::ShortcutsWindow {
             item("m", i18n("Mute or unmute the microphone")),
             item("v", i18n("Turn the camera off or on")),
             item("F9", i18n("Show or hide the chat")),
+            item("&lt;Control&gt;i", i18n("Add a person to the call")),
             item("F11", i18n("Fullscreen on or off (Escape leaves it)")),
             item("Return", i18n("Accept an incoming call")),
         ],

@@ -11,6 +11,7 @@ use gtk::gdk;
 
 use super::chat::Chat;
 use super::i18n::{i18n, i18n_f};
+use super::parties::{Parties, add_person};
 use super::quality::{self, Level, Reading};
 use super::switches::{self, PeerSwitches, Switch};
 use super::window::log;
@@ -27,6 +28,10 @@ pub struct CallView {
     pub root: gtk::Box,
     /// The peer's picture (the area the GUI test photographs).
     pub remote: gtk::Picture,
+    /// The further parties of a group call, in a grid with the peer's picture.
+    pub parties: Parties,
+    /// "Add person" (Ctrl+I).
+    pub add_person: gtk::ToggleButton,
     local: gtk::Picture,
     local_frame: gtk::Frame,
     peer: gtk::Label,
@@ -43,11 +48,14 @@ pub struct CallView {
 }
 
 impl CallView {
-    /// Builds the page around the two paintables; `send` sends a chat line.
+    /// Builds the page around the paintables (the peer's, ours, and one per
+    /// further party of a group call); `send` sends a chat line, `invite`
+    /// invites someone into the call.
     pub fn new(
-        remote_paintable: Option<&gdk::Paintable>,
-        local_paintable: Option<&gdk::Paintable>,
+        (remote_paintable, local_paintable): (Option<&gdk::Paintable>, Option<&gdk::Paintable>),
+        party_paintables: &[gdk::Paintable],
         send: impl Fn(&str) + 'static,
+        invite: impl Fn(&str) + 'static,
     ) -> CallView {
         load_css();
         let remote = gtk::Picture::builder().hexpand(true).vexpand(true).can_shrink(true).build();
@@ -88,14 +96,19 @@ impl CallView {
             .swipe_to_open(false)
             .swipe_to_close(false)
             .build();
-        let overlay = gtk::Overlay::builder().child(&remote).hexpand(true).width_request(NARROW).build();
+        let parties = Parties::new(&remote, party_paintables);
+        let overlay =
+            gtk::Overlay::builder().child(&parties.grid).hexpand(true).width_request(NARROW).build();
         overlay.add_css_class("komunikator-video");
         let placeholder = peer_switches.placeholder.upcast_ref::<gtk::Widget>();
         for w in [placeholder, top.upcast_ref(), status.upcast_ref(), local_frame.upcast_ref()] {
             overlay.add_overlay(w);
         }
         let (bar, chat_button, camera_button) = controls(&chat_flap);
+        let (add_person, invite_bar) = add_person(invite);
+        bar.insert_child_after(&add_person, Some(&chat_button));
         overlay.add_overlay(&bar);
+        overlay.add_overlay(&invite_bar);
         focus_entry_on_open(&chat_button, &chat.entry);
         let frame = local_frame.clone();
         let has_picture = local_paintable.is_some();
@@ -107,6 +120,8 @@ impl CallView {
         CallView {
             root,
             remote,
+            parties,
+            add_person,
             local: local_pic,
             local_frame,
             peer,
@@ -288,13 +303,7 @@ fn controls(chat: &adw::Flap) -> (gtk::Box, gtk::ToggleButton, gtk::ToggleButton
     bar.append(&switches::button(Switch::Microphone));
     let camera_button = switches::button(Switch::Camera);
     bar.append(&camera_button);
-    let chat_button = gtk::ToggleButton::builder()
-        .icon_name("chat-message-new-symbolic")
-        .tooltip_text(i18n("Show the chat (F9)"))
-        .build();
-    chat_button.add_css_class("circular");
-    chat_button.add_css_class("osd");
-    chat_button.set_size_request(48, 48);
+    let chat_button = round_toggle("chat-message-new-symbolic", &i18n("Show the chat (F9)"));
     chat_button.bind_property("active", chat, "reveal-flap").bidirectional().sync_create().build();
     bar.append(&chat_button);
     let hang_up = gtk::Button::builder()
@@ -307,6 +316,15 @@ fn controls(chat: &adw::Flap) -> (gtk::Box, gtk::ToggleButton, gtk::ToggleButton
     hang_up.set_size_request(48, 48);
     bar.append(&hang_up);
     (bar, chat_button, camera_button)
+}
+
+/// A round toggle button of the call controls, floating over the picture.
+pub(super) fn round_toggle(icon: &str, tooltip: &str) -> gtk::ToggleButton {
+    let button = gtk::ToggleButton::builder().icon_name(icon).tooltip_text(tooltip).build();
+    button.add_css_class("circular");
+    button.add_css_class("osd");
+    button.set_size_request(48, 48);
+    button
 }
 
 /// `M:SS`, or `H:MM:SS` from an hour on.

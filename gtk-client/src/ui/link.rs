@@ -12,11 +12,12 @@ use gtk::gio;
 
 use super::gate::{self, Gate};
 use super::history::ended_message;
-use super::i18n::i18n;
+use super::i18n::{i18n, i18n_f};
 use super::problem::{self, Problem};
 use super::quality;
 use super::ringer::Ringer;
 use super::state::{Link, backoff};
+use super::video::VideoSink;
 use super::window::{Window, log};
 use crate::call::CallState;
 use crate::engine::{Engine, Event};
@@ -50,9 +51,10 @@ impl Window {
         stop_engine(old, None);
         self.update_view();
         let mut options = self.launch.borrow().media_options();
-        if let [remote, local] = &self.sinks[..] {
+        if let [remote, local, parties @ ..] = &self.sinks[..] {
             options.video_sink = Some(remote.factory());
             options.preview_sink = Some(local.factory());
+            options.party_sinks = parties.iter().map(VideoSink::factory).collect();
         }
         let nick = self.launch.borrow().nick();
         let (tx, rx) = async_channel::bounded::<Started>(1);
@@ -200,6 +202,8 @@ impl Window {
                 self.model.borrow_mut().peer = nick.as_deref().map_or_else(|| caller.to_string(), nick_label);
             }
             Event::CallEnded { reason, .. } => {
+                self.call.parties.clear();
+                self.names.borrow_mut().clear();
                 let who = self.model.borrow().peer.clone();
                 log(&format!("call ended: {}", reason.as_str()));
                 super::notify::call_ended(self, reason);
@@ -230,12 +234,33 @@ impl Window {
                 self.toast(&p.sentence);
             }
             Event::Notice(text) | Event::MediaProblem(text) => log(&text),
-            // The window does not turn group calls on (yet), so these never come.
-            Event::Inviting(_)
-            | Event::InviteRefused(_)
-            | Event::Joined { .. }
-            | Event::Left { .. }
-            | Event::Declined { .. } => {}
+            Event::Inviting(id) => log(&format!("invitation ringing at {id}")),
+            Event::InviteRefused(why) => {
+                log(&format!("invitation refused: {why}"));
+                self.toast(&i18n_f("Could not invite: {}", &[&escape(&why, Kind::Chat)]));
+            }
+            Event::Declined { id, reason } => {
+                log(&format!("{id} did not join: {reason}"));
+                self.toast(&i18n_f("{} did not join the call", &[&self.name_of(id)]));
+            }
+            Event::Joined { id, nick, tile } => {
+                let name = nick.as_deref().map_or_else(|| id.to_string(), nick_label);
+                log(&format!("{id} ({name}) joined the call, tile {tile:?}"));
+                if let Some(tile) = tile {
+                    self.call.parties.show(tile, id, &name);
+                }
+                self.names.borrow_mut().push((id, name.clone()));
+                self.shoot_later("call-group", &self.win.clone().upcast());
+                log(&format!("party tiles shown: {}", self.call.parties.shown()));
+                self.toast(&i18n_f("{} joined the call", &[&name]));
+            }
+            Event::Left { id, reason } => {
+                log(&format!("{id} left the call ({})", reason.as_str()));
+                let name = self.name_of(id);
+                self.call.parties.hide(id);
+                log(&format!("party tiles shown: {}", self.call.parties.shown()));
+                self.toast(&i18n_f("{} left the call", &[&name]));
+            }
             Event::Disconnected(reason) => return self.go_offline(problem::lost(&reason)),
         }
         self.update_view();
@@ -327,6 +352,23 @@ impl Window {
         self.model.borrow_mut().peer = label.to_owned();
         log(&format!("calling {target}"));
         self.with_engine(|e| e.call(target));
+    }
+
+    /// Invites `target` into the call in progress (Add person).
+    pub fn invite(&self, target: &str) {
+        if !matches!(self.model.borrow().call, CallState::Active { .. }) {
+            return;
+        }
+        log(&format!("inviting {target}"));
+        self.with_engine(|e| e.invite(target));
+    }
+
+    /// The name shown for party `id`: its nick from `joined`, else (the
+    /// party we called, or who called us) the call's peer.
+    fn name_of(&self, id: komunikator_protocol::ClientId) -> String {
+        let names = self.names.borrow();
+        let joined = names.iter().rev().find(|(i, _)| *i == id).map(|(_, n)| n.clone());
+        joined.unwrap_or_else(|| self.model.borrow().peer.clone())
     }
 
     /// Sends a chat line and shows it.

@@ -38,6 +38,7 @@ mod link;
 mod lobby;
 mod notify;
 mod pages;
+mod parties;
 mod password;
 pub mod preferences;
 mod problem;
@@ -112,6 +113,8 @@ impl Launch {
         if let (None, Some(k)) = (self.args.video_kbps, self.extra.max_video_kbps) {
             o.video_kbps = k;
         }
+        // The window takes part in group calls.
+        o.group_calls = true;
         o
     }
 }

@@ -131,6 +131,8 @@ pub struct Window {
     pub(super) notices: Notices,
     /// Quit was asked for: closing ends the process, without asking.
     pub(super) quitting: Cell<bool>,
+    /// The names of the parties that joined the call in progress.
+    pub(super) names: RefCell<Vec<(komunikator_protocol::ClientId, String)>>,
 }
 
 impl Window {
@@ -139,14 +141,25 @@ impl Window {
         let sinks = make_sinks();
         let remote = sinks.first().map(|s| s.paintable.clone());
         let local = sinks.get(1).map(|s| s.paintable.clone());
+        let party_paintables: Vec<_> = sinks.iter().skip(2).map(|s| s.paintable.clone()).collect();
         let auto_call = launch.args.call.clone();
         let window = Rc::new_cyclic(|weak: &Weak<Window>| {
             let w = weak.clone();
-            let call = CallView::new(remote.as_ref(), local.as_ref(), move |text| {
-                if let Some(w) = w.upgrade() {
-                    w.send_chat(text);
-                }
-            });
+            let w2 = weak.clone();
+            let call = CallView::new(
+                (remote.as_ref(), local.as_ref()),
+                &party_paintables,
+                move |text| {
+                    if let Some(w) = w.upgrade() {
+                        w.send_chat(text);
+                    }
+                },
+                move |target| {
+                    if let Some(w) = w2.upgrade() {
+                        w.invite(target);
+                    }
+                },
+            );
             let w = weak.clone();
             let lobby = Lobby::new(move |user| {
                 if let Some(w) = w.upgrade() {
@@ -192,6 +205,7 @@ impl Window {
                 last_page: Cell::new(""),
                 notices: Notices::default(),
                 quitting: Cell::new(false),
+                names: RefCell::new(Vec::new()),
             }
         });
         window.assemble();
@@ -374,12 +388,19 @@ impl Window {
     }
 }
 
-/// Makes the peer's and the self-view sinks; a failure is logged and the
-/// window goes on without pictures.
+/// Pictures of further parties of a group call the window shows: with the
+/// first party's, eight people (the server's default room size) on a 3x3 grid.
+const PARTY_TILES: usize = 7;
+
+/// Makes the peer's and the self-view sinks, then one per party tile; a
+/// failure is logged and the window goes on without pictures.
 fn make_sinks() -> Vec<VideoSink> {
-    match (VideoSink::new("remote_video"), VideoSink::new("self_view")) {
-        (Ok(remote), Ok(local)) => vec![remote, local],
-        (Err(e), _) | (_, Err(e)) => {
+    let names = ["remote_video".to_owned(), "self_view".to_owned()]
+        .into_iter()
+        .chain((0..PARTY_TILES).map(|i| format!("party_video_{i}")));
+    match names.map(|n| VideoSink::new(&n)).collect::<anyhow::Result<Vec<_>>>() {
+        Ok(sinks) => sinks,
+        Err(e) => {
             log(&format!("no picture in the window: {e:#}"));
             Vec::new()
         }

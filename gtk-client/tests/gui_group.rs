@@ -1,0 +1,63 @@
+//! A group call from the real window, under X, against the real server,
+//! with real key events (xdotool): ala (the window) calls bob, then presses
+//! Ctrl+I ("Add person"), types cecylia and Enter. cecylia (headless,
+//! `--group --answer`) is asked, joins, and her picture shows in a tile of
+//! its own next to bob's, with her name; bob and cecylia each receive the
+//! other two. Escape leaves the call, which goes on between bob and cecylia.
+//!
+//! Needs an X display, like `gui.rs`.
+
+mod gui_support;
+mod support;
+
+use std::time::Duration;
+
+use gui_support::{Display, Window, exclusive, press, type_text};
+use support::{Client, READY, Server, args, target_dir, test_media};
+
+#[test]
+fn the_window_invites_a_third_person_and_shows_both() {
+    let _x = exclusive();
+    let display = Display::get();
+    let server = Server::start();
+    let home = target_dir().join(format!("gui-group-home-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let shots = home.join("shots");
+    let answer = |nick: &str, pattern: &str, tone: u32| {
+        let own = args(&[&["--name", nick, "--answer", "--group", "--duration", "12"]]);
+        let c = Client::start(&server.addr, &[own, test_media(pattern, tone)].concat());
+        c.wait_for("komunikator: ready", READY);
+        c
+    };
+    let bob = answer("bob", "smpte", 550);
+    let cecylia = answer("cecylia", "gradient", 660);
+    let window =
+        Window::start(&display, &["--server", &server.addr, "--name", "ala", "--call", "bob"], &shots, &home);
+    window.wait_for("call state: Active");
+    window.wait_for("indicator: first picture");
+    press(&display, "ctrl+i");
+    window.wait_for("add person: open");
+    // Until GTK has moved the focus into the entry: letters typed sooner are lost.
+    std::thread::sleep(Duration::from_millis(700));
+    type_text(&display, "cecylia");
+    press(&display, "Return");
+    window.wait_for("inviting cecylia");
+    window.wait_for("add person: closed");
+    window.wait_for("cecylia<U+2069>) joined the call, tile Some(0)");
+    window.wait_for("party tiles shown: 1");
+    window.wait_for("party tile 0 shows a picture");
+    window.wait_for("call-group.png");
+    press(&display, "Escape");
+    window.wait_for("call ended: hangup");
+    let (bob, cecylia) = (bob.finish(Duration::from_secs(40)), cecylia.finish(Duration::from_secs(40)));
+    for (o, who) in [(&bob, "bob"), (&cecylia, "cecylia")] {
+        assert_eq!(o.code, Some(0), "{who}: {}", o.stderr);
+        assert!(o.stderr.contains("left the call (hangup)"), "{who} saw ala leave: {}", o.stderr);
+        // Each decoded the other two: its first party (ala) and one more.
+        assert!(o.n("video_frames_decoded") > 0, "{who} saw ala: {}", o.json());
+        let parties = o.json()["parties"].as_array().cloned().unwrap_or_default();
+        assert_eq!(parties.len(), 1, "{who}: {}", o.json());
+        assert!(parties[0]["video_frames_decoded"].as_u64().unwrap_or(0) > 0, "{who}: {}", o.json());
+    }
+    let _ = std::fs::remove_dir_all(&home);
+}
