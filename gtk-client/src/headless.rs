@@ -332,6 +332,9 @@ impl<'a> Run<'a> {
                 self.on_end(reason, *stats);
             }
             Event::Inviting(id) => log(&format!("invitation ringing at {id}")),
+            Event::IncomingWith { id, nick } => {
+                log(&format!("{id} ({}) is in the call we are asked into", nick.as_deref().unwrap_or("-")))
+            }
             Event::InviteRefused(why) => {
                 log(&format!("invitation refused: {why}"));
                 self.inviting = false;

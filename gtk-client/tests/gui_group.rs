@@ -61,3 +61,36 @@ fn the_window_invites_a_third_person_and_shows_both() {
     }
     let _ = std::fs::remove_dir_all(&home);
 }
+
+#[test]
+fn an_invitation_says_who_else_is_in_the_call() {
+    let _x = exclusive();
+    let display = Display::get();
+    let server = Server::start();
+    let home = target_dir().join(format!("gui-group-invited-home-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let shots = home.join("shots");
+    let window = Window::start(&display, &["--server", &server.addr, "--name", "ala"], &shots, &home);
+    window.wait_for("name accepted: ala");
+    let bob = Client::start(
+        &server.addr,
+        &[args(&[&["--name", "bob", "--answer", "--group", "--duration", "12"]]), test_media("smpte", 550)]
+            .concat(),
+    );
+    bob.wait_for("komunikator: ready", READY);
+    // cecylia calls bob, then invites ala (the window).
+    let own = args(&[&["--name", "cecylia", "--call", "bob", "--invite", "ala", "--duration", "10"]]);
+    let cecylia = Client::start(&server.addr, &[own, test_media("gradient", 660)].concat());
+    window.wait_for("the call we are asked into has");
+    window.wait_for("Also in the call: <U+2068>bob<U+2069>");
+    press(&display, "Return");
+    window.wait_for("call state: Active");
+    window.wait_for("(<U+2068>bob<U+2069>) joined the call");
+    window.wait_for("party tile 0 shows a picture");
+    let (bob, cecylia) = (bob.finish(Duration::from_secs(40)), cecylia.finish(Duration::from_secs(40)));
+    for (o, who) in [(&bob, "bob"), (&cecylia, "cecylia")] {
+        assert_eq!(o.code, Some(0), "{who}: {}", o.stderr);
+        assert!(o.stderr.contains("joined the call"), "{who} saw ala join: {}", o.stderr);
+    }
+    let _ = std::fs::remove_dir_all(&home);
+}

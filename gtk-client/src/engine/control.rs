@@ -191,10 +191,10 @@ impl Control {
                 self.emit(Event::Inviting(id))
             }
             NetEvent::Declined { id, reason } => self.emit(Event::Declined { id, reason }),
-            NetEvent::With { id, nick } => {
-                let who = nick.map_or_else(|| id.to_string(), |n| format!("{n} ({id})"));
-                self.emit(Event::Notice(format!("{who} is in the call we are asked into")));
+            NetEvent::With { id, nick } if matches!(self.state, CallState::Ringing { .. }) => {
+                self.emit(Event::IncomingWith { id, nick })
             }
+            NetEvent::With { .. } => {}
             NetEvent::Joined { id, nick } => {
                 self.group.joined(id, nick.clone());
                 self.last_tile = None;

@@ -95,6 +95,14 @@ pub enum Event {
         /// first (the first party's is in `stats`).
         parties: Vec<PartyStats>,
     },
+    /// Right after [`Event::Incoming`], when it is an invitation into a
+    /// group call: one more party already in that call.
+    IncomingWith {
+        /// That party.
+        id: ClientId,
+        /// Its nick.
+        nick: Option<String>,
+    },
     /// Our invitation is ringing at `id` (group calls).
     Inviting(ClientId),
     /// The server refused our invitation before it rang (`busy`, or an

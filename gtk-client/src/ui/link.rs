@@ -197,6 +197,7 @@ impl Window {
             }
             Event::CallChanged(state) => self.on_call_changed(state),
             Event::Incoming { caller, nick } => {
+                self.incoming.clear_others();
                 // The log escapes on its own; the label is also isolated.
                 log(&format!("incoming call from {}", nick.clone().unwrap_or_else(|| caller.to_string())));
                 self.model.borrow_mut().peer = nick.as_deref().map_or_else(|| caller.to_string(), nick_label);
@@ -235,6 +236,11 @@ impl Window {
             }
             Event::Notice(text) | Event::MediaProblem(text) => log(&text),
             Event::Inviting(id) => log(&format!("invitation ringing at {id}")),
+            Event::IncomingWith { id, nick } => {
+                let name = nick.as_deref().map_or_else(|| id.to_string(), nick_label);
+                log(&format!("the call we are asked into has {name} too"));
+                self.incoming.add_other(&name);
+            }
             Event::InviteRefused(why) => {
                 log(&format!("invitation refused: {why}"));
                 self.toast(&i18n_f("Could not invite: {}", &[&escape(&why, Kind::Chat)]));

@@ -43,6 +43,8 @@ pub struct Incoming {
     face: gtk::Box,
     /// The caller's address, under "Details".
     address: gtk::Label,
+    /// Who else is in the call we are invited into.
+    others: std::cell::RefCell<Vec<String>>,
 }
 
 impl Incoming {
@@ -76,7 +78,7 @@ impl Incoming {
         column.append(&block);
         column.append(&details);
         let root = adw::StatusPage::builder().child(&column).vexpand(true).build();
-        Incoming { root, accept, face, address }
+        Incoming { root, accept, face, address, others: Default::default() }
     }
 
     /// Shows who is calling (`who`, with the avatar of `nick`; the address
@@ -89,8 +91,28 @@ impl Incoming {
         }
         self.face.append(&avatar(nick, 96));
         self.address.set_label(&i18n_f("Address: {}", &[id]));
+        self.show_others();
         self.accept.grab_focus();
         screenshot::log_texts(&self.root, "prompt");
+    }
+
+    /// A new call rings: nobody else is known to be in it yet.
+    pub fn clear_others(&self) {
+        self.others.borrow_mut().clear();
+        self.show_others();
+    }
+
+    /// `name` is already in the call we are invited into.
+    pub fn add_other(&self, name: &str) {
+        self.others.borrow_mut().push(name.to_owned());
+        self.show_others();
+        screenshot::log_texts(&self.root, "prompt");
+    }
+
+    fn show_others(&self) {
+        let others = self.others.borrow();
+        let text = (!others.is_empty()).then(|| i18n_f("Also in the call: {}", &[&others.join(", ")]));
+        self.root.set_description(text.as_deref());
     }
 }
 

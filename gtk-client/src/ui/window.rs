@@ -119,7 +119,7 @@ pub struct Window {
     pub(super) trust: TrustPage,
     pub(super) password: PasswordPage,
     outgoing: Outgoing,
-    incoming: Incoming,
+    pub(super) incoming: Incoming,
     pub(super) call: CallView,
     /// The picture sinks (kept so their last reference drops on this thread).
     pub(super) sinks: Vec<VideoSink>,
