@@ -62,6 +62,21 @@ pub struct Plan {
     pub receivers: usize,
 }
 
+impl Plan {
+    /// Calls in both directions with [`call_flows`], 2 sender and 2 receiver
+    /// threads, a 2 s warm-up and a 10 s window (0.3 s and 1 s in smoke mode).
+    pub fn calls(smoke: bool) -> Plan {
+        Plan {
+            flows: call_flows(),
+            both_ways: true,
+            warmup: Duration::from_millis(if smoke { 300 } else { 2000 }),
+            measure: Duration::from_millis(if smoke { 1000 } else { 10_000 }),
+            senders: 2,
+            receivers: 2,
+        }
+    }
+}
+
 /// What a run measured.
 #[derive(Debug, Default)]
 pub struct Outcome {

@@ -20,18 +20,8 @@ use crate::realcall::Reaper;
 
 /// Smaller than the two-party benchmark's 640x480@30: four clients encode
 /// once and decode three times each on the same two cores.
-const MEDIA: [&str; 10] = [
-    "--video-source",
-    "test",
-    "--audio-source",
-    "test",
-    "--audio-output",
-    "none",
-    "--size",
-    "320x240",
-    "--fps",
-    "15",
-];
+const SIZE: &str = "320x240";
+const FPS: &str = "15";
 
 /// One call's figures, over every (receiver, sender) pair.
 #[derive(Debug, Clone, Default)]
@@ -72,11 +62,8 @@ pub enum GroupCall {
 /// # Errors
 /// When the client exists but a call cannot be run.
 pub fn run(client: &Path, server: &Path, smoke: bool) -> anyhow::Result<GroupCall> {
-    if !client.exists() {
-        return Ok(GroupCall::NotMeasured(format!(
-            "`{}` does not exist (scripts/bench builds it for the full run; --smoke does not)",
-            client.display()
-        )));
+    if let Some(why) = crate::realcall::absent(client) {
+        return Ok(GroupCall::NotMeasured(why));
     }
     let seconds = if smoke { 4 } else { 15 };
     let dir = std::env::temp_dir().join(format!("komunikator-bench-group-{}", std::process::id()));
@@ -110,7 +97,7 @@ fn call(
     let addr = server.addr.to_string();
     let spawn = |args: Vec<String>| -> anyhow::Result<(Reaper, String)> {
         let mut all = vec!["--headless".to_owned(), "--plaintext".into(), "--server".into(), addr.clone()];
-        all.extend(MEDIA.iter().map(|s| (*s).to_owned()));
+        all.extend(crate::realcall::media_flags_at(SIZE, FPS).into_iter().map(str::to_owned));
         all.extend(args);
         let child = Command::new(client)
             .args(&all)

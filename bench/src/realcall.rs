@@ -93,11 +93,8 @@ pub struct Measured {
 /// # Errors
 /// When the client supports `--headless` but the call or the baseline cannot be run.
 pub fn run(client: &Path, server: &Path, smoke: bool) -> anyhow::Result<RealCall> {
-    if !client.exists() {
-        return Ok(RealCall::NotMeasured(format!(
-            "`{}` does not exist (scripts/bench builds it for the full run; --smoke does not)",
-            client.display()
-        )));
+    if let Some(why) = absent(client) {
+        return Ok(RealCall::NotMeasured(why));
     }
     let bare = std::env::current_exe()?.with_file_name("komunikator-bare-pipeline");
     if !bare.exists() {
@@ -114,8 +111,23 @@ pub fn run(client: &Path, server: &Path, smoke: bool) -> anyhow::Result<RealCall
     result.map(|m| RealCall::Measured(Box::new(m)))
 }
 
+/// Why a benchmark of real clients cannot run: `client` is not there.
+pub fn absent(client: &Path) -> Option<String> {
+    (!client.exists()).then(|| {
+        format!(
+            "`{}` does not exist (scripts/bench builds it for the full run; --smoke does not)",
+            client.display()
+        )
+    })
+}
+
 /// The media flags both clients of a benchmark call get (test sources, no sound out).
 pub fn media_flags() -> Vec<&'static str> {
+    media_flags_at(SIZE, FPS)
+}
+
+/// [`media_flags`] with another picture size and rate.
+pub fn media_flags_at(size: &'static str, fps: &'static str) -> Vec<&'static str> {
     vec![
         "--video-source",
         "test",
@@ -124,9 +136,9 @@ pub fn media_flags() -> Vec<&'static str> {
         "--audio-output",
         "none",
         "--size",
-        SIZE,
+        size,
         "--fps",
-        FPS,
+        fps,
     ]
 }
 

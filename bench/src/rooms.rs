@@ -45,14 +45,7 @@ pub struct Rooms {
 /// When a call cannot be set up or an engine run fails.
 pub fn run(args: &Args, smoke: bool) -> anyhow::Result<Rooms> {
     let (rooms, size) = if smoke { (2, 5) } else { (50, 5) };
-    let plan = Plan {
-        flows: engine::call_flows(),
-        both_ways: true,
-        warmup: Duration::from_millis(if smoke { 300 } else { 2000 }),
-        measure: Duration::from_millis(if smoke { 1000 } else { 10_000 }),
-        senders: 2,
-        receivers: 2,
-    };
+    let plan = Plan::calls(smoke);
     let senders = rooms * size;
     let deliveries = senders * (size - 1);
     let mut out = Rooms::default();

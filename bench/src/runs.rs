@@ -361,14 +361,7 @@ fn run_calls(args: &Args, smoke: bool, r: &mut Results) -> anyhow::Result<()> {
     } else {
         vec![10, 100, 250, 500]
     };
-    let plan = Plan {
-        flows: engine::call_flows(),
-        both_ways: true,
-        warmup: Duration::from_millis(if smoke { 300 } else { 2000 }),
-        measure: Duration::from_millis(if smoke { 1000 } else { 10_000 }),
-        senders: 2,
-        receivers: 2,
-    };
+    let plan = Plan::calls(smoke);
     for calls in levels {
         eprintln!("bench: calls: {calls} ...");
         let direct = checked(engine::run(net::direct_pairs(calls, None)?, &plan, &|| None)?, "direct")?;

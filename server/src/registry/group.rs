@@ -15,7 +15,7 @@ use komunikator_protocol::{
 };
 
 use super::{
-    Call, Conn, Registry, Table, admit_ring, broadcast_presence, link, log_call_end, resolve, unlink,
+    Call, Conn, Registry, Table, admit_ring, broadcast_presence, link, log_call_end, resolve_other, unlink,
 };
 use crate::room::{Invite, RoomId};
 
@@ -49,17 +49,7 @@ impl Registry {
             conn.send_error(code, &text);
             return;
         }
-        let invitee = match resolve(t, target) {
-            Ok(invitee) if invitee == id => {
-                conn.send_error(ErrorCode::SelfCall, "you cannot invite yourself");
-                return;
-            }
-            Ok(invitee) => invitee,
-            Err((code, text)) => {
-                conn.send_error(code, text);
-                return;
-            }
-        };
+        let Some(invitee) = resolve_other(t, conn, target, "you cannot invite yourself") else { return };
         if !t.clients.get(&invitee).is_some_and(|c| c.group) {
             conn.send_error(ErrorCode::NotSupported, "that client cannot take part in group calls");
             return;

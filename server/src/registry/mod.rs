@@ -289,17 +289,7 @@ impl Registry {
             conn.send_error(ErrorCode::Busy, "you are already ringing or in a call");
             return;
         }
-        let callee = match resolve(t, target) {
-            Ok(callee) if callee == id => {
-                conn.send_error(ErrorCode::SelfCall, "you cannot call yourself");
-                return;
-            }
-            Ok(callee) => callee,
-            Err((code, text)) => {
-                conn.send_error(code, text);
-                return;
-            }
-        };
+        let Some(callee) = resolve_other(t, conn, target, "you cannot call yourself") else { return };
         if !admit_ring(self.ring_limits(), t, (id, callee), now) {
             return;
         }
@@ -417,6 +407,23 @@ fn release_ip(t: &mut Table, ip: IpAddr) {
         *n = n.saturating_sub(1);
         if *n == 0 {
             t.per_ip.remove(&ip);
+        }
+    }
+}
+
+/// The client `target` names, other than `conn` itself; otherwise `conn`
+/// has been told why not (`error self` with `self_text`, or the error of
+/// [`resolve`]).
+fn resolve_other(t: &Table, conn: &Conn, target: Target<'_>, self_text: &str) -> Option<ClientId> {
+    match resolve(t, target) {
+        Ok(other) if other == conn.id => {
+            conn.send_error(ErrorCode::SelfCall, self_text);
+            None
+        }
+        Ok(other) => Some(other),
+        Err((code, text)) => {
+            conn.send_error(code, text);
+            None
         }
     }
 }
