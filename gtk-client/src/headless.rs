@@ -370,7 +370,15 @@ impl<'a> Run<'a> {
             Event::ServerError { code, text } => {
                 log(&format!("server error: {code} {}", text.unwrap_or_default()))
             }
-            Event::Message(text) => log(&format!("message: {text}")),
+            Event::Message { from: None, text } => log(&format!("message: {text}")),
+            Event::Message { from: Some(id), text } => log(&format!("message from {id}: {text}")),
+            Event::PartyMedia { id, media } => {
+                log(&format!("{id}: muted {}, camera off {}", media.muted, media.camera_off))
+            }
+            Event::Speaker(id) => match id {
+                Some(id) => log(&format!("speaker: {id}")),
+                None => log("speaker: nobody"),
+            },
             Event::PeerMedia(peer) => {
                 log(&format!("peer: muted {}, camera off {}", peer.muted, peer.camera_off));
                 self.peer_media = peer;

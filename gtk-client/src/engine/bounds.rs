@@ -209,13 +209,13 @@ mod tests {
             outbox.send(Event::Notice("n".into()));
         }
         outbox.send(Event::MediaProblem("m".into()));
-        outbox.send(Event::Message("chat".into()));
+        outbox.send(Event::Message { from: None, text: "chat".into() });
         assert_eq!(rx.len(), EVENT_CAP + 2, "the count and the chat line are kept");
         let events: Vec<Event> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
         assert_eq!(
             events[EVENT_CAP],
             Event::Notice(format!("11 notices were dropped: {}", "the user interface fell behind"))
         );
-        assert_eq!(events[EVENT_CAP + 1], Event::Message("chat".into()));
+        assert_eq!(events[EVENT_CAP + 1], Event::Message { from: None, text: "chat".into() });
     }
 }

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use komunikator_protocol::{Command, ErrorCode, MediaKind, MediaState, is_valid_nick};
+use komunikator_protocol::{ClientId, Command, ErrorCode, MediaKind, MediaState, is_valid_nick};
 
 use super::bounds::Outbox;
 use super::group::KeyframeTo;
@@ -48,6 +48,11 @@ pub(super) struct Control {
     group: super::group::Group,
     /// The GUI tile the party added last got.
     last_tile: Option<usize>,
+    /// Who is speaking, in a call of three or more (see [`super::speaker`]).
+    speakers: super::speaker::Speakers,
+    /// The party the call started with (`start <id>`): its switches are
+    /// [`Switches::peer`], its figures the call's own.
+    first: Option<ClientId>,
 }
 
 impl Control {
@@ -78,6 +83,8 @@ impl Control {
             inject: None,
             group: Default::default(),
             last_tile: None,
+            speakers: Default::default(),
+            first: None,
         }
     }
 
@@ -208,7 +215,7 @@ impl Control {
                 self.set_peer_rate(kbps);
                 self.emit(Event::Left { id, reason });
             }
-            NetEvent::MediaState(state) => self.on_peer_switch(state),
+            NetEvent::MediaState { from, state } => self.on_peer_switch(from, state),
             NetEvent::Blocked(target) => {
                 self.emit(Event::Notice(format!("no more calls from {target} while connected")))
             }
@@ -216,7 +223,7 @@ impl Control {
             // reports: stop them, quietly.
             NetEvent::Error { code: ErrorCode::UnknownCommand, .. } if self.switches.refuse() => {}
             NetEvent::Error { code: ErrorCode::UnknownCommand, .. } if self.delay_refused() => {}
-            NetEvent::Msg(text) => self.emit(Event::Message(text)),
+            NetEvent::Msg { from, text } => self.emit(Event::Message { from, text }),
             NetEvent::Pong | NetEvent::AuthOk => {}
             NetEvent::Error { code: code @ (ErrorCode::NameTaken | ErrorCode::BadName), .. } => {
                 self.emit(Event::NameRejected(code));
@@ -241,9 +248,16 @@ impl Control {
         }
     }
 
-    /// The peer switched its microphone or camera (only heeded in a call).
-    fn on_peer_switch(&mut self, state: MediaState) {
+    /// The peer (or party `from` of a group call) switched its microphone
+    /// or camera (only heeded in a call).
+    fn on_peer_switch(&mut self, from: Option<ClientId>, state: MediaState) {
         if self.media.is_none() {
+            return;
+        }
+        if let Some(id) = from.filter(|id| Some(*id) != self.first) {
+            if let Some(media) = self.switches.party(id, state) {
+                self.emit(Event::PartyMedia { id, media });
+            }
             return;
         }
         // A peer may send no audio while muted: the last measured queueing
@@ -370,6 +384,28 @@ impl Control {
         }
         if changed {
             self.emit(Event::CallChanged(self.state.clone()));
+            let parties = match &self.state {
+                CallState::Active { peer, others, .. } => [*peer].into_iter().chain(others.iter().copied()).collect(),
+                _ => Vec::new(),
+            };
+            if let Some(speaker) = self.speakers.parties(&parties) {
+                self.emit(Event::Speaker(speaker));
+            }
+        }
+    }
+
+    /// Reads the parties' audio levels, and says who speaks when that changed.
+    fn on_speaker_tick(&mut self, now: Instant) {
+        let CallState::Active { peer, others, .. } = &self.state else { return };
+        // The first party's figures are the call's own; the others', the group's.
+        let first = self.current_stats();
+        let parties: Vec<(ClientId, Arc<Stats>)> = [*peer]
+            .iter()
+            .chain(others)
+            .map(|id| (*id, self.group.stats_if(*id).unwrap_or_else(|| first.clone())))
+            .collect();
+        if let Some(speaker) = self.speakers.tick(&parties, now) {
+            self.emit(Event::Speaker(speaker));
         }
     }
 
@@ -421,8 +457,9 @@ impl Control {
         }
     }
 
-    fn start_media(&mut self, peer: komunikator_protocol::ClientId) {
+    fn start_media(&mut self, peer: ClientId) {
         let Some(conn) = &self.conn else { return };
+        self.first = Some(peer);
         let stats = Arc::new(Stats::default());
         if let Ok(mut s) = self.stats.lock() {
             *s = stats.clone();
@@ -452,13 +489,16 @@ impl Control {
     fn next_timer(&self) -> Option<Instant> {
         let restart = self.media.as_ref().and_then(CallMedia::next_restart);
         let inject = self.inject.filter(|_| self.media.is_some()).map(|(_, at)| at);
-        restart.into_iter().chain(inject).min()
+        restart.into_iter().chain(inject).chain(self.speakers.next_tick()).min()
     }
 
     /// Rebuilds failed pipelines that are due, and injects a test failure when it is time.
     fn on_timers(&mut self) {
-        let Some(media) = &mut self.media else { return };
         let now = Instant::now();
+        if self.speakers.next_tick().is_some_and(|at| at <= now) {
+            self.on_speaker_tick(now);
+        }
+        let Some(media) = &mut self.media else { return };
         if let Some((failure, _)) = self.inject.filter(|(_, at)| *at <= now) {
             self.inject = None;
             if let Some(what) = media.inject_source_failure(failure) {

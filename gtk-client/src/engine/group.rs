@@ -111,6 +111,11 @@ impl Group {
         self.parties.iter().find(|p| p.0 == id).map_or_else(Arc::default, |p| p.2.clone())
     }
 
+    /// What party `id` sent us, if it joined after the first.
+    pub(super) fn stats_if(&self, id: ClientId) -> Option<Arc<Stats>> {
+        self.parties.iter().find(|p| p.0 == id).map(|p| p.2.clone())
+    }
+
     /// How many parties receive what we send (in a two-party call, one).
     fn receivers(&self) -> usize {
         1 + self.joined_here

@@ -24,6 +24,7 @@ use crate::net::{Connection, NetError, NetEvent, PeerInfo};
 pub mod bounds;
 mod control;
 mod group;
+mod speaker;
 mod switches;
 use bounds::{NetGate, Outbox};
 use control::Control;
@@ -124,6 +125,10 @@ pub enum Event {
         /// Why.
         reason: komunikator_protocol::StopReason,
     },
+    /// In a call of three or more, who speaks now (`None`: nobody yet, or
+    /// the speaker left); chosen so that it changes at most every two
+    /// seconds (see `engine/speaker.rs`). A window shows that party larger.
+    Speaker(Option<ClientId>),
     /// Our invitation did not end in a join.
     Declined {
         /// Whom we invited.
@@ -132,10 +137,23 @@ pub enum Event {
         reason: komunikator_protocol::DeclineReason,
     },
     /// A chat line from the peer.
-    Message(String),
+    Message {
+        /// Who wrote it, in a group call (`None`: the peer of a two-party call).
+        from: Option<ClientId>,
+        /// The line.
+        text: String,
+    },
     /// The peer muted or unmuted its microphone, or turned its camera off
     /// or on; also sent, with both on, when a call starts.
     PeerMedia(PeerMedia),
+    /// A party of a group call other than the first muted or unmuted,
+    /// or turned its camera off or on (the first party's are [`Event::PeerMedia`]).
+    PartyMedia {
+        /// The party.
+        id: ClientId,
+        /// Its switches now.
+        media: PeerMedia,
+    },
     /// An error line from the server that is not about the call.
     ServerError {
         /// The code.

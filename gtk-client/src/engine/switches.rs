@@ -5,7 +5,7 @@
 //! `error unknown-command`; then the lines stop for the rest of the
 //! connection, quietly. Owned by the control thread.
 
-use komunikator_protocol::{MediaKind, MediaState};
+use komunikator_protocol::{ClientId, MediaKind, MediaState};
 use serde::Serialize;
 
 use crate::media::session::Controls;
@@ -34,6 +34,8 @@ impl PeerMedia {
 pub(super) struct Switches {
     /// The peer's, in the current call.
     pub(super) peer: PeerMedia,
+    /// The other parties' of a group call, as far as they were told.
+    parties: Vec<(ClientId, PeerMedia)>,
     /// `media` lines sent on this connection that an older server's
     /// `error unknown-command` may still answer.
     unanswered: u32,
@@ -46,6 +48,7 @@ impl Switches {
     /// the switches that are off (a call starts with both on).
     pub(super) fn at_start(&mut self, controls: Controls) -> Vec<MediaState> {
         self.peer = PeerMedia::default();
+        self.parties.clear();
         let mut lines = Vec::new();
         if controls.muted {
             lines.push(MediaState { kind: MediaKind::Audio, on: false });
@@ -54,6 +57,20 @@ impl Switches {
             lines.push(MediaState { kind: MediaKind::Video, on: false });
         }
         lines.into_iter().filter(|_| self.may_send()).collect()
+    }
+
+    /// Party `id` (not the first) switched: its switches now, if they changed.
+    pub(super) fn party(&mut self, id: ClientId, state: MediaState) -> Option<PeerMedia> {
+        let i = match self.parties.iter().position(|p| p.0 == id) {
+            Some(i) => i,
+            None if self.parties.len() < crate::call::MAX_PARTIES => {
+                self.parties.push((id, PeerMedia::default()));
+                self.parties.len() - 1
+            }
+            None => return None,
+        };
+        let now = self.parties[i].1.with(state);
+        (std::mem::replace(&mut self.parties[i].1, now) != now).then_some(now)
     }
 
     /// Whether a line may go now; counts it as sent.
@@ -98,5 +115,18 @@ mod tests {
         assert_eq!(p, PeerMedia { muted: true, camera_off: true });
         let p = p.with(MediaState { kind: MediaKind::Video, on: true });
         assert_eq!(p, PeerMedia { muted: true, camera_off: false });
+    }
+
+    #[test]
+    fn each_party_has_its_own_switches() {
+        let (a, b): (ClientId, ClientId) = (([10, 0, 0, 1], 1).into(), ([10, 0, 0, 2], 2).into());
+        let mut s = Switches::default();
+        let off = MediaState { kind: MediaKind::Audio, on: false };
+        assert_eq!(s.party(a, off), Some(PeerMedia { muted: true, camera_off: false }));
+        assert_eq!(s.party(a, off), None, "no change");
+        assert_eq!(s.party(b, MediaState { kind: MediaKind::Audio, on: true }), None, "on, as a call starts");
+        assert_eq!(s.peer, PeerMedia::default(), "the first party's are apart");
+        s.at_start(Controls::default());
+        assert_eq!(s.party(a, off), Some(PeerMedia { muted: true, camera_off: false }), "a new call");
     }
 }

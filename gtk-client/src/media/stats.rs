@@ -208,6 +208,17 @@ impl Stats {
         }
     }
 
+    /// The RMS level (0..1) of the last `samples` decoded samples, 0 before any.
+    pub fn audio_level(&self, samples: usize) -> f64 {
+        let Ok(w) = self.tone.lock() else { return 0.0 };
+        let skip = w.len().saturating_sub(samples);
+        let (sum, n) = w.iter().skip(skip).fold((0.0, 0usize), |(sum, n), &s| {
+            let x = f64::from(s) / 32768.0;
+            (sum + x * x, n + 1)
+        });
+        if n == 0 { 0.0 } else { (sum / n as f64).sqrt() }
+    }
+
     /// Stores the grid of a picture we sent.
     pub fn record_sent_grid(&self, grid: LumaGrid) {
         if let Ok(mut g) = self.sent_grid.lock() {

@@ -149,11 +149,21 @@ pub enum NetEvent {
         ms: u32,
     },
     /// `media <audio|video> <on|off>`: the peer switched its microphone or camera.
-    MediaState(komunikator_protocol::MediaState),
+    MediaState {
+        /// The party that switched (group calls), `None` for the peer.
+        from: Option<ClientId>,
+        /// Its switch.
+        state: komunikator_protocol::MediaState,
+    },
     /// `ok block <target>`: no more rings from it on this connection.
     Blocked(String),
     /// `msg <text>`.
-    Msg(String),
+    Msg {
+        /// The party that wrote it (group calls), `None` for the peer.
+        from: Option<ClientId>,
+        /// The line.
+        text: String,
+    },
     /// `ok features ...`: the server turned group calls on (`true`) or does not have them.
     Features(bool),
     /// `inviting <id>`: the client we invited is being asked.

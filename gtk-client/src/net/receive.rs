@@ -188,9 +188,9 @@ fn owned(msg: ServerMsg<'_>) -> NetEvent {
         ServerMsg::Joined { id, nick } => NetEvent::Joined { id, nick: s(nick) },
         ServerMsg::Left { id, reason } => NetEvent::Left { id, reason },
         ServerMsg::Declined { id, reason } => NetEvent::Declined { id, reason },
-        ServerMsg::MediaState(state) => NetEvent::MediaState(state),
+        ServerMsg::MediaState(state) => NetEvent::MediaState { from: None, state },
         ServerMsg::OkBlock(target) => NetEvent::Blocked(target.to_string()),
-        ServerMsg::Msg(text) => NetEvent::Msg(text.to_owned()),
+        ServerMsg::Msg(text) => NetEvent::Msg { from: None, text: text.to_owned() },
         ServerMsg::Pong => NetEvent::Pong,
         ServerMsg::OkAuth => NetEvent::AuthOk,
         ServerMsg::Error { code, text } => NetEvent::Error { code, text: s(text) },
@@ -207,9 +207,9 @@ fn owned(msg: ServerMsg<'_>) -> NetEvent {
 fn relayed(from: ClientId, msg: Relayed<'_>) -> NetEvent {
     match msg {
         Relayed::Keyframe => NetEvent::Keyframe,
-        Relayed::Msg(text) => NetEvent::Msg(text.to_owned()),
+        Relayed::Msg(text) => NetEvent::Msg { from: Some(from), text: text.to_owned() },
         Relayed::Delay(ms) => NetEvent::Delay { from: Some(from), ms },
-        Relayed::MediaState(state) => NetEvent::MediaState(state),
+        Relayed::MediaState(state) => NetEvent::MediaState { from: Some(from), state },
         Relayed::Rate(kbps) => NetEvent::Rate { from: Some(from), kbps: kbps.map(std::num::NonZeroU32::get) },
         // Frames are decoded as frames, never as lines.
         Relayed::Media(_) => NetEvent::Invalid(format!("a media header from {from} without its frame")),

@@ -221,8 +221,8 @@ impl Window {
                     self.shoot_later("call-camera-off", &self.win.clone().upcast());
                 }
             }
-            Event::Message(text) => {
-                let who = self.model.borrow().peer.clone();
+            Event::Message { from, text } => {
+                let who = from.map_or_else(|| self.model.borrow().peer.clone(), |id| self.name_of(id));
                 self.call.chat.add(&text, Some(&who));
                 self.call.reveal_chat();
             }
@@ -260,6 +260,12 @@ impl Window {
                 log(&format!("party tiles shown: {}", self.call.parties.shown()));
                 self.toast(&i18n_f("{} joined the call", &[&name]));
             }
+            Event::Speaker(id) => {
+                let name = id.map_or_else(|| "nobody".into(), |id| self.name_of(id));
+                log(&format!("speaker: {name}"));
+                self.call.parties.set_speaker(id);
+            }
+            Event::PartyMedia { id, media } => self.call.parties.show_media(id, media),
             Event::Left { id, reason } => {
                 log(&format!("{id} left the call ({})", reason.as_str()));
                 let name = self.name_of(id);
@@ -320,7 +326,10 @@ impl Window {
         log(&format!("call state: {state:?}"));
         let was_active = matches!(self.model.borrow().call, CallState::Active { .. });
         let ringing = matches!(state, CallState::Ringing { .. });
-        if matches!(state, CallState::Active { .. }) && !was_active {
+        if let (CallState::Active { peer, .. }, false) = (&state, was_active) {
+            let name = self.model.borrow().peer.clone();
+            self.call.parties.set_main(*peer, &name);
+            self.names.borrow_mut().push((*peer, name));
             self.call.reset();
             let mut m = self.model.borrow_mut();
             m.stats = None;
@@ -375,6 +384,18 @@ impl Window {
         let names = self.names.borrow();
         let joined = names.iter().rev().find(|(i, _)| *i == id).map(|(_, n)| n.clone());
         joined.unwrap_or_else(|| self.model.borrow().peer.clone())
+    }
+
+    /// Whom the call `call` is with, for the titles: in a call, the parties
+    /// in it now (the first of them may have left); else `peer`.
+    pub fn call_with(&self, call: &CallState, peer: &str) -> String {
+        let CallState::Active { peer: first, others, .. } = call else { return peer.to_owned() };
+        let names = self.names.borrow();
+        let name = |id: &komunikator_protocol::ClientId| {
+            names.iter().rev().find(|(i, _)| i == id).map_or_else(|| peer.to_owned(), |(_, n)| n.clone())
+        };
+        let all: Vec<String> = [first].into_iter().chain(others).map(name).collect();
+        super::title::with(&all)
     }
 
     /// Sends a chat line and shows it.

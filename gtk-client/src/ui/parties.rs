@@ -1,17 +1,23 @@
-//! The other parties of a group call on the call page: a tile (picture and
-//! name) for each party after the first, laid out in a grid with the first
-//! party's picture, and the "Add person" button that invites someone into
-//! the call. Main thread; the window feeds it the engine's `Joined` and
-//! `Left` events.
+//! The other parties of a group call on the call page: a tile (picture,
+//! name, muted badge, and an avatar while its camera is off) for each party
+//! after the first, laid out with the first party's picture, and the "Add
+//! person" button that invites someone into the call. Everyone has an equal
+//! place in a grid until someone speaks; from then on the speaker (the
+//! engine's choice, which changes at most every two seconds) is shown large
+//! on top and the others in a strip below, in the order they joined. Main
+//! thread; the window feeds it the engine's `Joined`, `Left`, `Speaker` and
+//! `PartyMedia` events.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use adw::prelude::*;
 use gtk::gdk;
 use komunikator_protocol::ClientId;
 
 use super::i18n::i18n;
+use super::switches::PeerSwitches;
 use super::window::log;
+use crate::engine::PeerMedia;
 
 /// One party's tile.
 struct Tile {
@@ -22,6 +28,8 @@ struct Tile {
     party: RefCell<Option<ClientId>>,
     /// The watch for its first picture since it was last shown.
     watch: RefCell<Option<glib::SignalHandlerId>>,
+    /// Its muted badge and camera-off avatar.
+    switches: PeerSwitches,
 }
 
 /// The grid of pictures: the first party's, then one tile per further party.
@@ -30,9 +38,17 @@ pub struct Parties {
     pub grid: gtk::Grid,
     main: gtk::Widget,
     /// The first party left a call that goes on: its last picture is not shown.
-    main_gone: std::cell::Cell<bool>,
+    main_gone: Cell<bool>,
+    /// The first party and its name, while a call is on.
+    main_party: RefCell<Option<(ClientId, String)>>,
+    /// The party shown large, if anyone has spoken.
+    speaker: Cell<Option<ClientId>>,
     tiles: Vec<Tile>,
 }
+
+/// Columns of the speaker layout's grid: a strip of 1, 2, 3, 4 or 6 tiles
+/// fills a row with tiles of one width.
+const STRIP_COLUMNS: usize = 12;
 
 impl Parties {
     /// A grid showing `main` alone, with a hidden tile for each of `paintables`.
@@ -46,7 +62,14 @@ impl Parties {
             .vexpand(true)
             .build();
         let tiles = paintables.iter().map(tile).collect();
-        let parties = Parties { grid, main: main.clone().upcast(), main_gone: Default::default(), tiles };
+        let parties = Parties {
+            grid,
+            main: main.clone().upcast(),
+            main_gone: Default::default(),
+            main_party: Default::default(),
+            speaker: Default::default(),
+            tiles,
+        };
         parties.layout();
         parties
     }
@@ -69,8 +92,29 @@ impl Parties {
         }
         t.name.set_label(name);
         t.picture.set_tooltip_text(Some(name));
+        t.switches.clear();
         *t.party.borrow_mut() = Some(id);
         self.layout();
+    }
+
+    /// A call began with party `id`, called `name` (the first party's picture).
+    pub fn set_main(&self, id: ClientId, name: &str) {
+        *self.main_party.borrow_mut() = Some((id, name.to_owned()));
+    }
+
+    /// Shows party `id`'s switches on its tile (muted badge, avatar while
+    /// its camera is off).
+    pub fn show_media(&self, id: ClientId, media: PeerMedia) {
+        for t in self.tiles.iter().filter(|t| *t.party.borrow() == Some(id)) {
+            t.switches.show(media, &t.name.label());
+        }
+    }
+
+    /// Shows `speaker` large (`None`: everyone equal until someone speaks).
+    pub fn set_speaker(&self, speaker: Option<ClientId>) {
+        if self.speaker.replace(speaker) != speaker {
+            self.layout();
+        }
     }
 
     /// Hides party `id`, which left a call that goes on: its tile, or the
@@ -93,6 +137,8 @@ impl Parties {
             *t.party.borrow_mut() = None;
         }
         self.main_gone.set(false);
+        self.main_party.replace(None);
+        self.speaker.set(None);
         self.layout();
     }
 
@@ -101,28 +147,63 @@ impl Parties {
         self.tiles.iter().filter(|t| t.party.borrow().is_some()).count()
     }
 
-    /// Places the first party's picture and the tiles in use: one picture
-    /// alone, up to four in two columns, more in three.
+    /// Places the first party's picture and the tiles in use: the speaker
+    /// large on top and the others in a strip below, or, until someone
+    /// speaks, one picture alone, up to four in two columns, more in three.
+    /// The layout is logged ("layout: ...": the GUI tests read it).
     fn layout(&self) {
         while let Some(child) = self.grid.first_child() {
             self.grid.remove(&child);
         }
-        let used: Vec<&gtk::Overlay> =
-            self.tiles.iter().filter(|t| t.party.borrow().is_some()).map(|t| &t.root).collect();
+        let used: Vec<(ClientId, String, gtk::Widget)> = self
+            .tiles
+            .iter()
+            .filter_map(|t| Some((t.party.borrow().as_ref().copied()?, t.name.label().into(), t.root.clone().upcast())))
+            .collect();
         // With nobody else left, the first party's last picture stays rather
         // than an empty page (the call is ending).
-        let main = (!self.main_gone.get() || used.is_empty()).then_some(&self.main);
-        let n = usize::from(main.is_some()) + used.len();
-        let columns = match n {
+        let main = (!self.main_gone.get() || used.is_empty()).then(|| {
+            let (id, name) = self.main_party.borrow().clone().unwrap_or((ClientId::from(([0, 0, 0, 0], 0)), String::new()));
+            (id, name, self.main.clone())
+        });
+        let shown: Vec<(ClientId, String, gtk::Widget)> = main.into_iter().chain(used).collect();
+        let speaker = self.speaker.get().and_then(|s| shown.iter().position(|p| p.0 == s)).filter(|_| shown.len() > 1);
+        match speaker {
+            Some(i) => self.speaker_layout(&shown, i),
+            None => self.equal_layout(&shown),
+        }
+    }
+
+    fn equal_layout(&self, shown: &[(ClientId, String, gtk::Widget)]) {
+        let columns = match shown.len() {
             0 | 1 => 1,
             2..=4 => 2,
             _ => 3,
         };
-        let widgets = main.into_iter().chain(used.into_iter().map(|o| o.upcast_ref()));
-        for (i, w) in widgets.enumerate() {
+        for (i, (_, _, w)) in shown.iter().enumerate() {
             let (column, row) = (i % columns, i / columns);
             self.grid.attach(w, column as i32, row as i32, 1, 1);
         }
+        if shown.len() > 1 {
+            log(&format!("layout: {} pictures, equal", shown.len()));
+        }
+    }
+
+    /// The speaker (`shown[speaker]`) over the full width and two thirds of
+    /// the height, the others below in one row (two from five on).
+    fn speaker_layout(&self, shown: &[(ClientId, String, gtk::Widget)], speaker: usize) {
+        let others: Vec<&gtk::Widget> =
+            shown.iter().enumerate().filter(|(i, _)| *i != speaker).map(|(_, p)| &p.2).collect();
+        let rows = if others.len() <= 4 { 1 } else { 2 };
+        let per_row = others.len().div_ceil(rows);
+        let span = (STRIP_COLUMNS / per_row.max(1)) as i32;
+        let top = 2 * rows as i32;
+        self.grid.attach(&shown[speaker].2, 0, 0, STRIP_COLUMNS as i32, top);
+        for (i, w) in others.iter().enumerate() {
+            let (column, row) = ((i % per_row) as i32 * span, (i / per_row) as i32);
+            self.grid.attach(*w, column, top + row, span, 1);
+        }
+        log(&format!("layout: {} larger, {} below", shown[speaker].1, others.len()));
     }
 }
 
@@ -131,16 +212,22 @@ fn tile(paintable: &gdk::Paintable) -> Tile {
     picture.set_paintable(Some(paintable));
     picture.add_css_class("komunikator-video");
     // Above the call controls, which float over the bottom of the page.
-    let name = gtk::Label::builder()
+    let name = gtk::Label::new(None);
+    name.add_css_class("komunikator-osd-label");
+    let switches = PeerSwitches::new(&picture);
+    let label = gtk::Box::builder()
+        .spacing(6)
         .halign(gtk::Align::Start)
         .valign(gtk::Align::End)
         .margin_start(12)
         .margin_bottom(96)
         .build();
-    name.add_css_class("komunikator-osd-label");
+    label.append(&name);
+    label.append(&switches.muted);
     let root = gtk::Overlay::builder().child(&picture).build();
-    root.add_overlay(&name);
-    Tile { root, picture, name, party: RefCell::new(None), watch: RefCell::new(None) }
+    root.add_overlay(&switches.placeholder);
+    root.add_overlay(&label);
+    Tile { root, picture, name, party: RefCell::new(None), watch: RefCell::new(None), switches }
 }
 
 /// The "Add person" button and the bar it opens over the top of the call

@@ -22,6 +22,22 @@ pub fn title(link: &Link, call: &CallState, peer: &str) -> String {
     }
 }
 
+/// Whom a call is with, for the titles: "bob", "bob and cecylia", "bob,
+/// cecylia and dawid", then "bob, cecylia and others (3)". Names come
+/// isolated ([`nick_label`]).
+pub fn with(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        // Translators: the people in a call, "bob and cecylia".
+        [a, b] => i18n_f("{} and {}", &[a, b]),
+        // Translators: the people in a call, "bob, cecylia and dawid".
+        [a, b, c] => i18n_f("{}, {} and {}", &[a, b, c]),
+        // Translators: the people in a call, "bob, cecylia and others (3)".
+        [a, b, rest @ ..] => i18n_f("{}, {} and others ({})", &[a, b, &rest.len().to_string()]),
+    }
+}
+
 /// The title in the window's header bar: whom you are calling during a
 /// call ("Call with bob"), else the application's name. (The subtitle says
 /// where you are connected.)
@@ -49,5 +65,15 @@ mod tests {
         assert_eq!(title(&online, &ringing, "bob"), "Call with bob — Komunikator");
         assert_eq!(header(&ringing, "bob"), "Call with bob");
         assert_eq!(header(&CallState::Idle, ""), "Komunikator");
+    }
+
+    #[test]
+    fn a_group_call_names_everyone_in_it() {
+        let names: Vec<String> = ["bob", "cecylia", "dawid", "ela", "franek"].map(String::from).to_vec();
+        assert_eq!(with(&names[..1]), "bob");
+        assert_eq!(with(&names[..2]), "bob and cecylia");
+        assert_eq!(with(&names[..3]), "bob, cecylia and dawid");
+        assert_eq!(with(&names), "bob, cecylia and others (3)");
+        assert_eq!(with(&[]), "");
     }
 }

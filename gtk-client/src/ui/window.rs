@@ -266,11 +266,12 @@ impl Window {
                 log(&format!("subtitle: {subtitle}"));
                 self.title.set_subtitle(&subtitle);
             }
-            let header = super::title::header(&m.call, &m.peer);
+            let with = self.call_with(&m.call, &m.peer);
+            let header = super::title::header(&m.call, &with);
             if self.title.title() != header {
                 self.title.set_title(&header);
             }
-            let title = super::title::title(&m.link, &m.call, &m.peer);
+            let title = super::title::title(&m.link, &m.call, &with);
             if self.win.title().as_deref() != Some(title.as_str()) {
                 log(&format!("title: {title}"));
                 self.win.set_title(Some(&title));
