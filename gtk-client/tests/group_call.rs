@@ -242,3 +242,73 @@ fn a_receiver_on_a_slow_link_does_not_lower_what_the_others_get() {
         assert!(audio >= 400, "dawid decoded only {audio} audio packets from a party: {got}");
     }
 }
+
+#[test]
+fn the_speaker_is_whoever_talks_and_a_second_voice_does_not_take_over_until_the_first_leaves() {
+    let _turn = turn();
+    let server = Server::start();
+    let start = |nick: &str, extra: &[&str]| {
+        let own = args(&[&["--name", nick, "--answer", "--group"], extra]);
+        let c = Client::start(&server.addr, &[own, test_media("gradient", 550), small()].concat());
+        c.wait_for("komunikator: ready", READY);
+        c
+    };
+    // bob talks, then leaves; dawid joins while bob talks, as loud; ala and
+    // cecylia are muted (their silence goes out).
+    let bob = start("bob", &["--duration", "8"]);
+    let cecylia = start("cecylia", &["--duration", "16", "--mute"]);
+    let dawid = start("dawid", &["--duration", "16"]);
+    let own = args(&[&[
+        "--name",
+        "ala",
+        "--call",
+        "bob",
+        "--invite",
+        "cecylia",
+        "--invite",
+        "dawid",
+        "--duration",
+        "14",
+        "--mute",
+    ]]);
+    let ala = Client::start(&server.addr, &[own, test_media("blue", 440), small()].concat());
+    let ala = ala.finish(Duration::from_secs(90));
+    let (bob, cecylia, dawid) = (
+        bob.finish(Duration::from_secs(60)),
+        cecylia.finish(Duration::from_secs(60)),
+        dawid.finish(Duration::from_secs(60)),
+    );
+    for (o, who) in [(&ala, "ala"), (&bob, "bob"), (&cecylia, "cecylia"), (&dawid, "dawid")] {
+        assert_eq!(o.code, Some(0), "{who}: {}", o.stderr);
+    }
+    let id = |o: &Outcome| o.json()["id"].as_str().unwrap_or("").to_owned();
+    let (bob_id, dawid_id, cecylia_id) = (id(&bob), id(&dawid), id(&cecylia));
+    let speakers = |o: &Outcome| -> Vec<String> {
+        let lines = o.stderr.lines().filter_map(|l| l.split_once("speaker: "));
+        lines.map(|(_, s)| s.trim().to_owned()).collect()
+    };
+    // ala heard bob from the start, and dawid only later.
+    assert_eq!(
+        speakers(&ala),
+        [bob_id.as_str(), "nobody", dawid_id.as_str()],
+        "bob spoke first and kept the place while dawid, as loud, joined; dawid took it when bob \
+         left:\n{}",
+        ala.stderr
+    );
+    let left = ala.stderr.find(&format!("{bob_id} left the call")).expect("bob left");
+    assert!(ala.stderr.find(&format!("speaker: {dawid_id}")) > Some(left), "{}", ala.stderr);
+    // cecylia, invited, began to hear bob and dawid about together: either
+    // may come first, but nobody flaps, and dawid speaks at the end.
+    let heard = speakers(&cecylia);
+    assert!(heard.len() <= 4, "{heard:?}: {}", cecylia.stderr);
+    let named: Vec<&String> = heard.iter().filter(|s| *s != "nobody").collect();
+    assert_eq!(named.last().map(|s| s.as_str()), Some(dawid_id.as_str()), "{}", cecylia.stderr);
+    // Switches belong to their party: cecylia muted, not ala's first party
+    // (bob); and ala's, sent before cecylia and dawid joined, reach them
+    // (sent again when they joined).
+    assert!(ala.stderr.contains(&format!("{cecylia_id}: muted true, camera off false")), "{}", ala.stderr);
+    assert!(!ala.stderr.contains("peer: muted true"), "bob never muted: {}", ala.stderr);
+    for (o, who) in [(&cecylia, "cecylia"), (&dawid, "dawid")] {
+        assert!(o.stderr.contains("peer: muted true"), "{who} hears that ala is muted: {}", o.stderr);
+    }
+}

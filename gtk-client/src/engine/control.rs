@@ -208,6 +208,11 @@ impl Control {
                 self.step(CallInput::Joined(id));
                 let tile = self.last_tile.take();
                 self.emit(Event::Joined { id, nick, tile });
+                if self.media.is_some() {
+                    for state in self.switches.off(self.controls) {
+                        self.command(&Command::MediaState(state));
+                    }
+                }
             }
             NetEvent::Left { id, reason } => {
                 self.step(CallInput::Left(id));

@@ -49,6 +49,13 @@ impl Switches {
     pub(super) fn at_start(&mut self, controls: Controls) -> Vec<MediaState> {
         self.peer = PeerMedia::default();
         self.parties.clear();
+        self.off(controls)
+    }
+
+    /// The lines that tell a party who just joined a group call `controls`:
+    /// as at the start, since it heard none of the earlier ones (the others
+    /// hear them again, which changes nothing for them).
+    pub(super) fn off(&mut self, controls: Controls) -> Vec<MediaState> {
         let mut lines = Vec::new();
         if controls.muted {
             lines.push(MediaState { kind: MediaKind::Audio, on: false });
