@@ -3,7 +3,10 @@
 //! Ctrl+I ("Add person"), types cecylia and Enter. cecylia (headless,
 //! `--group --answer`) is asked, joins, and her picture shows in a tile of
 //! its own next to bob's, with her name; bob and cecylia each receive the
-//! other two. Escape leaves the call, which goes on between bob and cecylia.
+//! other two. bob talks (a test tone) and cecylia is muted: bob's picture is
+//! shown large with cecylia's below, and a badge on her tile says she is
+//! muted. bob leaves: the title says the call is with cecylia now. Escape
+//! ends the call.
 //!
 //! Needs an X display, like `gui.rs`.
 
@@ -23,14 +26,14 @@ fn the_window_invites_a_third_person_and_shows_both() {
     let home = target_dir().join(format!("gui-group-home-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&home);
     let shots = home.join("shots");
-    let answer = |nick: &str, pattern: &str, tone: u32| {
-        let own = args(&[&["--name", nick, "--answer", "--group", "--duration", "12"]]);
-        let c = Client::start(&server.addr, &[own, test_media(pattern, tone)].concat());
+    let answer = |nick: &str, pattern: &str, extra: &[&str]| {
+        let own = args(&[&["--name", nick, "--answer", "--group"], extra]);
+        let c = Client::start(&server.addr, &[own, test_media(pattern, 550)].concat());
         c.wait_for("komunikator: ready", READY);
         c
     };
-    let bob = answer("bob", "smpte", 550);
-    let cecylia = answer("cecylia", "gradient", 660);
+    let bob = answer("bob", "smpte", &["--duration", "14"]);
+    let cecylia = answer("cecylia", "gradient", &["--duration", "40", "--mute"]);
     let window =
         Window::start(&display, &["--server", &server.addr, "--name", "ala", "--call", "bob"], &shots, &home);
     window.wait_for("call state: Active");
@@ -44,21 +47,30 @@ fn the_window_invites_a_third_person_and_shows_both() {
     window.wait_for("inviting cecylia");
     window.wait_for("add person: closed");
     window.wait_for("cecylia<U+2069>) joined the call, tile Some(0)");
-    window.wait_for("party tiles shown: 1");
-    window.wait_for("party tile 0 shows a picture");
-    window.wait_for("call-group.png");
+    window.wait_for_each(&[
+        "party tiles shown: 1",
+        "party tile 0 shows a picture",
+        "call-group.png",
+        "title: Call with bob and <U+2068>cecylia<U+2069> — Komunikator",
+        "speaker: bob",
+        "layout: bob larger, 1 below",
+        "peer: muted true",
+    ]);
+    // bob's call ends after its 14 s: ala and cecylia go on.
+    window.wait_for_each(&["left the call (hangup)", "title: Call with <U+2068>cecylia<U+2069> — Komunikator"]);
     press(&display, "Escape");
     window.wait_for("call ended: hangup");
     let (bob, cecylia) = (bob.finish(Duration::from_secs(40)), cecylia.finish(Duration::from_secs(40)));
     for (o, who) in [(&bob, "bob"), (&cecylia, "cecylia")] {
         assert_eq!(o.code, Some(0), "{who}: {}", o.stderr);
-        assert!(o.stderr.contains("left the call (hangup)"), "{who} saw ala leave: {}", o.stderr);
         // Each decoded the other two: its first party (ala) and one more.
         assert!(o.n("video_frames_decoded") > 0, "{who} saw ala: {}", o.json());
         let parties = o.json()["parties"].as_array().cloned().unwrap_or_default();
         assert_eq!(parties.len(), 1, "{who}: {}", o.json());
         assert!(parties[0]["video_frames_decoded"].as_u64().unwrap_or(0) > 0, "{who}: {}", o.json());
     }
+    assert!(!bob.stderr.contains("left the call"), "bob saw nobody leave before him: {}", bob.stderr);
+    assert_eq!(cecylia.end_reason(), "peer-hangup", "ala hung up on cecylia: {}", cecylia.stderr);
     let _ = std::fs::remove_dir_all(&home);
 }
 

@@ -204,7 +204,6 @@ impl Window {
             }
             Event::CallEnded { reason, .. } => {
                 self.call.parties.clear();
-                self.names.borrow_mut().clear();
                 let who = self.model.borrow().peer.clone();
                 log(&format!("call ended: {}", reason.as_str()));
                 super::notify::call_ended(self, reason);
@@ -255,7 +254,14 @@ impl Window {
                 if let Some(tile) = tile {
                     self.call.parties.show(tile, id, &name);
                 }
-                self.names.borrow_mut().push((id, name.clone()));
+                {
+                    // One name per party, and no more than a call can hold.
+                    let mut names = self.names.borrow_mut();
+                    names.retain(|(i, _)| *i != id);
+                    if names.len() <= crate::call::MAX_PARTIES {
+                        names.push((id, name.clone()));
+                    }
+                }
                 self.shoot_later("call-group", &self.win.clone().upcast());
                 log(&format!("party tiles shown: {}", self.call.parties.shown()));
                 self.toast(&i18n_f("{} joined the call", &[&name]));
@@ -329,7 +335,9 @@ impl Window {
         if let (CallState::Active { peer, .. }, false) = (&state, was_active) {
             let name = self.model.borrow().peer.clone();
             self.call.parties.set_main(*peer, &name);
-            self.names.borrow_mut().push((*peer, name));
+            // The last call's names stay until now: the titles need them
+            // until the state is no longer active.
+            *self.names.borrow_mut() = vec![(*peer, name)];
             self.call.reset();
             let mut m = self.model.borrow_mut();
             m.stats = None;
@@ -387,15 +395,16 @@ impl Window {
     }
 
     /// Whom the call `call` is with, for the titles: in a call, the parties
-    /// in it now (the first of them may have left); else `peer`.
+    /// in it now (the first of them may have left); else `peer`. A party
+    /// whose `Joined` has not come yet is not named yet.
     pub fn call_with(&self, call: &CallState, peer: &str) -> String {
         let CallState::Active { peer: first, others, .. } = call else { return peer.to_owned() };
         let names = self.names.borrow();
         let name = |id: &komunikator_protocol::ClientId| {
-            names.iter().rev().find(|(i, _)| i == id).map_or_else(|| peer.to_owned(), |(_, n)| n.clone())
+            names.iter().rev().find(|(i, _)| i == id).map(|(_, n)| n.clone())
         };
-        let all: Vec<String> = [first].into_iter().chain(others).map(name).collect();
-        super::title::with(&all)
+        let all: Vec<String> = [first].into_iter().chain(others).filter_map(name).collect();
+        if all.is_empty() { peer.to_owned() } else { super::title::with(&all) }
     }
 
     /// Sends a chat line and shows it.

@@ -237,6 +237,18 @@ impl Window {
 
     /// The window's process id (signals go straight to it when the tests
     /// run in their own D-Bus session).
+    /// Waits until every one of `needles` has shown in a line, in any order.
+    pub fn wait_for_each(&self, needles: &[&str]) {
+        let deadline = Instant::now() + WAIT;
+        let mut missing: Vec<&str> = needles.to_vec();
+        while !missing.is_empty() {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => missing.retain(|n| !line.contains(n)),
+                Err(_) => panic!("the window never logged {missing:?}; its log:\n{}", self.log()),
+            }
+        }
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
