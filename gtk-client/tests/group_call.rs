@@ -5,7 +5,7 @@
 //! pipelines (the JSON summary has one entry per party after the first).
 //! Then a refused invitation and a party that leaves, and a fourth party on
 //! a slow downlink (through the link emulator), who must not lower what the
-//! others get. The tests take turns: each runs four encoders and twelve
+//! others get; an invitation to someone busy, and one nobody answers. The tests take turns: each runs four encoders and twelve
 //! decoders on a shared two-core machine.
 
 mod support;
@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use komunikator_linkem::{Backend, Link, LinkSpec};
 
+use komunikator_protocol::{Command, Target};
 use serde_json::Value;
+use support::peer::Peer;
 use support::{Client, Outcome, READY, Server, args, test_media};
 
 /// Luma values may differ this much after compression.
@@ -311,4 +313,49 @@ fn the_speaker_is_whoever_talks_and_a_second_voice_does_not_take_over_until_the_
     for (o, who) in [(&cecylia, "cecylia"), (&dawid, "dawid")] {
         assert!(o.stderr.contains("peer: muted true"), "{who} hears that ala is muted: {}", o.stderr);
     }
+}
+
+#[test]
+fn a_busy_invitee_and_one_that_never_answers_leave_the_call_going() {
+    let _turn = turn();
+    let server = Server::start_with(&["--ring-timeout", "3"]);
+    let peer = |nick: &str| {
+        let mut p = Peer::connect(&server.addr);
+        p.send(&Command::Name(nick));
+        p.expect_line("ok name", Duration::from_secs(5));
+        p.send(&Command::Features("group"));
+        p.expect_line("ok features group", Duration::from_secs(5));
+        p
+    };
+    // gosia and henryk are in a call of their own: henryk is busy.
+    let (mut gosia, mut henryk) = (peer("gosia"), peer("henryk"));
+    gosia.send(&Command::Connect(Target::Nick("henryk")));
+    henryk.expect_line("ask ", Duration::from_secs(5));
+    henryk.send(&Command::AskYes);
+    henryk.expect_line("start ", Duration::from_secs(5));
+    // eve is free, but never answers.
+    let mut eve = peer("eve");
+    let own = args(&[&["--name", "bob", "--answer", "--group", "--duration", "16"]]);
+    let bob = Client::start(&server.addr, &[own, test_media("gradient", 550), small()].concat());
+    bob.wait_for("komunikator: ready", READY);
+    let own = args(&[&["--name", "ala", "--call", "bob", "--invite", "henryk", "--invite", "eve"]]);
+    let ala = Client::start(
+        &server.addr,
+        &[own, args(&[&["--duration", "10"]]), test_media("blue", 440), small()].concat(),
+    );
+    eve.expect_line("ask ", Duration::from_secs(30));
+    eve.expect_line("stop timeout", Duration::from_secs(10));
+    let (ala, bob) = (ala.finish(Duration::from_secs(60)), bob.finish(Duration::from_secs(30)));
+    assert_eq!(ala.code, Some(0), "{}", ala.stderr);
+    assert!(ala.stderr.contains("invitation refused:") && ala.stderr.contains("is busy"), "{}", ala.stderr);
+    assert!(ala.stderr.contains("did not join: timeout"), "{}", ala.stderr);
+    // Neither stopped the call: ala hung up when her 10 s were over.
+    assert_eq!(ala.end_reason(), "hangup", "{}", ala.stderr);
+    assert!(ala.f("call_seconds") >= 9.5, "{}", ala.json());
+    assert!(ala.json()["parties"].as_array().is_some_and(Vec::is_empty), "{}", ala.json());
+    assert!((ala.f("audio_dominant_hz") - 550.0).abs() < 5.0, "ala heard bob: {}", ala.json());
+    assert_eq!(bob.end_reason(), "peer-hangup", "{}", bob.stderr);
+    // The busy pair was not disturbed.
+    gosia.send(&Command::Ping);
+    gosia.expect_line("pong", Duration::from_secs(5));
 }

@@ -57,7 +57,8 @@ fn the_window_invites_a_third_person_and_shows_both() {
         "peer: muted true",
     ]);
     // bob's call ends after its 14 s: ala and cecylia go on.
-    window.wait_for_each(&["left the call (hangup)", "title: Call with <U+2068>cecylia<U+2069> — Komunikator"]);
+    window
+        .wait_for_each(&["left the call (hangup)", "title: Call with <U+2068>cecylia<U+2069> — Komunikator"]);
     press(&display, "Escape");
     window.wait_for("call ended: hangup");
     let (bob, cecylia) = (bob.finish(Duration::from_secs(40)), cecylia.finish(Duration::from_secs(40)));

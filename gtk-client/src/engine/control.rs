@@ -390,7 +390,9 @@ impl Control {
         if changed {
             self.emit(Event::CallChanged(self.state.clone()));
             let parties = match &self.state {
-                CallState::Active { peer, others, .. } => [*peer].into_iter().chain(others.iter().copied()).collect(),
+                CallState::Active { peer, others, .. } => {
+                    [*peer].into_iter().chain(others.iter().copied()).collect()
+                }
                 _ => Vec::new(),
             };
             if let Some(speaker) = self.speakers.parties(&parties) {

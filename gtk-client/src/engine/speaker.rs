@@ -80,7 +80,11 @@ impl Speakers {
 
     /// Reads each party's level (`parties`: id and what it sent us) and
     /// returns the speaker to announce if it changed.
-    pub(super) fn tick(&mut self, parties: &[(ClientId, Arc<Stats>)], now: Instant) -> Option<Option<ClientId>> {
+    pub(super) fn tick(
+        &mut self,
+        parties: &[(ClientId, Arc<Stats>)],
+        now: Instant,
+    ) -> Option<Option<ClientId>> {
         self.next = self.next.map(|_| now + TICK);
         for (id, stats) in parties {
             let decoded = stats.audio_samples_decoded.load(Relaxed);

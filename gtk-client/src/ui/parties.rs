@@ -158,16 +158,23 @@ impl Parties {
         let used: Vec<(ClientId, String, gtk::Widget)> = self
             .tiles
             .iter()
-            .filter_map(|t| Some((t.party.borrow().as_ref().copied()?, t.name.label().into(), t.root.clone().upcast())))
+            .filter_map(|t| {
+                Some((t.party.borrow().as_ref().copied()?, t.name.label().into(), t.root.clone().upcast()))
+            })
             .collect();
         // With nobody else left, the first party's last picture stays rather
         // than an empty page (the call is ending).
         let main = (!self.main_gone.get() || used.is_empty()).then(|| {
-            let (id, name) = self.main_party.borrow().clone().unwrap_or((ClientId::from(([0, 0, 0, 0], 0)), String::new()));
+            let (id, name) = self
+                .main_party
+                .borrow()
+                .clone()
+                .unwrap_or((ClientId::from(([0, 0, 0, 0], 0)), String::new()));
             (id, name, self.main.clone())
         });
         let shown: Vec<(ClientId, String, gtk::Widget)> = main.into_iter().chain(used).collect();
-        let speaker = self.speaker.get().and_then(|s| shown.iter().position(|p| p.0 == s)).filter(|_| shown.len() > 1);
+        let speaker =
+            self.speaker.get().and_then(|s| shown.iter().position(|p| p.0 == s)).filter(|_| shown.len() > 1);
         match speaker {
             Some(i) => self.speaker_layout(&shown, i),
             None => self.equal_layout(&shown),

@@ -63,11 +63,17 @@ pub struct Server {
 impl Server {
     /// Starts the server on a free port and waits for `listening on`.
     pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// The same, with more server flags.
+    pub fn start_with(flags: &[&str]) -> Server {
         let state = test_dir(&format!("server-state-{}-{}", std::process::id(), next_id()));
         let mut child = Command::new(server_binary())
             .args(["--bind", "127.0.0.1", "--port", "0"])
             .arg("--state-dir")
             .arg(&state)
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
