@@ -5,7 +5,8 @@
 //! pipelines (the JSON summary has one entry per party after the first).
 //! Then a refused invitation and a party that leaves, and a fourth party on
 //! a slow downlink (through the link emulator), who must not lower what the
-//! others get; an invitation to someone busy, and one nobody answers. The tests take turns: each runs four encoders and twelve
+//! others get; an invitation to someone busy, and one nobody answers; a
+//! party that leaves and is invited again; and who speaks. The tests take turns: each runs four encoders and twelve
 //! decoders on a shared two-core machine.
 
 mod support;
@@ -358,4 +359,55 @@ fn a_busy_invitee_and_one_that_never_answers_leave_the_call_going() {
     // The busy pair was not disturbed.
     gosia.send(&Command::Ping);
     gosia.expect_line("pong", Duration::from_secs(5));
+}
+
+#[test]
+fn a_party_that_left_can_be_invited_again() {
+    let _turn = turn();
+    let server = Server::start();
+    let headless = |nick: &str, seconds: &str, pattern: &str, tone: u32| {
+        let own = args(&[&["--name", nick, "--answer", "--group", "--duration", seconds]]);
+        let c = Client::start(&server.addr, &[own, test_media(pattern, tone), small()].concat());
+        c.wait_for("komunikator: ready", READY);
+        c
+    };
+    let long = Duration::from_secs(30);
+    let bob = headless("bob", "30", "gradient", 550);
+    // ala drives the call by hand: calls bob, invites cecylia, who leaves
+    // after 4 s; cecylia comes back (a new start of her client) and is
+    // invited again.
+    let mut ala = Peer::connect(&server.addr);
+    ala.send(&Command::Name("ala"));
+    ala.expect_line("ok name", long);
+    ala.send(&Command::Features("group"));
+    ala.expect_line("ok features group", long);
+    ala.send(&Command::Connect(Target::Nick("bob")));
+    ala.expect_line("start ", long);
+    let mut joins = Vec::new();
+    for (pattern, tone) in [("colors", 660), ("red", 770)] {
+        let cecylia = headless("cecylia", "4", pattern, tone);
+        ala.send(&Command::Invite(Target::Nick("cecylia")));
+        joins.push(ala.expect_line("joined ", long));
+        ala.expect_line("left ", long);
+        let cecylia = cecylia.finish(long);
+        assert_eq!(cecylia.code, Some(0), "{}", cecylia.stderr);
+        // She saw and heard bob each time.
+        let heard = cecylia.json()["parties"].as_array().cloned().unwrap_or_default();
+        assert_eq!(heard.len(), 1, "{}", cecylia.json());
+        let hz = heard[0]["audio_dominant_hz"].as_f64().unwrap_or(0.0);
+        assert!((hz - 550.0).abs() < 5.0, "cecylia heard {hz} Hz: {}", cecylia.json());
+        assert!(heard[0]["video_frames_decoded"].as_u64().unwrap_or(0) >= 15, "{}", cecylia.json());
+    }
+    assert_ne!(joins[0], joins[1], "a new connection, a new id");
+    ala.send(&Command::Stop);
+    let bob = bob.finish(long);
+    assert_eq!(bob.end_reason(), "peer-hangup", "{}", bob.stderr);
+    assert_eq!(bob.stderr.matches("(cecylia) joined the call").count(), 2, "{}", bob.stderr);
+    let parties = bob.json()["parties"].as_array().cloned().unwrap_or_default();
+    let tones: Vec<f64> = parties.iter().map(|p| p["audio_dominant_hz"].as_f64().unwrap_or(0.0)).collect();
+    assert_eq!(parties.len(), 2, "{}", bob.json());
+    assert!((tones[0] - 660.0).abs() < 5.0 && (tones[1] - 770.0).abs() < 5.0, "{tones:?}: {}", bob.json());
+    for p in &parties {
+        assert!(p["video_frames_decoded"].as_u64().unwrap_or(0) >= 15, "{p}");
+    }
 }
