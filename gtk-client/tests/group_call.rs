@@ -388,6 +388,7 @@ fn a_party_that_left_can_be_invited_again() {
         let cecylia = headless("cecylia", "4", pattern, tone);
         ala.send(&Command::Invite(Target::Nick("cecylia")));
         joins.push(ala.expect_line("joined ", long));
+        ala.send(&Command::Msg("witaj"));
         ala.expect_line("left ", long);
         let cecylia = cecylia.finish(long);
         assert_eq!(cecylia.code, Some(0), "{}", cecylia.stderr);
@@ -403,6 +404,10 @@ fn a_party_that_left_can_be_invited_again() {
     let bob = bob.finish(long);
     assert_eq!(bob.end_reason(), "peer-hangup", "{}", bob.stderr);
     assert_eq!(bob.stderr.matches("(cecylia) joined the call").count(), 2, "{}", bob.stderr);
+    // Chat lines in a group call say who wrote them.
+    let started = bob.stderr.split("call started with ").nth(1).and_then(|s| s.lines().next());
+    let line = format!("message from {}: witaj", started.unwrap_or("?"));
+    assert_eq!(bob.stderr.matches(&line).count(), 2, "{line}: {}", bob.stderr);
     let parties = bob.json()["parties"].as_array().cloned().unwrap_or_default();
     let tones: Vec<f64> = parties.iter().map(|p| p["audio_dominant_hz"].as_f64().unwrap_or(0.0)).collect();
     assert_eq!(parties.len(), 2, "{}", bob.json());
