@@ -46,6 +46,13 @@ pub struct Parties {
     tiles: Vec<Tile>,
 }
 
+/// A picture being laid out: whose, and its name.
+struct Shown {
+    id: Option<ClientId>,
+    name: String,
+    widget: gtk::Widget,
+}
+
 /// Columns of the speaker layout's grid: a strip of 1, 2, 3, 4 or 6 tiles
 /// fills a row with tiles of one width.
 const STRIP_COLUMNS: usize = 12;
@@ -155,41 +162,39 @@ impl Parties {
         while let Some(child) = self.grid.first_child() {
             self.grid.remove(&child);
         }
-        let used: Vec<(ClientId, String, gtk::Widget)> = self
-            .tiles
-            .iter()
-            .filter_map(|t| {
-                Some((t.party.borrow().as_ref().copied()?, t.name.label().into(), t.root.clone().upcast()))
-            })
-            .collect();
+        let used = self.tiles.iter().filter_map(|t| {
+            let id = (*t.party.borrow())?;
+            Some(Shown { id: Some(id), name: t.name.label().into(), widget: t.root.clone().upcast() })
+        });
         // With nobody else left, the first party's last picture stays rather
         // than an empty page (the call is ending).
-        let main = (!self.main_gone.get() || used.is_empty()).then(|| {
-            let (id, name) = self
-                .main_party
-                .borrow()
-                .clone()
-                .unwrap_or((ClientId::from(([0, 0, 0, 0], 0)), String::new()));
-            (id, name, self.main.clone())
-        });
-        let shown: Vec<(ClientId, String, gtk::Widget)> = main.into_iter().chain(used).collect();
-        let speaker =
-            self.speaker.get().and_then(|s| shown.iter().position(|p| p.0 == s)).filter(|_| shown.len() > 1);
+        let main_party = self.main_party.borrow().clone();
+        let main = Shown {
+            id: main_party.as_ref().map(|p| p.0),
+            name: main_party.map(|p| p.1).unwrap_or_default(),
+            widget: self.main.clone(),
+        };
+        let mut shown: Vec<Shown> = used.collect();
+        if !self.main_gone.get() || shown.is_empty() {
+            shown.insert(0, main);
+        }
+        let speaker = self.speaker.get().filter(|_| shown.len() > 1);
+        let speaker = speaker.and_then(|s| shown.iter().position(|p| p.id == Some(s)));
         match speaker {
             Some(i) => self.speaker_layout(&shown, i),
             None => self.equal_layout(&shown),
         }
     }
 
-    fn equal_layout(&self, shown: &[(ClientId, String, gtk::Widget)]) {
+    fn equal_layout(&self, shown: &[Shown]) {
         let columns = match shown.len() {
             0 | 1 => 1,
             2..=4 => 2,
             _ => 3,
         };
-        for (i, (_, _, w)) in shown.iter().enumerate() {
+        for (i, p) in shown.iter().enumerate() {
             let (column, row) = (i % columns, i / columns);
-            self.grid.attach(w, column as i32, row as i32, 1, 1);
+            self.grid.attach(&p.widget, column as i32, row as i32, 1, 1);
         }
         if shown.len() > 1 {
             log(&format!("layout: {} pictures, equal", shown.len()));
@@ -198,19 +203,19 @@ impl Parties {
 
     /// The speaker (`shown[speaker]`) over the full width and two thirds of
     /// the height, the others below in one row (two from five on).
-    fn speaker_layout(&self, shown: &[(ClientId, String, gtk::Widget)], speaker: usize) {
+    fn speaker_layout(&self, shown: &[Shown], speaker: usize) {
         let others: Vec<&gtk::Widget> =
-            shown.iter().enumerate().filter(|(i, _)| *i != speaker).map(|(_, p)| &p.2).collect();
+            shown.iter().enumerate().filter(|(i, _)| *i != speaker).map(|(_, p)| &p.widget).collect();
         let rows = if others.len() <= 4 { 1 } else { 2 };
         let per_row = others.len().div_ceil(rows);
         let span = (STRIP_COLUMNS / per_row.max(1)) as i32;
         let top = 2 * rows as i32;
-        self.grid.attach(&shown[speaker].2, 0, 0, STRIP_COLUMNS as i32, top);
+        self.grid.attach(&shown[speaker].widget, 0, 0, STRIP_COLUMNS as i32, top);
         for (i, w) in others.iter().enumerate() {
             let (column, row) = ((i % per_row) as i32 * span, (i / per_row) as i32);
             self.grid.attach(*w, column, top + row, span, 1);
         }
-        log(&format!("layout: {} larger, {} below", shown[speaker].1, others.len()));
+        log(&format!("layout: {} larger, {} below", shown[speaker].name, others.len()));
     }
 }
 
