@@ -359,14 +359,17 @@ pub fn render(s: &mut String, g: &Simulcast) {
         }
         Simulcast::Measured { rows, window, load } => (rows, window, load),
     };
-    let rounds = rows.first().map_or(0, |r| r.runs.len());
+    let runs = match rows.first().map_or(0, |r| r.runs.len()) {
+        1 => "once".to_owned(),
+        n => format!("{n} times"),
+    };
     let _ = writeln!(
         s,
         "{title}\n`gst-launch-1.0` pipelines on a live test source, with the client's software encoder \
          settings (`{X264}`, behind the client's leaky one-picture queue): the source alone, one encoding, \
          and one encoding plus a second, smaller one (`videoscale` then the same encoder) on the same \
          `tee`. CPU is the process's utime+stime from `/proc` over a {:.0} s window after {:.1} s of \
-         warm-up, % of one core. Each configuration ran {rounds} time(s), the rounds interleaved; the table \
+         warm-up, % of one core. Each configuration ran {runs}, the rounds interleaved; the table \
          shows the median run, and the ratio and differences to the one encoding and to the source alone \
          of the same round (medians over the rounds). Each encoder writes its stream into a file: kbit/s \
          and pictures/s are what it produced in the window. Load average (1/5/15 min): {} before, {} after.\n",
@@ -378,7 +381,7 @@ pub fn render(s: &mut String, g: &Simulcast) {
     let _ = writeln!(
         s,
         "| Source | Capture | Encodings (kbit/s) | CPU, % of one core (each run) | Over one encoding | Added \
-         to one encoding | Less the source alone | Main layer | Second layer |"
+         to one encoding, % of one core | Less the source alone, % of one core | Main layer | Second layer |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for row in rows {
