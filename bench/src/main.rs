@@ -25,6 +25,7 @@ mod reference;
 mod report;
 mod rooms;
 mod runs;
+mod simulcast;
 mod slow;
 mod stats;
 mod svg;
@@ -60,7 +61,7 @@ pub struct Args {
     /// A few seconds per instrument, to check that every one works.
     #[arg(long)]
     pub smoke: bool,
-    /// Run only these benchmarks (comma-separated: throughput, latency, calls, tls, idle, slow, size, call, rooms, group-call, links).
+    /// Run only these benchmarks (comma-separated: throughput, latency, calls, tls, idle, slow, size, call, rooms, group-call, links, simulcast).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Emulated-link cases to run (uplink, downlink, step, delay, loopback; default: all, --smoke: uplink).

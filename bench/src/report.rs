@@ -88,6 +88,7 @@ pub fn render(args: &Args, r: &Results, step_plot: Option<&str>) -> String {
         crate::rooms::render(&mut s, rooms);
     }
     crate::groupcall::render(&mut s, &r.group_call);
+    crate::simulcast::render(&mut s, &r.simulcast);
     analysis(&mut s, r);
     method(&mut s, args, r);
     s

@@ -167,6 +167,8 @@ pub struct Results {
     pub rooms: Option<crate::rooms::Rooms>,
     /// A real four-party call against a two-party one.
     pub group_call: crate::groupcall::GroupCall,
+    /// The sender's CPU for one encoding against two (simulcast).
+    pub simulcast: crate::simulcast::Simulcast,
     /// Every server command line started, in order.
     pub commands: Vec<String>,
     /// Instruments that failed, with the error.
@@ -225,6 +227,10 @@ pub fn all(args: &Args) -> anyhow::Result<Results> {
     });
     step("group-call", &mut r, &mut |r| {
         r.group_call = crate::groupcall::run(&args.client, &args.server, smoke)?;
+        Ok(())
+    });
+    step("simulcast", &mut r, &mut |r| {
+        r.simulcast = crate::simulcast::run(smoke)?;
         Ok(())
     });
     step("links", &mut r, &mut |r| {
