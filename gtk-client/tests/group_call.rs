@@ -52,37 +52,46 @@ const PARTIES: [Party; 4] = [
     Party { nick: "dawid", pattern: "red", tone: 770 },
 ];
 
+/// A headless party on `addr` that answers group calls, sending `pattern`
+/// and `tone`, with `extra` flags (`--duration` at least); started and ready.
+fn answering(addr: &str, nick: &str, extra: &[&str], (pattern, tone): (&str, u32)) -> Client {
+    let own = args(&[&["--name", nick, "--answer", "--group"], extra]);
+    let c = Client::start(addr, &[own, test_media(pattern, tone), small()].concat());
+    c.wait_for("komunikator: ready", READY);
+    c
+}
+
+/// ala, who calls bob and then invites `invites` one after the other, with
+/// `extra` flags, sending `pattern` and `tone`.
+fn ala_inviting(addr: &str, invites: &[&str], extra: &[&str], (pattern, tone): (&str, u32)) -> Client {
+    let invites: Vec<&str> = invites.iter().flat_map(|nick| ["--invite", nick]).collect();
+    let own = args(&[&["--name", "ala", "--call", "bob"], &invites, extra]);
+    Client::start(addr, &[own, test_media(pattern, tone), small()].concat())
+}
+
+/// A protocol-level party on `addr`, named `nick`, with group calls on.
+fn group_peer(addr: &str, nick: &str) -> Peer {
+    let mut p = Peer::connect(addr);
+    p.send(&Command::Name(nick));
+    p.expect_line("ok name", Duration::from_secs(5));
+    p.send(&Command::Features("group"));
+    p.expect_line("ok features group", Duration::from_secs(5));
+    p
+}
+
 #[test]
 fn four_people_each_see_and_hear_the_other_three() {
     let _turn = turn();
     let server = Server::start();
-    let media = |p: &Party| [test_media(p.pattern, p.tone), small()].concat();
     // The invited stay a little longer than ala, who leaves first.
-    let answering: Vec<Client> = PARTIES[1..]
+    let invited: Vec<Client> = PARTIES[1..]
         .iter()
-        .map(|p| {
-            let own = args(&[&["--name", p.nick, "--answer", "--group", "--duration", "14"]]);
-            let c = Client::start(&server.addr, &[own, media(p)].concat());
-            c.wait_for("komunikator: ready", READY);
-            c
-        })
+        .map(|p| answering(&server.addr, p.nick, &["--duration", "14"], (p.pattern, p.tone)))
         .collect();
-    let own = args(&[&[
-        "--name",
-        "ala",
-        "--call",
-        "bob",
-        "--invite",
-        "cecylia",
-        "--invite",
-        "dawid",
-        "--duration",
-        "10",
-    ]]);
-    let ala =
-        Client::start(&server.addr, &[own, media(&PARTIES[0])].concat()).finish(Duration::from_secs(90));
-    let mut outcomes = vec![ala];
-    outcomes.extend(answering.into_iter().map(|c| c.finish(Duration::from_secs(60))));
+    let media = (PARTIES[0].pattern, PARTIES[0].tone);
+    let ala = ala_inviting(&server.addr, &["cecylia", "dawid"], &["--duration", "10"], media);
+    let mut outcomes = vec![ala.finish(Duration::from_secs(90))];
+    outcomes.extend(invited.into_iter().map(|c| c.finish(Duration::from_secs(60))));
     for (o, p) in outcomes.iter().zip(&PARTIES) {
         assert_eq!(o.code, Some(0), "{}: {}", p.nick, o.stderr);
     }
@@ -140,20 +149,10 @@ fn grid(json: &Value, key: &str) -> Vec<i64> {
 fn a_refused_invitation_is_skipped_and_a_party_that_leaves_leaves_the_call_going() {
     let _turn = turn();
     let server = Server::start();
-    let start = |nick: &str, extra: &[&str], tone: u32| {
-        let own = args(&[&["--name", nick], extra]);
-        let c = Client::start(&server.addr, &[own, test_media("gradient", tone), small()].concat());
-        c.wait_for("komunikator: ready", READY);
-        c
-    };
-    let bob = start("bob", &["--answer", "--group", "--duration", "12"], 550);
+    let bob = answering(&server.addr, "bob", &["--duration", "12"], ("gradient", 550));
     // cecylia leaves after 3 s; ala and bob go on.
-    let cecylia = start("cecylia", &["--answer", "--group", "--duration", "3"], 660);
-    let own = args(&[&["--name", "ala", "--call", "bob", "--invite", "nobody", "--invite", "cecylia"]]);
-    let ala = Client::start(
-        &server.addr,
-        &[own, args(&[&["--duration", "8"]]), test_media("blue", 440), small()].concat(),
-    );
+    let cecylia = answering(&server.addr, "cecylia", &["--duration", "3"], ("gradient", 660));
+    let ala = ala_inviting(&server.addr, &["nobody", "cecylia"], &["--duration", "8"], ("blue", 440));
     let ala = ala.finish(Duration::from_secs(60));
     let (bob, cecylia) = (bob.finish(Duration::from_secs(30)), cecylia.finish(Duration::from_secs(30)));
     for (o, who) in [(&ala, "ala"), (&bob, "bob"), (&cecylia, "cecylia")] {
@@ -182,31 +181,13 @@ fn a_receiver_on_a_slow_link_does_not_lower_what_the_others_get() {
     let upstream: SocketAddr = server.addr.parse().expect("the server's address");
     let link = Link::start(upstream, &spec, Backend::UserSpace).expect("start the link emulator");
     let dawid_addr = link.client_addr().to_string();
-    let answer = |addr: &str, nick: &str, pattern: &str, tone: u32| {
-        let own = args(&[&["--name", nick, "--answer", "--group", "--duration", "20"]]);
-        let c = Client::start(addr, &[own, test_media(pattern, tone), small()].concat());
-        c.wait_for("komunikator: ready", READY);
-        c
-    };
-    let bob = answer(&server.addr, "bob", "gradient", 550);
-    let cecylia = answer(&server.addr, "cecylia", "colors", 660);
-    let dawid = answer(&dawid_addr, "dawid", "red", 770);
+    let twenty = ["--duration", "20"];
+    let bob = answering(&server.addr, "bob", &twenty, ("gradient", 550));
+    let cecylia = answering(&server.addr, "cecylia", &twenty, ("colors", 660));
+    let dawid = answering(&dawid_addr, "dawid", &twenty, ("red", 770));
     // ala sends noise, which fills whatever rate the encoder is given.
-    let own = args(&[&[
-        "--name",
-        "ala",
-        "--call",
-        "bob",
-        "--invite",
-        "cecylia",
-        "--invite",
-        "dawid",
-        "--duration",
-        "16",
-        "--video-kbps",
-        "800",
-    ]]);
-    let ala = Client::start(&server.addr, &[own, test_media("snow", 440), small()].concat());
+    let extra = ["--duration", "16", "--video-kbps", "800"];
+    let ala = ala_inviting(&server.addr, &["cecylia", "dawid"], &extra, ("snow", 440));
     let ala = ala.finish(Duration::from_secs(90));
     let others: Vec<Outcome> =
         [bob, cecylia, dawid].into_iter().map(|c| c.finish(Duration::from_secs(60))).collect();
@@ -250,31 +231,14 @@ fn a_receiver_on_a_slow_link_does_not_lower_what_the_others_get() {
 fn the_speaker_is_whoever_talks_and_a_second_voice_does_not_take_over_until_the_first_leaves() {
     let _turn = turn();
     let server = Server::start();
-    let start = |nick: &str, extra: &[&str]| {
-        let own = args(&[&["--name", nick, "--answer", "--group"], extra]);
-        let c = Client::start(&server.addr, &[own, test_media("gradient", 550), small()].concat());
-        c.wait_for("komunikator: ready", READY);
-        c
-    };
+    let start = |nick: &str, extra: &[&str]| answering(&server.addr, nick, extra, ("gradient", 550));
     // bob talks, then leaves; dawid joins while bob talks, as loud; ala and
     // cecylia are muted (their silence goes out).
     let bob = start("bob", &["--duration", "8"]);
     let cecylia = start("cecylia", &["--duration", "16", "--mute"]);
     let dawid = start("dawid", &["--duration", "16"]);
-    let own = args(&[&[
-        "--name",
-        "ala",
-        "--call",
-        "bob",
-        "--invite",
-        "cecylia",
-        "--invite",
-        "dawid",
-        "--duration",
-        "14",
-        "--mute",
-    ]]);
-    let ala = Client::start(&server.addr, &[own, test_media("blue", 440), small()].concat());
+    let extra = ["--duration", "14", "--mute"];
+    let ala = ala_inviting(&server.addr, &["cecylia", "dawid"], &extra, ("blue", 440));
     let ala = ala.finish(Duration::from_secs(90));
     let (bob, cecylia, dawid) = (
         bob.finish(Duration::from_secs(60)),
@@ -320,14 +284,7 @@ fn the_speaker_is_whoever_talks_and_a_second_voice_does_not_take_over_until_the_
 fn a_busy_invitee_and_one_that_never_answers_leave_the_call_going() {
     let _turn = turn();
     let server = Server::start_with(&["--ring-timeout", "3"]);
-    let peer = |nick: &str| {
-        let mut p = Peer::connect(&server.addr);
-        p.send(&Command::Name(nick));
-        p.expect_line("ok name", Duration::from_secs(5));
-        p.send(&Command::Features("group"));
-        p.expect_line("ok features group", Duration::from_secs(5));
-        p
-    };
+    let peer = |nick: &str| group_peer(&server.addr, nick);
     // gosia and henryk are in a call of their own: henryk is busy.
     let (mut gosia, mut henryk) = (peer("gosia"), peer("henryk"));
     gosia.send(&Command::Connect(Target::Nick("henryk")));
@@ -336,14 +293,8 @@ fn a_busy_invitee_and_one_that_never_answers_leave_the_call_going() {
     henryk.expect_line("start ", Duration::from_secs(5));
     // eve is free, but never answers.
     let mut eve = peer("eve");
-    let own = args(&[&["--name", "bob", "--answer", "--group", "--duration", "16"]]);
-    let bob = Client::start(&server.addr, &[own, test_media("gradient", 550), small()].concat());
-    bob.wait_for("komunikator: ready", READY);
-    let own = args(&[&["--name", "ala", "--call", "bob", "--invite", "henryk", "--invite", "eve"]]);
-    let ala = Client::start(
-        &server.addr,
-        &[own, args(&[&["--duration", "10"]]), test_media("blue", 440), small()].concat(),
-    );
+    let bob = answering(&server.addr, "bob", &["--duration", "16"], ("gradient", 550));
+    let ala = ala_inviting(&server.addr, &["henryk", "eve"], &["--duration", "10"], ("blue", 440));
     eve.expect_line("ask ", Duration::from_secs(30));
     eve.expect_line("stop timeout", Duration::from_secs(10));
     let (ala, bob) = (ala.finish(Duration::from_secs(60)), bob.finish(Duration::from_secs(30)));
@@ -365,27 +316,17 @@ fn a_busy_invitee_and_one_that_never_answers_leave_the_call_going() {
 fn a_party_that_left_can_be_invited_again() {
     let _turn = turn();
     let server = Server::start();
-    let headless = |nick: &str, seconds: &str, pattern: &str, tone: u32| {
-        let own = args(&[&["--name", nick, "--answer", "--group", "--duration", seconds]]);
-        let c = Client::start(&server.addr, &[own, test_media(pattern, tone), small()].concat());
-        c.wait_for("komunikator: ready", READY);
-        c
-    };
     let long = Duration::from_secs(30);
-    let bob = headless("bob", "30", "gradient", 550);
+    let bob = answering(&server.addr, "bob", &["--duration", "30"], ("gradient", 550));
     // ala drives the call by hand: calls bob, invites cecylia, who leaves
     // after 4 s; cecylia comes back (a new start of her client) and is
     // invited again.
-    let mut ala = Peer::connect(&server.addr);
-    ala.send(&Command::Name("ala"));
-    ala.expect_line("ok name", long);
-    ala.send(&Command::Features("group"));
-    ala.expect_line("ok features group", long);
+    let mut ala = group_peer(&server.addr, "ala");
     ala.send(&Command::Connect(Target::Nick("bob")));
     ala.expect_line("start ", long);
     let mut joins = Vec::new();
     for (pattern, tone) in [("colors", 660), ("red", 770)] {
-        let cecylia = headless("cecylia", "4", pattern, tone);
+        let cecylia = answering(&server.addr, "cecylia", &["--duration", "4"], (pattern, tone));
         ala.send(&Command::Invite(Target::Nick("cecylia")));
         joins.push(ala.expect_line("joined ", long));
         ala.send(&Command::Msg("witaj"));
