@@ -13,6 +13,8 @@
 //! - Decline (`org.gtk.Actions.Activate`, GIO's own action interface): a
 //!   stale button (another caller's id) is ignored; the real one declines.
 //! - A caller who gives up (its process is killed) leaves "Missed call".
+//! - An invitation into a group call says who else is in it ("Also in the
+//!   call: ela"), in place of "Incoming call".
 //!
 //! Needs an X display and a D-Bus session (the README's test command runs
 //! under `xvfb-run` and `dbus-run-session`).
@@ -39,7 +41,14 @@ const NOTIFICATIONS_XML: &str = r#"<node><interface name="org.gtk.Notifications"
 #[derive(Debug, Clone)]
 enum Seen {
     /// `AddNotification`.
-    Add { sender: String, app: String, id: String, title: String, buttons: Vec<(String, String, String)> },
+    Add {
+        sender: String,
+        app: String,
+        id: String,
+        title: String,
+        body: String,
+        buttons: Vec<(String, String, String)>,
+    },
     /// `RemoveNotification`.
     Remove { app: String, id: String },
 }
@@ -173,6 +182,7 @@ fn parse(sender: &str, method: &str, params: &glib::Variant) -> Seen {
     }
     let n = glib::VariantDict::new(Some(&params.child_value(2)));
     let title = n.lookup::<String>("title").ok().flatten().unwrap_or_default();
+    let body = n.lookup::<String>("body").ok().flatten().unwrap_or_default();
     let buttons = n
         .lookup_value("buttons", None)
         .map(|b| {
@@ -186,7 +196,7 @@ fn parse(sender: &str, method: &str, params: &glib::Variant) -> Seen {
                 .collect()
         })
         .unwrap_or_default();
-    Seen::Add { sender: sender.to_owned(), app: text(0), id: text(1), title, buttons }
+    Seen::Add { sender: sender.to_owned(), app: text(0), id: text(1), title, body, buttons }
 }
 
 /// Rings the window from a headless peer `nick` and returns the peer and
@@ -278,5 +288,26 @@ fn a_hidden_window_rings_as_a_notification_answered_and_declined_over_dbus() {
     );
     withdrawn(&shell);
     drop(cyd);
+
+    // An invitation into a group call says who else is in it: dawid calls
+    // ela and invites the window.
+    let ela = Client::start(
+        &server.addr,
+        &[args(&[&["--name", "ela", "--answer", "--group", "--duration", "20"]]), test_media("smpte", 550)]
+            .concat(),
+    );
+    ela.wait_for("komunikator: ready", WAIT);
+    let own = args(&[&["--name", "dawid", "--call", "ela", "--invite", "callee", "--duration", "20"]]);
+    let dawid = Client::start(&server.addr, &[own, test_media("smpte", 440)].concat());
+    let named = shell.next("the invitation naming ela", |s| {
+        matches!(s, Seen::Add { id, body, .. } if id == "incoming-call" && body.contains("Also in the call"))
+    });
+    assert!(
+        matches!(&named, Seen::Add { title, body, .. } if title.contains("dawid") && body.contains("ela")),
+        "{named:?}"
+    );
+    dawid.signal(libc::SIGTERM);
+    ela.signal(libc::SIGTERM);
+    drop((dawid.finish(Duration::from_secs(30)), ela.finish(Duration::from_secs(30))));
     let _ = std::fs::remove_dir_all(&home);
 }

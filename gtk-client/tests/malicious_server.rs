@@ -307,3 +307,21 @@ fn a_flood_of_joined_parties_builds_pipelines_for_at_most_63() {
     assert!(during < before + 62 * 2 * 8, "{during} threads (from {before})");
     assert!(rss < RSS_LIMIT_KB * 3, "RSS {rss} kB after 2000 joins");
 }
+
+#[test]
+fn a_flood_of_parties_in_an_invitation_is_told_at_most_62_times() {
+    let (mut client, mut stream) = connect(&["--group"]);
+    // An invitation with "also in the call" lines without end, all sent
+    // before the client can decline: a prompt would list them all.
+    let mut lines = String::from("ok features group\nask 127.0.0.1:9 ala\n");
+    for i in 0..20_000u32 {
+        lines.push_str(&format!("with 10.{}.{}.{}:7 p{i}\n", i >> 16, (i >> 8) & 255, i & 255));
+    }
+    stream.write_all(lines.as_bytes()).unwrap();
+    // The client declines (no --answer), which ends its run.
+    client.wait_for("call ended: declined-by-us");
+    drop(stream);
+    assert!(client.exit_code(Duration::from_secs(60)).is_some(), "{}", client.stderr());
+    let told = client.stderr().matches("is in the call we are asked into").count();
+    assert!((1..=62).contains(&told), "{told} told: at most the others a call can hold, not 20000");
+}

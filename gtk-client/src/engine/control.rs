@@ -158,6 +158,9 @@ impl Control {
             NetEvent::Calling(id) => self.step(CallInput::Calling(id)),
             NetEvent::Ask { id, nick } => {
                 let was_idle = self.state.is_idle();
+                if was_idle {
+                    self.group.asked();
+                }
                 self.step(CallInput::Asked { caller: id, nick: nick.clone() });
                 if was_idle {
                     self.emit(Event::Incoming { caller: id, nick });
@@ -199,7 +202,9 @@ impl Control {
             }
             NetEvent::Declined { id, reason } => self.emit(Event::Declined { id, reason }),
             NetEvent::With { id, nick } if matches!(self.state, CallState::Ringing { .. }) => {
-                self.emit(Event::IncomingWith { id, nick })
+                if self.group.with_told() {
+                    self.emit(Event::IncomingWith { id, nick })
+                }
             }
             NetEvent::With { .. } => {}
             NetEvent::Joined { id, nick } => {

@@ -42,6 +42,8 @@ pub(super) struct Group {
     on: bool,
     /// When a keyframe was last asked of each party.
     requests: HashMap<ClientId, Instant>,
+    /// `with` lines told for the invitation ringing now.
+    withs: usize,
 }
 
 /// See [`Group::keyframe_to`].
@@ -86,6 +88,18 @@ impl Group {
             self.requests.insert(id, now);
         }
         KeyframeTo::Party(id)
+    }
+
+    /// An invitation (or a call) rings: its `with` lines are counted afresh.
+    pub(super) fn asked(&mut self) {
+        self.withs = 0;
+    }
+
+    /// Whether a `with` line is told: no more than a call can hold, so that
+    /// a server cannot make the prompt list people without end.
+    pub(super) fn with_told(&mut self) -> bool {
+        self.withs += 1;
+        self.withs < MAX_PARTIES
     }
 
     /// An `invite` went out.

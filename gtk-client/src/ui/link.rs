@@ -239,6 +239,7 @@ impl Window {
                 let name = nick.as_deref().map_or_else(|| id.to_string(), nick_label);
                 log(&format!("the call we are asked into has {name} too"));
                 self.incoming.add_other(&name);
+                super::notify::others_changed(self);
             }
             Event::InviteRefused(why) => {
                 log(&format!("invitation refused: {why}"));

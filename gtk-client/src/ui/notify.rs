@@ -85,7 +85,9 @@ pub fn incoming(w: &Window) {
     };
     let who = w.model.borrow().peer.clone();
     let n = gio::Notification::new(&i18n_f("{} is calling", &[&who]));
-    n.set_body(Some(&i18n("Incoming call")));
+    // An invitation into a group call says who else is in it.
+    let body = w.incoming.others_text().unwrap_or_else(|| i18n("Incoming call"));
+    n.set_body(Some(&body));
     n.set_priority(gio::NotificationPriority::Urgent);
     n.set_category(Some("call.incoming"));
     n.set_icon(&gio::ThemedIcon::new("call-incoming-symbolic"));
@@ -96,6 +98,14 @@ pub fn incoming(w: &Window) {
     w.app.send_notification(Some(INCOMING), &n);
     w.notices.incoming.set(true);
     log(&format!("notification: incoming call from {caller}"));
+}
+
+/// The invitation ringing names one more person already in the call: a
+/// notification already out says so too (sent again, it replaces itself).
+pub fn others_changed(w: &Window) {
+    if w.notices.incoming.get() {
+        incoming(w);
+    }
 }
 
 /// The call stopped ringing (answered, declined, cancelled or timed out):

@@ -110,9 +110,13 @@ impl Incoming {
     }
 
     fn show_others(&self) {
+        self.root.set_description(self.others_text().as_deref());
+    }
+
+    /// "Also in the call: bob, cecylia", for an invitation into a group call.
+    pub fn others_text(&self) -> Option<String> {
         let others = self.others.borrow();
-        let text = (!others.is_empty()).then(|| i18n_f("Also in the call: {}", &[&others.join(", ")]));
-        self.root.set_description(text.as_deref());
+        (!others.is_empty()).then(|| i18n_f("Also in the call: {}", &[&others.join(", ")]))
     }
 }
 
