@@ -148,7 +148,8 @@ impl Group {
     /// A receiver's `rate` (`None`: no longer the limit). Returns the rate in force.
     pub(super) fn rate(&mut self, from: Option<ClientId>, kbps: Option<u32>) -> Option<u32> {
         match kbps {
-            Some(k) => self.rates.insert(from, k),
+            Some(k) if bounded(&self.rates, from) => self.rates.insert(from, k),
+            Some(_) => None,
             None => self.rates.remove(&from),
         };
         self.rate_in_force()
@@ -165,7 +166,9 @@ impl Group {
 
     /// A receiver's `delay`. Returns the median receiver's.
     pub(super) fn delay(&mut self, from: Option<ClientId>, ms: u32) -> u32 {
-        self.delays.insert(from, ms);
+        if bounded(&self.delays, from) {
+            self.delays.insert(from, ms);
+        }
         let mut delays: Vec<u32> = self.delays.values().copied().collect();
         delays.resize(self.receivers().max(delays.len()), 0);
         delays.sort_unstable_by(|a, b| b.cmp(a));
@@ -183,6 +186,13 @@ impl Group {
             })
             .collect()
     }
+}
+
+/// Whether a report from `from` may be kept in `reports`: one per party a
+/// call can hold (the peer of a two-party call, the first party and the
+/// others), however many ids a server names.
+fn bounded<T>(reports: &HashMap<Option<ClientId>, T>, from: Option<ClientId>) -> bool {
+    reports.len() <= MAX_PARTIES || reports.contains_key(&from)
 }
 
 #[cfg(test)]
@@ -232,5 +242,16 @@ mod tests {
         assert_eq!(g.left(b), None);
         assert_eq!(g.summary().len(), 2, "what b sent stays in the summary");
         assert!(Arc::ptr_eq(&g.stats_of(c), &g.stats_of(c)));
+    }
+
+    #[test]
+    fn reports_from_endless_ids_are_bounded() {
+        let mut g = Group::default();
+        for i in 0..10_000u32 {
+            let id: ClientId = (i.to_be_bytes(), 7).into();
+            g.rate(Some(id), Some(100));
+            g.delay(Some(id), 50);
+        }
+        assert_eq!((g.rates.len(), g.delays.len()), (MAX_PARTIES + 1, MAX_PARTIES + 1));
     }
 }
