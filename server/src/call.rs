@@ -37,6 +37,9 @@ pub enum Call {
         /// The call.
         room: RoomId,
     },
+    /// Carried to another node of the cluster, where its call lives (see
+    /// `cluster`): busy here, and everything it sends goes there.
+    Remote,
 }
 
 impl Call {

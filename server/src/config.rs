@@ -166,6 +166,27 @@ pub struct Config {
     /// Least severe log level printed to stderr: error, warn, info or debug.
     #[arg(long, default_value = "info")]
     pub log_level: Level,
+
+    /// Join a cluster of servers through the NATS broker at this URL
+    /// (nats://HOST:PORT, or tls://HOST:PORT): every node lists the users
+    /// of all, and a call to a user of another node rings there. Without
+    /// it the server stands alone and needs no broker.
+    #[arg(long, value_name = "URL", requires = "node")]
+    pub cluster: Option<String>,
+
+    /// This server's name in the cluster: 1-32 of a-z, 0-9 and '-', unique
+    /// among the nodes.
+    #[arg(long, value_name = "NAME", requires = "cluster")]
+    pub node: Option<String>,
+
+    /// A NATS credentials file (.creds) for the broker.
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    pub cluster_creds: Option<PathBuf>,
+
+    /// A CA certificate (PEM) the broker's TLS certificate must chain to;
+    /// TLS to the broker is then required.
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    pub cluster_ca: Option<PathBuf>,
 }
 
 impl Config {

@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod call;
+pub mod cluster;
 pub mod config;
 pub mod fdlimit;
 pub mod feedback;

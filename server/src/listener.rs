@@ -44,6 +44,8 @@ pub struct Shared {
     pub auth: Auth,
     /// Connections that have not logged in yet.
     pub gate: Gate,
+    /// This node's cluster, with `--cluster`.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Why the server could not start.
@@ -63,6 +65,9 @@ pub enum StartError {
     /// The password file is unusable.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The cluster could not be joined.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 impl Server {
@@ -87,8 +92,18 @@ impl Server {
         let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
         let registry = Registry::new(config.clone());
         let gate = Gate::new(config.login_grace(), config.max_pending, config.max_pending_per_ip);
-        let shared = Shared { registry, config, sessions: AtomicUsize::new(0), tls, auth, gate };
-        Ok(Server { listener, shared: Arc::new(shared) })
+        let cluster = match config.cluster {
+            Some(_) => Some(crate::cluster::Cluster::start(&config)?),
+            None => None,
+        };
+        if let Some(c) = &cluster {
+            registry.set_cluster(Arc::clone(c));
+        }
+        let shared = Arc::new(Shared { registry, config, sessions: AtomicUsize::new(0), tls, auth, gate, cluster });
+        if let Some(c) = &shared.cluster {
+            c.attach(&shared);
+        }
+        Ok(Server { listener, shared })
     }
 
     /// The address the server listens on.
@@ -143,6 +158,9 @@ impl Server {
 impl Shared {
     /// Disconnects every client and waits up to `wait` for their sessions to end.
     pub fn shutdown(&self, wait: Duration) {
+        if let Some(cluster) = &self.cluster {
+            cluster.bye();
+        }
         self.registry.abort_all();
         let deadline = Instant::now() + wait;
         while self.sessions.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {

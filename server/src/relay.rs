@@ -69,6 +69,25 @@ pub fn handle_connection(
     }
 }
 
+/// Relays one whole frame from `conn` (`bytes`: its bare header line,
+/// `payload_at` long, then the payload) to the other parties of its call:
+/// a frame that came through a cluster tunnel.
+pub fn relay_frame(conn: &Conn, header: MediaHeader, bytes: Vec<u8>, payload_at: usize) {
+    answer(conn, conn.with_links(|links| fan_out(conn.id, links, header, bytes, payload_at)));
+}
+
+/// Reads the payload announced by `header` into one buffer after the
+/// header line: a frame a carried client sends, for the tunnel.
+///
+/// # Errors
+/// When the payload cannot be read (closed, reset or too slow).
+pub fn read_frame(reader: &mut Reader, header: MediaHeader) -> Result<Vec<u8>, End> {
+    let mut bytes = Vec::with_capacity(header.len as usize + 48);
+    header.encode(&mut bytes);
+    read_payload(reader, &mut bytes, header.len as usize)?;
+    Ok(bytes)
+}
+
 /// Queues one frame (`bytes`: the bare header line, `payload_at` long, and
 /// the payload) for every receiver in `links`, in the envelope for those
 /// that asked for it. Returns the most urgent fate for the sender, or

@@ -405,6 +405,20 @@ fn peer_closed(stream: &TcpStream) -> bool {
     n == 0
 }
 
+/// Forwards `command` (its `line`) to the node `conn` is carried to, if it
+/// is, unless this node answers it itself (the list, the nick, blocks,
+/// features). `true` when it went there.
+fn carried(shared: &Shared, conn: &Conn, command: &Command<'_>, line: &[u8]) -> bool {
+    let here = matches!(
+        command,
+        Command::Refresh | Command::Name(_) | Command::Block(_) | Command::Unblock(_) | Command::Features(_)
+    );
+    let Some(cluster) = shared.cluster.as_ref().filter(|_| !here && conn.is_carried()) else { return false };
+    let mut bytes = line.to_vec();
+    bytes.push(b'\n');
+    cluster.up(conn, &bytes)
+}
+
 /// Handles one complete item, or reads more bytes.
 fn step(reader: &mut Reader, conn: &Arc<Conn>, shared: &Shared) -> Result<Progress, End> {
     let config = &shared.config;
@@ -425,7 +439,9 @@ fn step(reader: &mut Reader, conn: &Arc<Conn>, shared: &Shared) -> Result<Progre
             None
         }
         Ok(command) => {
-            shared.registry.execute(conn.id, &command);
+            if !carried(shared, conn, &command, line) {
+                shared.registry.execute(conn.id, &command);
+            }
             None
         }
         Err(e) => {
@@ -436,8 +452,13 @@ fn step(reader: &mut Reader, conn: &Arc<Conn>, shared: &Shared) -> Result<Progre
         }
     };
     reader.consume(consumed);
-    if let Some(header) = media {
-        crate::relay::handle_connection(reader, conn, header, config.splice)?;
+    match (media, &shared.cluster) {
+        (Some(header), Some(cluster)) if conn.is_carried() => {
+            let frame = crate::relay::read_frame(reader, header)?;
+            cluster.up(conn, &frame);
+        }
+        (Some(header), _) => crate::relay::handle_connection(reader, conn, header, config.splice)?,
+        (None, _) => {}
     }
     reader.item_done();
     Ok(Progress::Continue)

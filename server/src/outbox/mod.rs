@@ -67,7 +67,7 @@ mod senders;
 mod writer;
 
 pub use direct::{DIRECT_STALL, Direct, DirectWrite};
-pub use writer::spawn_writer;
+pub use writer::{spawn_drain, spawn_writer};
 
 /// A media frame as it goes on the wire: its header line and payload in one buffer.
 #[derive(Debug)]

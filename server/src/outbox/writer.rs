@@ -77,3 +77,43 @@ fn write_batch(stream: &mut impl Write, batch: &mut Vec<Vec<u8>>, skip: usize) -
     batch.clear();
     Ok(())
 }
+
+/// Starts a thread that drains `outbox` like a writer thread, but hands
+/// each batch (whole lines and frames, in lane order) to `sink` instead of
+/// a socket: for a cluster stand-in, whose client is on another node.
+/// `sink` returning `false` ends it, as a failed write would; `on_end`
+/// runs when the thread ends either way.
+///
+/// # Errors
+/// When the thread cannot be spawned.
+pub fn spawn_drain(
+    outbox: std::sync::Arc<Outbox>,
+    name: String,
+    mut sink: impl FnMut(&[Vec<u8>]) -> bool + Send + 'static,
+    on_end: impl FnOnce() + Send + 'static,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name(name).stack_size(crate::THREAD_STACK).spawn(move || {
+        let mut batch = Vec::with_capacity(64);
+        loop {
+            let mut skip = 0;
+            if !outbox.next_batch(&mut batch, &mut skip, None) {
+                break;
+            }
+            if batch.is_empty() {
+                // No socket is measured here: there is no `rate` to deliver.
+                outbox.take_report();
+                continue;
+            }
+            if let Some(first) = batch.first_mut() {
+                first.drain(..skip.min(first.len()));
+            }
+            let delivered = sink(&batch);
+            batch.clear();
+            if !delivered {
+                break;
+            }
+        }
+        outbox.mark_closed();
+        on_end();
+    })
+}

@@ -93,7 +93,8 @@ pub(super) fn link(t: &Table, new: &Conn, members: &[ClientId]) {
 pub(super) fn end_call(t: &mut Table, id: ClientId, reason: StopReason) -> bool {
     let Some(call) = t.clients.get(&id).map(|c| c.call) else { return false };
     let (other, reason) = match call {
-        Call::Idle => return false,
+        // A carried client's call is the other node's to end (see `cluster`).
+        Call::Idle | Call::Remote => return false,
         Call::InCall { room } => {
             group::leave_room(t, id, room, reason);
             return true;

@@ -39,6 +39,7 @@ use crate::room::Rooms;
 
 mod calls;
 mod group;
+mod remote;
 
 use calls::{answer, end_call, link, log_call_end, unlink};
 
@@ -65,12 +66,19 @@ pub struct Conn {
     /// while holding this slot, so none can slip out after the call has
     /// ended or a party has left.
     links: Mutex<Vec<Link>>,
+    /// The node of the cluster this client is carried to, while it is.
+    pub tunnel: Mutex<Option<crate::cluster::TunnelOut>>,
 }
 
 impl Conn {
     /// A connection handle for `id` that sends through `outbox`.
     pub fn new(id: ClientId, outbox: Arc<Outbox>) -> Conn {
-        Conn { id, outbox, links: Mutex::new(Vec::new()) }
+        Conn { id, outbox, links: Mutex::new(Vec::new()), tunnel: Mutex::new(None) }
+    }
+
+    /// Whether this client is carried to another node of the cluster.
+    pub fn is_carried(&self) -> bool {
+        self.tunnel.lock().unwrap_or_else(PoisonError::into_inner).is_some()
     }
 
     /// Runs `f` with the other parties of the call (none outside a call), holding the slot.
@@ -122,6 +130,9 @@ struct Client {
     group: bool,
     /// Whether this client's refused rings are being logged.
     rings_log: Quiet,
+    /// A stand-in for a client of another node (see `cluster`): not listed,
+    /// told no `presence`; `Some(true)` once it has sent a command.
+    stand_in: Option<bool>,
 }
 
 impl Client {
@@ -144,12 +155,14 @@ struct Table {
 pub struct Registry {
     table: Mutex<Table>,
     config: Config,
+    /// This node's cluster, with `--cluster`.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl Registry {
     /// An empty table enforcing `config`'s limits.
     pub fn new(config: Config) -> Registry {
-        Registry { table: Mutex::new(Table::default()), config }
+        Registry { table: Mutex::new(Table::default()), config, cluster: std::sync::OnceLock::new() }
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
@@ -212,9 +225,11 @@ impl Registry {
             callee: Callee::new(self.ring_limits()),
             rings_log: Quiet::default(),
             group: false,
+            stand_in: None,
         };
         t.clients.insert(id, client);
         broadcast_presence(&t, id);
+        self.local_changed();
     }
 
     /// Removes a client: ends its call (the peer gets `stop disconnected`)
@@ -225,22 +240,39 @@ impl Registry {
         broadcast_presence_as(&t, id, Presence::Gone);
         if let Some(client) = t.clients.remove(&id) {
             client.conn.links().clear();
+            if let Some(cluster) = self.cluster.get() {
+                cluster.gone(&client.conn);
+            }
         }
         release_ip(&mut t, id.ip());
+        self.settle(&mut t);
+        self.local_changed();
     }
 
     /// Executes one command that is not media, from client `id`.
     pub fn execute(&self, id: ClientId, command: &Command<'_>) {
         let mut t = self.lock();
         let Some(conn) = t.clients.get(&id).map(|c| Arc::clone(&c.conn)) else { return };
+        self.run(&mut t, &conn, command);
+        if let Some(c) = t.clients.get_mut(&id).filter(|c| c.stand_in.is_some()) {
+            c.stand_in = Some(true);
+        }
+        self.settle(&mut t);
+        if matches!(command, Command::Name(_) | Command::Connect(_) | Command::AskYes | Command::AskNo | Command::Stop) {
+            self.local_changed();
+        }
+    }
+
+    fn run(&self, t: &mut Table, conn: &Arc<Conn>, command: &Command<'_>) {
+        let id = conn.id;
         match *command {
-            Command::Name(nick) => name(&mut t, &conn, nick),
-            Command::Refresh => refresh(&t, &conn),
-            Command::Connect(target) => self.connect(&mut t, &conn, target),
-            Command::AskYes => answer(&mut t, &conn, true),
-            Command::AskNo => answer(&mut t, &conn, false),
+            Command::Name(nick) => self.name(t, conn, nick),
+            Command::Refresh => self.refresh(t, conn),
+            Command::Connect(target) => self.connect(t, conn, target),
+            Command::AskYes => answer(t, conn, true),
+            Command::AskNo => answer(t, conn, false),
             Command::Stop => {
-                if !end_call(&mut t, id, StopReason::Hangup) {
+                if !end_call(t, id, StopReason::Hangup) {
                     conn.send_error(ErrorCode::NotInCall, "no call to stop");
                 }
             }
@@ -254,23 +286,23 @@ impl Registry {
                     );
                 }
             }
-            Command::Keyframe => forward(&conn, Relayed::Keyframe, None, None),
-            Command::KeyframeOf(to) => forward(&conn, Relayed::Keyframe, Some(to), None),
-            Command::Delay(ms) => forward(&conn, Relayed::Delay(ms), None, Some("delay ")),
-            Command::DelayOf(ms, to) => forward(&conn, Relayed::Delay(ms), Some(to), Some("delay ")),
+            Command::Keyframe => forward(conn, Relayed::Keyframe, None, None),
+            Command::KeyframeOf(to) => forward(conn, Relayed::Keyframe, Some(to), None),
+            Command::Delay(ms) => forward(conn, Relayed::Delay(ms), None, Some("delay ")),
+            Command::DelayOf(ms, to) => forward(conn, Relayed::Delay(ms), Some(to), Some("delay ")),
             // One switch queued per kind at most: a newer one replaces it.
             Command::MediaState(state) => {
                 let key = format!("media {} ", state.kind.as_str());
-                forward(&conn, Relayed::MediaState(state), None, Some(&key));
+                forward(conn, Relayed::MediaState(state), None, Some(&key));
             }
-            Command::Msg(text) => forward(&conn, Relayed::Msg(text), None, None),
-            Command::Features(list) => group::features(&mut t, &conn, list),
-            Command::Invite(target) => self.invite(&mut t, &conn, target),
+            Command::Msg(text) => forward(conn, Relayed::Msg(text), None, None),
+            Command::Features(list) => group::features(t, conn, list),
+            Command::Invite(target) => self.invite(t, conn, target),
             Command::Ping => {
                 conn.send(&ServerMsg::Pong);
             }
-            Command::Block(target) => block(&mut t, &conn, target, true),
-            Command::Unblock(target) => block(&mut t, &conn, target, false),
+            Command::Block(target) => block(t, conn, target, true),
+            Command::Unblock(target) => block(t, conn, target, false),
             Command::Media(_) | Command::Auth(_) => {
                 crate::log!(Error, "{id}: media or auth reached the registry; the session handles them");
             }
@@ -287,6 +319,9 @@ impl Registry {
         }
         if !caller.call.is_idle() {
             conn.send_error(ErrorCode::Busy, "you are already ringing or in a call");
+            return;
+        }
+        if matches!(resolve(t, target), Err((ErrorCode::NoSuchClient, _))) && self.connect_remote(t, conn, target) {
             return;
         }
         let Some(callee) = resolve_other(t, conn, target, "you cannot call yourself") else { return };
@@ -334,6 +369,7 @@ impl Registry {
             broadcast_presence(&t, callee);
         }
         group::expire_invites(&mut t, now, timeout);
+        self.settle(&mut t);
     }
 
     fn ring_limits(&self) -> RingLimits {
@@ -431,10 +467,11 @@ fn resolve_other(t: &Table, conn: &Conn, target: Target<'_>, self_text: &str) ->
 fn resolve(t: &Table, target: Target<'_>) -> Result<ClientId, (ErrorCode, &'static str)> {
     const NOBODY: (ErrorCode, &str) =
         (ErrorCode::NoSuchClient, "nobody with that id, IP or nick is connected");
+    let listed = |id: &ClientId| t.clients.get(id).is_some_and(remote::listed);
     match target {
-        Target::Id(id) => t.clients.contains_key(&id).then_some(id).ok_or(NOBODY),
+        Target::Id(id) => listed(&id).then_some(id).ok_or(NOBODY),
         Target::Ip(ip) => {
-            let mut matching = t.clients.keys().filter(|id| id.ip() == ip);
+            let mut matching = t.clients.keys().filter(|id| id.ip() == ip && listed(id));
             match (matching.next(), matching.next()) {
                 (Some(id), None) => Ok(*id),
                 (Some(_), Some(_)) => {
@@ -447,44 +484,11 @@ fn resolve(t: &Table, target: Target<'_>) -> Result<ClientId, (ErrorCode, &'stat
             let key = komunikator_protocol::nick_key(nick);
             t.clients
                 .iter()
-                .find(|(_, c)| c.nick_key.as_deref() == Some(key.as_str()))
+                .find(|(_, c)| c.nick_key.as_deref() == Some(key.as_str()) && remote::listed(c))
                 .map(|(id, _)| *id)
                 .ok_or(NOBODY)
         }
     }
-}
-
-fn name(t: &mut Table, conn: &Conn, nick: &str) {
-    let key = komunikator_protocol::nick_key(nick);
-    let taken = t.clients.iter().any(|(id, c)| *id != conn.id && c.nick_key.as_deref() == Some(key.as_str()));
-    if taken {
-        conn.send_error(ErrorCode::NameTaken, "another client has that nick");
-        return;
-    }
-    let Some(c) = t.clients.get_mut(&conn.id) else { return };
-    if !c.renames.take(Instant::now()) {
-        if c.renames_log.refused() {
-            crate::log!(Warn, "{}: renaming too fast; refusing renames for a while", conn.id);
-        }
-        conn.send_error(ErrorCode::RateLimited, "too many name commands; wait 10 seconds");
-        return;
-    }
-    c.renames_log.accepted();
-    c.nick = Some(nick.to_owned());
-    c.nick_key = Some(key);
-    conn.send(&ServerMsg::OkName(nick));
-    crate::log!(Info, "{} is now {nick}", conn.id);
-    broadcast_presence(t, conn.id);
-}
-
-fn refresh(t: &Table, conn: &Conn) {
-    let mut out = Vec::with_capacity(32 + 48 * t.clients.len());
-    let others = t.clients.values().filter(|c| c.conn.id != conn.id);
-    ServerMsg::Clients(others.clone().count() as u32).encode(&mut out);
-    for c in others {
-        ServerMsg::Client { id: c.conn.id, state: c.presence(), nick: c.nick.as_deref() }.encode(&mut out);
-    }
-    conn.outbox.push_control(out);
 }
 
 /// Sends `msg` from `conn` to the other parties of its call (only to `to`,
@@ -527,11 +531,11 @@ fn broadcast_presence(t: &Table, id: ClientId) {
 }
 
 fn broadcast_presence_as(t: &Table, id: ClientId, state: Presence) {
-    let Some(subject) = t.clients.get(&id) else { return };
+    let Some(subject) = t.clients.get(&id).filter(|c| remote::listed(c)) else { return };
     let line = ServerMsg::Presence { id, state, nick: subject.nick.as_deref() }.to_line();
     // A newer presence of the same client replaces one still queued.
     let key = format!("presence {id} ");
-    for c in t.clients.values().filter(|c| c.conn.id != id) {
+    for c in t.clients.values().filter(|c| c.conn.id != id && remote::listed(c)) {
         c.conn.outbox.push_control_replacing(line.clone(), key.as_bytes());
     }
 }

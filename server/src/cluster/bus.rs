@@ -1,0 +1,156 @@
+//! The `cluster` thread: a single-threaded tokio runtime running the NATS
+//! client and five tasks: the publisher (what other threads queued), this
+//! node's directory (every [`HEARTBEAT`], and at once on a change), the
+//! other nodes' directories, this node's tunnel messages, and the expiry
+//! of silent nodes. The client reconnects by itself after the broker
+//! restarts and subscribes again; until then nothing arrives, and other
+//! nodes fall silent and expire.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc::Receiver;
+
+use super::wire::{Bus, MAX_USERS};
+use super::{Cluster, DIR_SUBJECT, HEARTBEAT, Outgoing, node_subject};
+use crate::config::Config;
+
+/// How often silent nodes are looked for.
+const EXPIRY_CHECK: Duration = Duration::from_millis(250);
+
+/// Changes coming together within this are published once.
+const SETTLE: Duration = Duration::from_millis(20);
+
+/// Starts the `cluster` thread.
+pub(super) fn spawn(cluster: Arc<Cluster>, config: &Config, rx: Receiver<Outgoing>) -> std::io::Result<()> {
+    let url = config.cluster.clone().unwrap_or_default();
+    let (creds, ca) = (config.cluster_creds.clone(), config.cluster_ca.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new()
+        .name("cluster".into())
+        .spawn(move || runtime.block_on(run(cluster, url, (creds, ca), rx)))?;
+    Ok(())
+}
+
+async fn run(cluster: Arc<Cluster>, url: String, (creds, ca): (Option<PathBuf>, Option<PathBuf>), rx: Receiver<Outgoing>) {
+    let mut options = async_nats::ConnectOptions::new()
+        .name(format!("komunikator-server {}", cluster.node))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .event_callback(|event| async move { crate::log!(Info, "cluster broker: {event}") });
+    if let Some(path) = creds {
+        options = match options.credentials_file(&path).await {
+            Ok(o) => o,
+            Err(e) => return crate::log!(Error, "cluster: cannot read {}: {e}; not joining", path.display()),
+        };
+    }
+    if let Some(path) = ca {
+        options = options.add_root_certificates(path).require_tls(true);
+    }
+    let client = match options.connect(url.as_str()).await {
+        Ok(client) => client,
+        Err(e) => return crate::log!(Error, "cluster: cannot use the broker at {url}: {e}; not joining"),
+    };
+    let subscribed = (client.subscribe(DIR_SUBJECT).await, client.subscribe(node_subject(&cluster.node)).await);
+    let (Ok(dirs), Ok(inbox)) = subscribed else {
+        return crate::log!(Error, "cluster: cannot subscribe at {url}; not joining");
+    };
+    crate::log!(Info, "cluster: node {} joins through {url}", cluster.node);
+    tokio::join!(
+        publish(client.clone(), rx),
+        announce(client.clone(), Arc::clone(&cluster)),
+        directories(dirs, Arc::clone(&cluster)),
+        tunnels(inbox, Arc::clone(&cluster)),
+        expire(Arc::clone(&cluster)),
+    );
+}
+
+/// Publishes what other threads queued, in order.
+async fn publish(client: async_nats::Client, mut rx: Receiver<Outgoing>) {
+    while let Some(out) = rx.recv().await {
+        if let Err(e) = client.publish(out.subject, out.bytes.into()).await {
+            crate::log!(Warn, "cluster: cannot publish: {e}");
+        }
+    }
+}
+
+/// Publishes this node's users every heartbeat, and soon after each change.
+async fn announce(client: async_nats::Client, cluster: Arc<Cluster>) {
+    loop {
+        tokio::select! {
+            () = cluster.changed.notified() => tokio::time::sleep(SETTLE).await,
+            () = tokio::time::sleep(HEARTBEAT) => {}
+        }
+        let Some(shared) = cluster.shared() else { continue };
+        let mut users = shared.registry.local_directory();
+        users.truncate(MAX_USERS);
+        let msg = Bus::Dir { from: &cluster.node, epoch: cluster.epoch, users };
+        if let Err(e) = client.publish(DIR_SUBJECT, msg.to_bytes().into()).await {
+            crate::log!(Warn, "cluster: cannot publish the directory: {e}");
+        }
+    }
+}
+
+/// Applies the other nodes' directories.
+async fn directories(mut sub: async_nats::Subscriber, cluster: Arc<Cluster>) {
+    while let Some(msg) = sub.next().await {
+        let parsed = Bus::parse(&msg.payload);
+        let shared = cluster.shared();
+        match parsed {
+            Ok(Bus::Dir { from, .. } | Bus::Bye { from }) if from == cluster.node => {}
+            Ok(Bus::Dir { from, epoch, users }) => {
+                let restarted = cluster.directory().epoch(from).is_some_and(|e| e < epoch);
+                if restarted {
+                    // Its tunnels died with its last run.
+                    cluster.node_dead(from);
+                }
+                let changes = cluster.directory().apply(from, epoch, users, Instant::now());
+                if let Some(shared) = shared {
+                    shared.registry.remote_presence(&changes, &cluster);
+                }
+            }
+            Ok(Bus::Bye { from }) => {
+                let changes = cluster.directory().remove(from);
+                cluster.node_dead(from);
+                if let Some(shared) = shared {
+                    shared.registry.remote_presence(&changes, &cluster);
+                }
+                crate::log!(Info, "cluster: node {from} left");
+            }
+            Ok(other) => crate::log!(Warn, "cluster: {other:?} on the directory subject; ignored"),
+            Err(e) => crate::log!(Warn, "cluster: {e}; ignored"),
+        }
+    }
+}
+
+/// Handles the tunnel messages sent to this node.
+async fn tunnels(mut sub: async_nats::Subscriber, cluster: Arc<Cluster>) {
+    while let Some(msg) = sub.next().await {
+        match Bus::parse(&msg.payload) {
+            Ok(Bus::Open { from, tid, user, nick, group }) => cluster.on_open(from, tid, user, (nick, group)),
+            Ok(Bus::Up { from, tid, seq, bytes }) => cluster.on_up(from, tid, seq, bytes),
+            Ok(Bus::Gone { from, tid }) => cluster.on_gone(from, tid),
+            Ok(Bus::Down { from, tid, seq, bytes }) => cluster.on_down(from, tid, seq, bytes),
+            Ok(Bus::Close { from, tid }) => cluster.on_close(from, tid),
+            Ok(other) => crate::log!(Warn, "cluster: {other:?} on this node's subject; ignored"),
+            Err(e) => crate::log!(Warn, "cluster: {e}; ignored"),
+        }
+    }
+}
+
+/// Forgets nodes that fell silent.
+async fn expire(cluster: Arc<Cluster>) {
+    loop {
+        tokio::time::sleep(EXPIRY_CHECK).await;
+        let dead = cluster.directory().expire(Instant::now());
+        for (node, changes) in dead {
+            crate::log!(Warn, "cluster: node {node} is silent; its users are gone");
+            cluster.node_dead(&node);
+            if let Some(shared) = cluster.shared() {
+                shared.registry.remote_presence(&changes, &cluster);
+            }
+        }
+    }
+}

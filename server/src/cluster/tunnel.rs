@@ -1,0 +1,311 @@
+//! Tunnels: a client carried to the node where its call lives (see the
+//! parent module). The home side forwards what its client sends and
+//! delivers what comes back; the host side runs a hidden stand-in in its
+//! registry. Session threads call the home side's sending half; the
+//! cluster thread handles what arrives; a stand-in's bus-writer thread
+//! sends what the host queues for it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use komunikator_protocol::{ClientId, Command, Decoded, Decoder, MAX_FRAME, ServerMsg, Status};
+
+use super::wire::Bus;
+use super::{Cluster, lock};
+use crate::listener::Shared;
+use crate::outbox::{self, Limits, MediaFrame, Outbox};
+use crate::registry::Conn;
+
+/// A client of this node carried to `host`: kept in its [`Conn`].
+#[derive(Debug, Clone)]
+pub struct TunnelOut {
+    /// The node its call lives on.
+    pub host: String,
+    /// The tunnel's number.
+    pub tid: u64,
+    /// The next `up` message's number.
+    seq: u64,
+}
+
+/// What the cluster thread keeps about tunnels.
+#[derive(Default)]
+pub(super) struct Tunnels {
+    /// Ours, by number: the client, its host, the next `down` number.
+    outward: HashMap<u64, (ClientId, String, u64)>,
+    /// Others' clients here, by (home node, number): the stand-in's id and
+    /// the next `up` number.
+    inward: HashMap<(String, u64), (ClientId, u64)>,
+}
+
+/// Bytes of one `down` message at most; a larger batch is split between
+/// items. (NATS's default limit is 1 MiB a message.)
+const DOWN_BYTES: usize = 512 << 10;
+
+impl Cluster {
+    /// Carries `conn` (nick `nick`, group calls `group`) to `host`, whose
+    /// user it called: the stand-in there starts with `first` (the
+    /// `connect` line). `false` when the broker's queue is full.
+    pub fn tunnel_out(&self, conn: &Conn, host: &str, (nick, group): (Option<&str>, bool), first: &[u8]) -> bool {
+        let tid = self.tid();
+        let open = Bus::Open { from: &self.node, tid, user: conn.id, nick, group };
+        let up = Bus::Up { from: &self.node, tid, seq: 0, bytes: first };
+        if !(self.send_to(host, &open) && self.send_to(host, &up)) {
+            return false;
+        }
+        lock(&self.tunnels).outward.insert(tid, (conn.id, host.to_owned(), 0));
+        *lock(&conn.tunnel) = Some(TunnelOut { host: host.to_owned(), tid, seq: 1 });
+        crate::log!(Info, "{}: carried to node {host} (tunnel {tid})", conn.id);
+        true
+    }
+
+    /// Forwards one item `conn` sent (a command line, or a whole frame) if
+    /// it is carried to another node; `false` when it is not.
+    pub fn up(&self, conn: &Conn, bytes: &[u8]) -> bool {
+        let mut slot = lock(&conn.tunnel);
+        let Some(t) = slot.as_mut() else { return false };
+        let sent = self.send_to(&t.host, &Bus::Up { from: &self.node, tid: t.tid, seq: t.seq, bytes });
+        t.seq += 1;
+        if !sent {
+            let tid = t.tid;
+            drop(slot);
+            crate::log!(Warn, "{}: the broker's queue is full; ending its tunnel", conn.id);
+            self.end_outward(tid, true);
+        }
+        true
+    }
+
+    /// `conn` left while carried: its host hears it is gone.
+    pub fn gone(&self, conn: &Conn) {
+        let Some(t) = lock(&conn.tunnel).take() else { return };
+        lock(&self.tunnels).outward.remove(&t.tid);
+        self.send_to(&t.host, &Bus::Gone { from: &self.node, tid: t.tid });
+    }
+
+    /// Ends our tunnel `tid`: its client is home again, told `stop
+    /// disconnected` first when the host failed (`failed`).
+    fn end_outward(&self, tid: u64, failed: bool) {
+        let Some((user, host, _)) = lock(&self.tunnels).outward.remove(&tid) else { return };
+        if failed {
+            self.send_to(&host, &Bus::Gone { from: &self.node, tid });
+        }
+        if let Some(shared) = self.shared() {
+            shared.registry.tunnel_ended(user, tid, failed);
+        }
+    }
+
+    /// `down`: items from `from` for the client of our tunnel `tid`.
+    pub(super) fn on_down(&self, from: &str, tid: u64, seq: u64, bytes: &[u8]) {
+        let user = {
+            let mut t = lock(&self.tunnels);
+            match t.outward.get_mut(&tid) {
+                Some((user, host, next)) if host == from && *next == seq => {
+                    *next += 1;
+                    Some(*user)
+                }
+                Some((_, host, _)) if host == from => None,
+                _ => return,
+            }
+        };
+        let Some(user) = user else {
+            crate::log!(Warn, "tunnel {tid} from {from}: a message was lost; ending it");
+            return self.end_outward(tid, true);
+        };
+        let Some(conn) = self.shared().and_then(|s| s.registry.conn(user)) else { return };
+        deliver(&conn, bytes);
+    }
+
+    /// `close`: the call of our tunnel `tid`'s client is over.
+    pub(super) fn on_close(&self, from: &str, tid: u64) {
+        let ours = lock(&self.tunnels).outward.get(&tid).is_some_and(|(_, host, _)| host == from);
+        if ours {
+            self.end_outward(tid, false);
+        }
+    }
+
+    /// `open`: a client of `from` comes to call one of ours.
+    pub(super) fn on_open(self: &Arc<Self>, from: &str, tid: u64, user: ClientId, who: (Option<&str>, bool)) {
+        let key = (from.to_owned(), tid);
+        if lock(&self.tunnels).inward.contains_key(&key) {
+            return;
+        }
+        let Some(shared) = self.shared() else { return };
+        let conn = Arc::new(Conn::new(user, Arc::new(Outbox::new(limits(&shared), None))));
+        if !shared.registry.join_stand_in(Arc::clone(&conn), who.0, who.1) {
+            crate::log!(Warn, "tunnel {tid} from {from}: {user} is already here; refused");
+            self.send_to(from, &Bus::Close { from: &self.node, tid });
+            return;
+        }
+        lock(&self.tunnels).inward.insert(key.clone(), (user, 0));
+        let (cluster, home) = (Arc::clone(self), from.to_owned());
+        let mut seq = 0;
+        let sink = move |batch: &[Vec<u8>]| {
+            for chunk in chunks(batch) {
+                let msg = Bus::Down { from: &cluster.node, tid, seq, bytes: &chunk };
+                seq += 1;
+                if !cluster.send_to(&home, &msg) {
+                    return false;
+                }
+            }
+            true
+        };
+        let (cluster, home) = (Arc::clone(self), from.to_owned());
+        let on_end = move || {
+            lock(&cluster.tunnels).inward.remove(&(home.clone(), tid));
+            cluster.send_to(&home, &Bus::Close { from: &cluster.node, tid });
+            if let Some(shared) = cluster.shared() {
+                shared.registry.leave_stand_in(user);
+            }
+        };
+        let name = format!("bus writer {user}");
+        if let Err(e) = outbox::spawn_drain(Arc::clone(&conn.outbox), name, sink, on_end) {
+            crate::log!(Error, "tunnel {tid} from {from}: cannot start its thread: {e}");
+            shared.registry.leave_stand_in(user);
+            lock(&self.tunnels).inward.remove(&key);
+        }
+        crate::log!(Info, "{user} of node {from} is here (tunnel {tid})");
+    }
+
+    /// `up`: the client of tunnel (`from`, `tid`) sent `bytes`.
+    pub(super) fn on_up(&self, from: &str, tid: u64, seq: u64, bytes: &[u8]) {
+        let key = (from.to_owned(), tid);
+        let user = {
+            let mut t = lock(&self.tunnels);
+            let Some((user, next)) = t.inward.get_mut(&key) else { return };
+            if *next != seq {
+                crate::log!(Warn, "tunnel {tid} from {from}: a message was lost; ending it");
+                let user = *user;
+                t.inward.remove(&key);
+                drop(t);
+                return self.drop_stand_in(user);
+            }
+            *next += 1;
+            *user
+        };
+        let Some(shared) = self.shared() else { return };
+        execute(&shared, user, bytes);
+    }
+
+    /// `gone`: the client of tunnel (`from`, `tid`) disconnected.
+    pub(super) fn on_gone(&self, from: &str, tid: u64) {
+        let inward = lock(&self.tunnels).inward.remove(&(from.to_owned(), tid));
+        if let Some((user, _)) = inward {
+            self.drop_stand_in(user);
+        }
+    }
+
+    /// Node `node` is dead: our clients it hosted are home (`stop
+    /// disconnected`), and its clients here have left.
+    pub(super) fn node_dead(&self, node: &str) {
+        let (outward, inward): (Vec<u64>, Vec<ClientId>) = {
+            let mut t = lock(&self.tunnels);
+            let outward = t.outward.iter().filter(|(_, (_, h, _))| h == node).map(|(tid, _)| *tid).collect();
+            let inward = t.inward.iter().filter(|((h, _), _)| h == node).map(|(_, (u, _))| *u).collect();
+            t.inward.retain(|(h, _), _| h != node);
+            (outward, inward)
+        };
+        for tid in outward {
+            self.end_outward(tid, true);
+        }
+        for user in inward {
+            self.drop_stand_in(user);
+        }
+    }
+
+    /// The stand-in `user` leaves the registry as a client that disconnected.
+    fn drop_stand_in(&self, user: ClientId) {
+        if let Some(shared) = self.shared() {
+            shared.registry.leave_stand_in(user);
+        }
+    }
+}
+
+/// Runs one item a carried client sent: a command through the registry, a
+/// frame through the relay.
+fn execute(shared: &Shared, user: ClientId, bytes: &[u8]) {
+    let Some(conn) = shared.registry.conn(user) else { return };
+    let end = bytes.iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| i + 1);
+    match Command::parse(&bytes[..end], shared.config.max_frame) {
+        Ok(Command::Media(header)) if bytes.len() - end == header.len as usize => {
+            crate::relay::relay_frame(&conn, header, bytes.to_vec(), end);
+        }
+        Ok(Command::Media(_) | Command::Auth(_)) => {
+            crate::log!(Warn, "{user}: a broken frame came through the tunnel; ignored");
+        }
+        Ok(Command::Ping) => {
+            conn.send(&ServerMsg::Pong);
+        }
+        Ok(command) => shared.registry.execute(user, &command),
+        Err(e) => {
+            conn.send_error(e.code, e.reason);
+        }
+    }
+}
+
+/// Queues `bytes` (whole lines and frames from the host) for `conn`: lines
+/// as control lines, frames under its drop policy.
+fn deliver(conn: &Conn, bytes: &[u8]) {
+    let decoder = Decoder::new(komunikator_protocol::MAX_LINE, MAX_FRAME);
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match decoder.decode_server(rest) {
+            Ok(Status::Complete { item, consumed }) => {
+                let raw = rest[..consumed].to_vec();
+                match item {
+                    Decoded::Media { header, from, .. } => {
+                        let from = from.unwrap_or(conn.id);
+                        conn.outbox.push_media(MediaFrame { from, kind: header.kind, key: header.key, bytes: raw });
+                    }
+                    Decoded::Message(_) | Decoded::Invalid(_) => {
+                        conn.outbox.push_control(raw);
+                    }
+                }
+                rest = &rest[consumed..];
+            }
+            Ok(Status::Partial) | Err(_) => {
+                // Refused like bad input: the rest is dropped, never half-passed on.
+                crate::log!(Warn, "{}: a broken message came through the tunnel; dropped", conn.id);
+                return;
+            }
+        }
+    }
+}
+
+/// A batch in pieces of at most [`DOWN_BYTES`], split between items (an
+/// item larger than that is a piece of its own).
+fn chunks(batch: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for item in batch {
+        match out.last_mut() {
+            Some(last) if last.len() + item.len() <= DOWN_BYTES => last.extend_from_slice(item),
+            _ => out.push(item.clone()),
+        }
+    }
+    out
+}
+
+/// The outbox limits of the server's clients, for a stand-in.
+fn limits(shared: &Shared) -> Limits {
+    let c = &shared.config;
+    Limits {
+        max_queue: Duration::from_millis(c.max_queue_ms),
+        max_queue_bytes: c.max_queue_bytes,
+        max_audio_queue: Duration::from_millis(c.max_audio_queue_ms),
+        max_control_bytes: c.max_control_bytes,
+        drop_policy: !c.no_drop_policy,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_split_between_items() {
+        let small = vec![0u8; 100 << 10];
+        let big = vec![0u8; 700 << 10];
+        let pieces = chunks(&[small.clone(), small.clone(), big, small]);
+        let sizes: Vec<usize> = pieces.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![200 << 10, 700 << 10, 100 << 10]);
+    }
+}

@@ -1,0 +1,303 @@
+//! What nodes of a cluster say to each other on the broker, and its
+//! parsing. Every message is one header line (`<kind> <fields>...`) and, for
+//! some kinds, a body: the directory's user lines, or bytes of the client
+//! protocol carried as they are. Anything else, or anything larger than the
+//! limits here, is refused like bad input from a client: the message is
+//! dropped and logged, never trusted. Pure: run on the cluster thread.
+
+use std::fmt::Write as _;
+
+use komunikator_protocol::{ClientId, PeerState, is_valid_nick};
+
+/// Most users one node's directory entry may list.
+pub const MAX_USERS: usize = 10_000;
+
+/// A node's name: 1 to 32 of `a-z`, `0-9`, `-` (a NATS subject token).
+pub fn is_valid_node(name: &str) -> bool {
+    (1..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A user as another node lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirUser {
+    /// Its id on its node.
+    pub id: ClientId,
+    /// Free or busy.
+    pub state: PeerState,
+    /// Its nick, if it set one.
+    pub nick: Option<String>,
+}
+
+/// One message between nodes. `from` is always the sending node; `tid`
+/// numbers a tunnel, unique per home node (the node of the user it carries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bus<'a> {
+    /// On `dir`: every local user of node `from`, which started at `epoch`.
+    Dir {
+        /// The node.
+        from: &'a str,
+        /// When the node started (a restarted node has a new one).
+        epoch: u64,
+        /// Its users.
+        users: Vec<DirUser>,
+    },
+    /// On `dir`: node `from` is shutting down.
+    Bye {
+        /// The node.
+        from: &'a str,
+    },
+    /// To a host node: user `user` of node `from`, called `nick`, is carried
+    /// to you through tunnel `tid` (its call lives with you).
+    Open {
+        /// The user's home node.
+        from: &'a str,
+        /// The tunnel.
+        tid: u64,
+        /// The user's id.
+        user: ClientId,
+        /// Its nick.
+        nick: Option<&'a str>,
+        /// It turned group calls on.
+        group: bool,
+    },
+    /// To a host node: the user sent `bytes` (one command line, or one media
+    /// frame with its header line).
+    Up {
+        /// The home node.
+        from: &'a str,
+        /// The tunnel.
+        tid: u64,
+        /// Numbers messages of the tunnel from 0: a gap ends it.
+        seq: u64,
+        /// The item.
+        bytes: &'a [u8],
+    },
+    /// To a host node: the user disconnected.
+    Gone {
+        /// The home node.
+        from: &'a str,
+        /// The tunnel.
+        tid: u64,
+    },
+    /// To a home node: `bytes` (whole lines and frames) for the tunnel's user.
+    Down {
+        /// The host node.
+        from: &'a str,
+        /// The tunnel.
+        tid: u64,
+        /// As for `Up`.
+        seq: u64,
+        /// The items.
+        bytes: &'a [u8],
+    },
+    /// To a home node: the user's call is over; the tunnel is closed.
+    Close {
+        /// The host node.
+        from: &'a str,
+        /// The tunnel.
+        tid: u64,
+    },
+}
+
+/// Why a bus message was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad cluster message: {0}")]
+pub struct BadMessage(pub &'static str);
+
+impl<'a> Bus<'a> {
+    /// Appends the message to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut head = String::new();
+        let body: &[u8] = match self {
+            Bus::Dir { from, epoch, users } => {
+                let _ = writeln!(head, "dir {from} {epoch} {}", users.len());
+                for u in users {
+                    let _ = writeln!(head, "{} {} {}", u.id, u.state.as_str(), u.nick.as_deref().unwrap_or("-"));
+                }
+                &[]
+            }
+            Bus::Bye { from } => {
+                let _ = writeln!(head, "bye {from}");
+                &[]
+            }
+            Bus::Open { from, tid, user, nick, group } => {
+                let _ = writeln!(head, "open {from} {tid} {user} {} {}", nick.unwrap_or("-"), u8::from(*group));
+                &[]
+            }
+            Bus::Up { from, tid, seq, bytes } => {
+                let _ = writeln!(head, "up {from} {tid} {seq}");
+                bytes
+            }
+            Bus::Gone { from, tid } => {
+                let _ = writeln!(head, "gone {from} {tid}");
+                &[]
+            }
+            Bus::Down { from, tid, seq, bytes } => {
+                let _ = writeln!(head, "down {from} {tid} {seq}");
+                bytes
+            }
+            Bus::Close { from, tid } => {
+                let _ = writeln!(head, "close {from} {tid}");
+                &[]
+            }
+        };
+        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(body);
+    }
+
+    /// The message as bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+
+    /// Parses one message.
+    ///
+    /// # Errors
+    /// [`BadMessage`] for anything malformed or past a limit.
+    pub fn parse(msg: &'a [u8]) -> Result<Bus<'a>, BadMessage> {
+        let end = msg.iter().position(|&b| b == b'\n').ok_or(BadMessage("no header line"))?;
+        let head = std::str::from_utf8(&msg[..end]).map_err(|_| BadMessage("header is not UTF-8"))?;
+        let body = &msg[end + 1..];
+        let mut f = head.split(' ');
+        let kind = f.next().unwrap_or("");
+        let from = f.next().filter(|n| is_valid_node(n)).ok_or(BadMessage("bad node name"))?;
+        let number = |s: Option<&str>| s.and_then(|s| s.parse::<u64>().ok()).ok_or(BadMessage("bad number"));
+        let parsed = match kind {
+            "dir" => {
+                let epoch = number(f.next())?;
+                let n = number(f.next())? as usize;
+                if n > MAX_USERS {
+                    return Err(BadMessage("too many users"));
+                }
+                Bus::Dir { from, epoch, users: users(body, n)? }
+            }
+            "bye" => Bus::Bye { from },
+            "open" => {
+                let tid = number(f.next())?;
+                let user = f.next().and_then(|s| s.parse().ok()).ok_or(BadMessage("bad user id"))?;
+                let nick = nick(f.next())?;
+                let group = match f.next() {
+                    Some("0") => false,
+                    Some("1") => true,
+                    _ => return Err(BadMessage("bad group flag")),
+                };
+                Bus::Open { from, tid, user, nick, group }
+            }
+            "up" => Bus::Up { from, tid: number(f.next())?, seq: number(f.next())?, bytes: body },
+            "down" => Bus::Down { from, tid: number(f.next())?, seq: number(f.next())?, bytes: body },
+            "gone" => Bus::Gone { from, tid: number(f.next())? },
+            "close" => Bus::Close { from, tid: number(f.next())? },
+            _ => return Err(BadMessage("unknown kind")),
+        };
+        if f.next().is_some() {
+            return Err(BadMessage("extra fields"));
+        }
+        let bodyless = !matches!(parsed, Bus::Dir { .. } | Bus::Up { .. } | Bus::Down { .. });
+        if bodyless && !body.is_empty() {
+            return Err(BadMessage("unexpected body"));
+        }
+        Ok(parsed)
+    }
+}
+
+fn nick(s: Option<&str>) -> Result<Option<&str>, BadMessage> {
+    match s {
+        Some("-") => Ok(None),
+        Some(n) if is_valid_nick(n) => Ok(Some(n)),
+        _ => Err(BadMessage("bad nick")),
+    }
+}
+
+/// `n` lines of `<id> <free|busy> <nick|->`, and nothing else.
+fn users(body: &[u8], n: usize) -> Result<Vec<DirUser>, BadMessage> {
+    let text = std::str::from_utf8(body).map_err(|_| BadMessage("directory is not UTF-8"))?;
+    let lines: Vec<&str> = text.strip_suffix('\n').map_or(Vec::new(), |t| t.split('\n').collect());
+    if lines.len() != n {
+        return Err(BadMessage("directory count does not match"));
+    }
+    lines
+        .into_iter()
+        .map(|line| {
+            let mut f = line.split(' ');
+            let id = f.next().and_then(|s| s.parse().ok()).ok_or(BadMessage("bad user id"))?;
+            let state = match f.next() {
+                Some("free") => PeerState::Free,
+                Some("busy") => PeerState::Busy,
+                _ => return Err(BadMessage("bad user state")),
+            };
+            let nick = nick(f.next())?.map(str::to_owned);
+            if f.next().is_some() {
+                return Err(BadMessage("extra fields"));
+            }
+            Ok(DirUser { id, state, nick })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> ClientId {
+        ([10, 0, 0, n], 4000).into()
+    }
+
+    #[test]
+    fn every_message_survives_a_round_trip() {
+        let users = vec![
+            DirUser { id: id(1), state: PeerState::Free, nick: Some("ala".into()) },
+            DirUser { id: id(2), state: PeerState::Busy, nick: None },
+        ];
+        let frame = b"video 1 k 3\nabc";
+        let messages = [
+            Bus::Dir { from: "n1", epoch: 7, users: users.clone() },
+            Bus::Dir { from: "n1", epoch: 7, users: vec![] },
+            Bus::Bye { from: "n-2" },
+            Bus::Open { from: "n1", tid: 3, user: id(1), nick: Some("ala"), group: true },
+            Bus::Open { from: "n1", tid: 3, user: id(1), nick: None, group: false },
+            Bus::Up { from: "n1", tid: 3, seq: 0, bytes: b"connect bob\n" },
+            Bus::Up { from: "n1", tid: 3, seq: 1, bytes: frame },
+            Bus::Down { from: "n2", tid: 3, seq: 9, bytes: b"calling 10.0.0.2:4000\n" },
+            Bus::Gone { from: "n1", tid: 3 },
+            Bus::Close { from: "n2", tid: 3 },
+        ];
+        for m in messages {
+            assert_eq!(Bus::parse(&m.to_bytes()), Ok(m.clone()), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn bad_messages_are_refused() {
+        let bad: &[&[u8]] = &[
+            b"",
+            b"dir n1 7 1",
+            b"dir n1 7 1\n",
+            b"dir n1 7 2\n10.0.0.1:4000 free ala\n",
+            b"dir n1 7 1\n10.0.0.1:4000 gone ala\n",
+            b"dir n1 7 1\n10.0.0.1:4000 free a la\n",
+            b"dir n1 7 1\nnobody free ala\n",
+            b"dir N1 7 0\n",
+            b"dir n1 x 0\n",
+            b"dir n1 7 99999999\n",
+            b"open n1 3 10.0.0.1:4000 ala 2\n",
+            b"open n1 3 10.0.0.1:4000 ala 1 extra\n",
+            b"gone n1 3\nbody",
+            b"what n1 3\n",
+            b"up n1 3\nconnect bob\n",
+            b"\xff\xfe n1\n",
+        ];
+        for m in bad {
+            assert!(Bus::parse(m).is_err(), "{:?}", String::from_utf8_lossy(m));
+        }
+    }
+
+    #[test]
+    fn node_names_are_subject_tokens() {
+        assert!(is_valid_node("node-1"));
+        for bad in ["", "Node", "a.b", "a b", "*", ">", &"x".repeat(33)] {
+            assert!(!is_valid_node(bad), "{bad}");
+        }
+    }
+}
