@@ -99,7 +99,8 @@ impl Server {
         if let Some(c) = &cluster {
             registry.set_cluster(Arc::clone(c));
         }
-        let shared = Arc::new(Shared { registry, config, sessions: AtomicUsize::new(0), tls, auth, gate, cluster });
+        let shared =
+            Arc::new(Shared { registry, config, sessions: AtomicUsize::new(0), tls, auth, gate, cluster });
         if let Some(c) = &shared.cluster {
             c.attach(&shared);
         }

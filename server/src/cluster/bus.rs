@@ -34,7 +34,12 @@ pub(super) fn spawn(cluster: Arc<Cluster>, config: &Config, rx: Receiver<Outgoin
     Ok(())
 }
 
-async fn run(cluster: Arc<Cluster>, url: String, (creds, ca): (Option<PathBuf>, Option<PathBuf>), rx: Receiver<Outgoing>) {
+async fn run(
+    cluster: Arc<Cluster>,
+    url: String,
+    (creds, ca): (Option<PathBuf>, Option<PathBuf>),
+    rx: Receiver<Outgoing>,
+) {
     let mut options = async_nats::ConnectOptions::new()
         .name(format!("komunikator-server {}", cluster.node))
         .retry_on_initial_connect()
@@ -53,7 +58,8 @@ async fn run(cluster: Arc<Cluster>, url: String, (creds, ca): (Option<PathBuf>, 
         Ok(client) => client,
         Err(e) => return crate::log!(Error, "cluster: cannot use the broker at {url}: {e}; not joining"),
     };
-    let subscribed = (client.subscribe(DIR_SUBJECT).await, client.subscribe(node_subject(&cluster.node)).await);
+    let subscribed =
+        (client.subscribe(DIR_SUBJECT).await, client.subscribe(node_subject(&cluster.node)).await);
     let (Ok(dirs), Ok(inbox)) = subscribed else {
         return crate::log!(Error, "cluster: cannot subscribe at {url}; not joining");
     };

@@ -51,10 +51,8 @@ impl Directory {
     /// Node `from` (started at `epoch`) lists `users` now. A list from an
     /// earlier run of the node than one already seen is stale and ignored.
     pub fn apply(&mut self, from: &str, epoch: u64, users: Vec<DirUser>, now: Instant) -> Vec<Change> {
-        let users: Vec<Remote> = users
-            .into_iter()
-            .map(|user| Remote { key: user.nick.as_deref().map(nick_key), user })
-            .collect();
+        let users: Vec<Remote> =
+            users.into_iter().map(|user| Remote { key: user.nick.as_deref().map(nick_key), user }).collect();
         let old = match self.nodes.get(from) {
             Some(n) if n.epoch > epoch => return Vec::new(),
             Some(n) => n.users.clone(),

@@ -98,7 +98,8 @@ impl Cluster {
             return Err(ClusterError::BadNode(node));
         }
         let (out, rx) = tokio::sync::mpsc::channel(QUEUE);
-        let epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+        let epoch =
+            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
         let cluster = Arc::new(Cluster {
             node,
             epoch,

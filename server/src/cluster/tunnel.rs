@@ -46,7 +46,13 @@ impl Cluster {
     /// Carries `conn` (nick `nick`, group calls `group`) to `host`, whose
     /// user it called: the stand-in there starts with `first` (the
     /// `connect` line). `false` when the broker's queue is full.
-    pub fn tunnel_out(&self, conn: &Conn, host: &str, (nick, group): (Option<&str>, bool), first: &[u8]) -> bool {
+    pub fn tunnel_out(
+        &self,
+        conn: &Conn,
+        host: &str,
+        (nick, group): (Option<&str>, bool),
+        first: &[u8],
+    ) -> bool {
         let tid = self.tid();
         let open = Bus::Open { from: &self.node, tid, user: conn.id, nick, group };
         let up = Bus::Up { from: &self.node, tid, seq: 0, bytes: first };
@@ -225,7 +231,8 @@ impl Cluster {
 fn execute(shared: &Shared, user: ClientId, bytes: &[u8]) {
     let Some(conn) = shared.registry.conn(user) else { return };
     let end = bytes.iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| i + 1);
-    match Command::parse(&bytes[..end], shared.config.max_frame) {
+    let line = bytes[..end].strip_suffix(b"\n").unwrap_or(&bytes[..end]);
+    match Command::parse(line, shared.config.max_frame) {
         Ok(Command::Media(header)) if bytes.len() - end == header.len as usize => {
             crate::relay::relay_frame(&conn, header, bytes.to_vec(), end);
         }
@@ -254,7 +261,12 @@ fn deliver(conn: &Conn, bytes: &[u8]) {
                 match item {
                     Decoded::Media { header, from, .. } => {
                         let from = from.unwrap_or(conn.id);
-                        conn.outbox.push_media(MediaFrame { from, kind: header.kind, key: header.key, bytes: raw });
+                        conn.outbox.push_media(MediaFrame {
+                            from,
+                            kind: header.kind,
+                            key: header.key,
+                            bytes: raw,
+                        });
                     }
                     Decoded::Message(_) | Decoded::Invalid(_) => {
                         conn.outbox.push_control(raw);

@@ -14,7 +14,8 @@ pub const MAX_USERS: usize = 10_000;
 
 /// A node's name: 1 to 32 of `a-z`, `0-9`, `-` (a NATS subject token).
 pub fn is_valid_node(name: &str) -> bool {
-    (1..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    (1..=32).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// A user as another node lists it.
@@ -112,7 +113,8 @@ impl<'a> Bus<'a> {
             Bus::Dir { from, epoch, users } => {
                 let _ = writeln!(head, "dir {from} {epoch} {}", users.len());
                 for u in users {
-                    let _ = writeln!(head, "{} {} {}", u.id, u.state.as_str(), u.nick.as_deref().unwrap_or("-"));
+                    let _ =
+                        writeln!(head, "{} {} {}", u.id, u.state.as_str(), u.nick.as_deref().unwrap_or("-"));
                 }
                 &[]
             }
@@ -121,7 +123,8 @@ impl<'a> Bus<'a> {
                 &[]
             }
             Bus::Open { from, tid, user, nick, group } => {
-                let _ = writeln!(head, "open {from} {tid} {user} {} {}", nick.unwrap_or("-"), u8::from(*group));
+                let _ =
+                    writeln!(head, "open {from} {tid} {user} {} {}", nick.unwrap_or("-"), u8::from(*group));
                 &[]
             }
             Bus::Up { from, tid, seq, bytes } => {

@@ -51,7 +51,10 @@ impl Registry {
         }
         let elsewhere = self.cluster().is_some_and(|c| c.find(target).is_some());
         if elsewhere && super::resolve(t, target).is_err() {
-            conn.send_error(ErrorCode::NotSupported, "inviting someone on another server of the cluster is not built yet");
+            conn.send_error(
+                ErrorCode::NotSupported,
+                "inviting someone on another server of the cluster is not built yet",
+            );
             return;
         }
         let Some(invitee) = resolve_other(t, conn, target, "you cannot invite yourself") else { return };

@@ -258,7 +258,10 @@ impl Registry {
             c.stand_in = Some(true);
         }
         self.settle(&mut t);
-        if matches!(command, Command::Name(_) | Command::Connect(_) | Command::AskYes | Command::AskNo | Command::Stop) {
+        if matches!(
+            command,
+            Command::Name(_) | Command::Connect(_) | Command::AskYes | Command::AskNo | Command::Stop
+        ) {
             self.local_changed();
         }
     }
@@ -321,7 +324,9 @@ impl Registry {
             conn.send_error(ErrorCode::Busy, "you are already ringing or in a call");
             return;
         }
-        if matches!(resolve(t, target), Err((ErrorCode::NoSuchClient, _))) && self.connect_remote(t, conn, target) {
+        if matches!(resolve(t, target), Err((ErrorCode::NoSuchClient, _)))
+            && self.connect_remote(t, conn, target)
+        {
             return;
         }
         let Some(callee) = resolve_other(t, conn, target, "you cannot call yourself") else { return };

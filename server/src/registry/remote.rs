@@ -7,7 +7,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use komunikator_protocol::{ClientId, Command, ErrorCode, PeerState, Presence, ServerMsg, StopReason, Target};
+use komunikator_protocol::{
+    ClientId, Command, ErrorCode, PeerState, Presence, ServerMsg, StopReason, Target,
+};
 
 use super::{Call, Client, Conn, Registry, Table, broadcast_presence, end_call};
 use crate::call::TokenBucket;
@@ -48,7 +50,8 @@ impl Registry {
     /// `name`: unique among this node's clients and the other nodes' users.
     pub(super) fn name(&self, t: &mut Table, conn: &Conn, nick: &str) {
         let key = komunikator_protocol::nick_key(nick);
-        let taken = t.clients.iter().any(|(id, c)| *id != conn.id && c.nick_key.as_deref() == Some(key.as_str()));
+        let taken =
+            t.clients.iter().any(|(id, c)| *id != conn.id && c.nick_key.as_deref() == Some(key.as_str()));
         let elsewhere = self.cluster().is_some_and(|c| c.directory().nick_node(&key).is_some());
         if taken || elsewhere {
             conn.send_error(ErrorCode::NameTaken, "another client has that nick");
@@ -81,7 +84,8 @@ impl Registry {
             .collect();
         if let Some(cluster) = self.cluster() {
             let dir = cluster.directory();
-            let remote = dir.users().filter(|(_, r)| r.user.id != conn.id && !t.clients.contains_key(&r.user.id));
+            let remote =
+                dir.users().filter(|(_, r)| r.user.id != conn.id && !t.clients.contains_key(&r.user.id));
             list.extend(remote.map(|(_, r)| (r.user.id, r.user.state, r.user.nick.clone())));
         }
         let mut out = Vec::with_capacity(32 + 48 * list.len());
@@ -129,7 +133,11 @@ impl Registry {
         if c.call == Call::Remote {
             c.call = Call::Idle;
         }
-        crate::log!(Info, "{id}: back from its tunnel {tid}{}", if failed { " (the other node failed)" } else { "" });
+        crate::log!(
+            Info,
+            "{id}: back from its tunnel {tid}{}",
+            if failed { " (the other node failed)" } else { "" }
+        );
         broadcast_presence(&t, id);
         drop(t);
         self.local_changed();

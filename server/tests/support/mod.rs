@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use komunikator_protocol::{Decoded, Decoder, Status};
 
+pub mod broker;
+
 /// How long a test waits for an expected message.
 pub const WAIT: Duration = Duration::from_secs(5);
 

@@ -1,0 +1,181 @@
+//! Three real server nodes joined through a real `nats-server` on
+//! 127.0.0.1 (`--cluster`), with protocol clients spread over them: one
+//! directory, calls across nodes with media checked byte for byte, a node
+//! killed with SIGKILL, and the broker restarted mid-call.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::broker::Broker;
+use support::{Client, Msg, Server, call_between};
+
+/// A node of the cluster on `broker`.
+fn node(broker: &Broker, name: &str) -> Server {
+    Server::start_with(&["--cluster", &broker.url, "--node", name])
+}
+
+/// Polls `client`'s `refresh` until its list has every one of `nicks`
+/// (free, unless `busy`); panics after 10 s. Returns the list's lines.
+fn until_listed(client: &mut Client, nicks: &[&str], busy: bool) -> Vec<String> {
+    let state = if busy { "busy" } else { "free" };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        client.send("refresh");
+        let head = client.expect_prefix("clients ");
+        let n: usize = head["clients ".len()..].parse().expect("a count");
+        let lines: Vec<String> = (0..n).map(|_| client.recv_event().line().to_owned()).collect();
+        let all = nicks.iter().all(|nick| lines.iter().any(|l| l.ends_with(&format!(" {state} {nick}"))));
+        if all {
+            return lines;
+        }
+        assert!(Instant::now() < deadline, "{} never listed {nicks:?} {state}: {lines:?}", client.id);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Three nodes, and one named client on each.
+fn three() -> (Broker, [Server; 3], [Client; 3]) {
+    let broker = Broker::start();
+    let nodes = [node(&broker, "n1"), node(&broker, "n2"), node(&broker, "n3")];
+    let mut clients = [nodes[0].named("ala"), nodes[1].named("bob"), nodes[2].named("cyd")];
+    for c in &mut clients {
+        let others: Vec<&str> = ["ala", "bob", "cyd"].into_iter().filter(|n| *n != c.nick).collect();
+        until_listed(c, &others, false);
+    }
+    (broker, nodes, clients)
+}
+
+#[test]
+fn three_nodes_list_everyone_and_keep_nicks_unique() {
+    let (_broker, nodes, [mut ala, _bob, _cyd]) = three();
+    // A user joining node 3 is announced on node 1.
+    let _dawid = nodes[2].named("dawid");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let msg = ala.recv();
+        if msg.line().starts_with("presence ") && msg.line().ends_with(" free dawid") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no presence of dawid");
+    }
+    // Nicks are unique across nodes, look-alikes included.
+    let mut other = nodes[1].client();
+    other.send("name ALA");
+    other.expect_prefix("error name-taken");
+    other.send("name cyd");
+    other.expect_prefix("error name-taken");
+}
+
+#[test]
+fn a_call_across_nodes_carries_media_byte_for_byte() {
+    let (_broker, _nodes, [ala, bob, mut cyd]) = three();
+    let (mut ala, mut bob) = call_between(ala, bob);
+    // Both are busy for everyone, on every node.
+    until_listed(&mut cyd, &["ala", "bob"], true);
+    let frames: Vec<Vec<u8>> =
+        (0..20u8).map(|i| (0..(1000 + 37 * usize::from(i))).map(|j| (j as u8) ^ i).collect()).collect();
+    for (i, f) in frames.iter().enumerate() {
+        ala.send_media(if i % 2 == 0 { "video" } else { "audio" }, i == 0, f);
+    }
+    for f in &frames {
+        match bob.recv_event() {
+            Msg::Media { payload, .. } => assert_eq!(&payload, f),
+            other => panic!("bob got {other:?}"),
+        }
+    }
+    bob.send_media("audio", false, b"hello from n2");
+    match ala.recv_event() {
+        Msg::Media { header, payload } => {
+            assert!(header.starts_with("audio "), "{header}");
+            assert_eq!(payload, b"hello from n2");
+        }
+        other => panic!("ala got {other:?}"),
+    }
+    ala.send("msg cześć");
+    bob.expect("msg cześć");
+    bob.send("stop");
+    ala.expect("stop hangup");
+    // Both free again, on every node; and ala can call again.
+    until_listed(&mut cyd, &["ala", "bob"], false);
+    let (_ala, _bob) = call_between(ala, bob);
+}
+
+#[test]
+fn a_node_killed_ends_its_calls_and_its_users_vanish() {
+    let (_broker, [_n1, n2, _n3], [ala, bob, mut cyd]) = three();
+    let (mut ala, _bob) = call_between(ala, bob);
+    let killed = Instant::now();
+    n2.signal("KILL");
+    // ala's call (it lives on n2) ends; bob vanishes from every list.
+    let deadline = killed + Duration::from_secs(8);
+    loop {
+        let msg = ala.try_recv(Duration::from_millis(200));
+        if msg.as_ref().is_some_and(|m| m.line() == "stop disconnected") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ala's call across the dead node did not end");
+    }
+    eprintln!("ended {:?} after the kill", killed.elapsed());
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        cyd.send("refresh");
+        let head = cyd.expect_prefix("clients ");
+        let n: usize = head["clients ".len()..].parse().unwrap();
+        let lines: Vec<String> = (0..n).map(|_| cyd.recv_event().line().to_owned()).collect();
+        if !lines.iter().any(|l| l.ends_with(" bob")) {
+            assert!(lines.iter().any(|l| l.ends_with(" free ala")), "{lines:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "bob is still listed: {lines:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Nobody else was disturbed.
+    cyd.send("ping");
+    cyd.expect("pong");
+    ala.send("ping");
+    ala.expect("pong");
+}
+
+#[test]
+fn after_the_broker_restarts_the_nodes_find_each_other_again() {
+    let (mut broker, _nodes, [ala, bob, cyd]) = three();
+    let (mut ala, mut bob) = call_between(ala, bob);
+    broker.restart();
+    // The call goes on, or ends cleanly: it never hangs.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut ended = false;
+    loop {
+        ala.send_media("audio", false, b"still there?");
+        if let Some(msg) = bob.try_recv(Duration::from_millis(300)) {
+            if matches!(&msg, Msg::Media { payload, .. } if payload == b"still there?") {
+                break;
+            }
+            if msg.line() == "stop disconnected" {
+                ended = true;
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the call across the restart neither went on nor ended");
+    }
+    if ended {
+        // ala is told too, and both can call again once the nodes see each other.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ala.try_recv(Duration::from_millis(200)).is_none_or(|m| m.line() != "stop disconnected") {
+            assert!(Instant::now() < deadline, "ala was not told the call ended");
+        }
+        let mut cyd = cyd;
+        until_listed(&mut cyd, &["ala", "bob"], false);
+        let (_ala, _bob) = call_between(ala, bob);
+    } else {
+        // The frames sent while the broker was away may still come first.
+        ala.send("stop");
+        let last = loop {
+            let msg = bob.recv_event();
+            if !matches!(msg, Msg::Media { .. }) {
+                break msg;
+            }
+        };
+        assert_eq!(last.line(), "stop hangup");
+    }
+}
