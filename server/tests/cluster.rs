@@ -179,3 +179,68 @@ fn after_the_broker_restarts_the_nodes_find_each_other_again() {
         assert_eq!(last.line(), "stop hangup");
     }
 }
+
+#[test]
+fn two_nodes_that_took_one_nick_apart_settle_it_the_same_way_every_time() {
+    // The broker is down while ala names herself on both nodes.
+    let mut broker = Broker::start();
+    broker.kill();
+    let (n1, n2) = (node(&broker, "n1"), node(&broker, "n2"));
+    let (mut on1, mut on2) = (n1.named("ala"), n2.named("ala"));
+    broker.restart();
+    // Once they see each other, the earlier node name (n1) keeps it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match on2.try_recv(Duration::from_millis(200)) {
+            Some(msg) if msg.line().starts_with("error name-taken") => break,
+            _ => assert!(Instant::now() < deadline, "n2's ala kept the nick n1's holds"),
+        }
+    }
+    on1.send("ping");
+    let before_pong = on1.sync_events();
+    assert!(before_pong.iter().all(|m| !m.line().starts_with("error")), "{before_pong:?}");
+    on2.send("name ala");
+    on2.expect_prefix("error name-taken");
+    on2.send("name ola");
+    on2.expect("ok name ola");
+}
+
+/// Publishes `payload` on `subject` through a raw connection to the broker.
+fn publish_raw(broker: &Broker, subject: &str, payload: &[u8]) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", broker.port)).expect("the broker");
+    let mut info = [0u8; 4096];
+    let _ = s.read(&mut info);
+    let mut out =
+        format!("CONNECT {{\"verbose\":false}}\r\nPUB {subject} {}\r\n", payload.len()).into_bytes();
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\r\nPING\r\n");
+    s.write_all(&out).expect("publish");
+    let _ = s.read(&mut info);
+}
+
+#[test]
+fn bad_messages_from_the_bus_are_refused_and_change_nothing() {
+    let (broker, nodes, [mut ala, bob, _cyd]) = three();
+    let garbage: [&[u8]; 6] = [
+        b"dir n9 1 1\nnot-an-id free x\n",
+        b"dir n9 1 999999999\n",
+        b"open n9 1 10.0.0.9:1 evil 1\n",
+        b"up n9 1 0\nconnect bob\n",
+        b"down n2 1 0\nstop hangup\n",
+        b"\xff\xfe\xfd",
+    ];
+    for g in garbage {
+        publish_raw(&broker, "komunikator.dir", g);
+        publish_raw(&broker, "komunikator.node.n1", g);
+        publish_raw(&broker, "komunikator.node.n2", g);
+    }
+    // 900 KiB of nothing.
+    publish_raw(&broker, "komunikator.node.n1", &vec![b'x'; 900 << 10]);
+    let log = nodes[0].wait_for_log("bad cluster message");
+    assert!(!log.contains("panicked"), "{log}");
+    // The forged `open` and `up` rang nobody; the cluster still works.
+    let lines = until_listed(&mut ala, &["bob", "cyd"], false);
+    assert!(!lines.iter().any(|l| l.contains("evil") || l.contains("10.0.0.9")), "{lines:?}");
+    let (_ala, _bob) = call_between(ala, bob);
+}

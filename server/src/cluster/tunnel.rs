@@ -135,6 +135,11 @@ impl Cluster {
         if lock(&self.tunnels).inward.contains_key(&key) {
             return;
         }
+        // Only a node this one has heard from may carry a client here.
+        if !self.directory().knows(from) {
+            crate::log!(Warn, "tunnel {tid} from unknown node {from}: refused");
+            return;
+        }
         let Some(shared) = self.shared() else { return };
         let conn = Arc::new(Conn::new(user, Arc::new(Outbox::new(limits(&shared), None))));
         if !shared.registry.join_stand_in(Arc::clone(&conn), who.0, who.1) {
