@@ -244,3 +244,59 @@ fn bad_messages_from_the_bus_are_refused_and_change_nothing() {
     assert!(!lines.iter().any(|l| l.contains("evil") || l.contains("10.0.0.9")), "{lines:?}");
     let (_ala, _bob) = call_between(ala, bob);
 }
+
+#[test]
+fn nodes_reach_a_broker_over_tls_with_a_password_and_not_without() {
+    let dir = std::env::temp_dir().join(format!("komunikator-broker-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A CA, and the broker's certificate for 127.0.0.1 signed by it.
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let (ca, cert, key_file) = (dir.join("ca.pem"), dir.join("broker.pem"), dir.join("broker.key"));
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    std::fs::write(&cert, leaf.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let (ca, cert, key) = (ca.to_str().unwrap(), cert.to_str().unwrap(), key_file.to_str().unwrap());
+    let broker = Broker::start_with(&[
+        "--tls",
+        "--tlscert",
+        cert,
+        "--tlskey",
+        key,
+        "--user",
+        "node",
+        "--pass",
+        "s3cret",
+    ]);
+    let url = format!("tls://node:s3cret@127.0.0.1:{}", broker.port);
+    let tls_node = |name: &str| Server::start_with(&["--cluster", &url, "--node", name, "--cluster-ca", ca]);
+    let (n1, n2) = (tls_node("n1"), tls_node("n2"));
+    let mut ala = n1.named("ala");
+    let _bob = n2.named("bob");
+    until_listed(&mut ala, &["bob"], false);
+    // Without the CA, or with a wrong password, a node stays alone.
+    let wrong = format!("tls://node:guess@127.0.0.1:{}", broker.port);
+    let plain = format!("nats://node:s3cret@127.0.0.1:{}", broker.port);
+    let outsiders = [
+        Server::start_with(&["--cluster", &wrong, "--node", "n3", "--cluster-ca", ca]),
+        Server::start_with(&["--cluster", &plain, "--node", "n4"]),
+    ];
+    let mut eve = outsiders[0].named("eve");
+    let mut mia = outsiders[1].named("mia");
+    std::thread::sleep(Duration::from_secs(3));
+    for c in [&mut eve, &mut mia] {
+        c.send("refresh");
+        c.expect("clients 0");
+    }
+    let lines = until_listed(&mut ala, &["bob"], false);
+    assert!(!lines.iter().any(|l| l.ends_with(" eve") || l.ends_with(" mia")), "{lines:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

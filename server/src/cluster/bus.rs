@@ -54,16 +54,25 @@ async fn run(
     if let Some(path) = ca {
         options = options.add_root_certificates(path).require_tls(true);
     }
-    let client = match options.connect(url.as_str()).await {
+    let shown = redact(&url);
+    let addr: async_nats::ServerAddr = match url.parse() {
+        Ok(addr) => addr,
+        Err(e) => return crate::log!(Error, "cluster: bad broker URL {shown}: {e}; not joining"),
+    };
+    // The client ignores a user and password in the URL: hand them over.
+    if let (Some(user), Some(pass)) = (addr.username(), addr.password()) {
+        options = options.user_and_password(user.to_owned(), pass.to_owned());
+    }
+    let client = match options.connect(addr).await {
         Ok(client) => client,
-        Err(e) => return crate::log!(Error, "cluster: cannot use the broker at {url}: {e}; not joining"),
+        Err(e) => return crate::log!(Error, "cluster: cannot use the broker at {shown}: {e}; not joining"),
     };
     let subscribed =
         (client.subscribe(DIR_SUBJECT).await, client.subscribe(node_subject(&cluster.node)).await);
     let (Ok(dirs), Ok(inbox)) = subscribed else {
-        return crate::log!(Error, "cluster: cannot subscribe at {url}; not joining");
+        return crate::log!(Error, "cluster: cannot subscribe at {shown}; not joining");
     };
-    crate::log!(Info, "cluster: node {} joins through {url}", cluster.node);
+    crate::log!(Info, "cluster: node {} joins through {shown}", cluster.node);
     tokio::join!(
         publish(client.clone(), rx),
         announce(client.clone(), Arc::clone(&cluster)),
@@ -71,6 +80,18 @@ async fn run(
         tunnels(inbox, Arc::clone(&cluster)),
         expire(Arc::clone(&cluster)),
     );
+}
+
+/// `url` without the password it may hold, for the log.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Publishes what other threads queued, in order.
@@ -158,5 +179,14 @@ async fn expire(cluster: Arc<Cluster>) {
                 shared.registry.remote_presence(&changes, &cluster);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_stay_out_of_the_log() {
+        assert_eq!(super::redact("tls://node:s3cret@10.0.0.1:4222"), "tls://node:***@10.0.0.1:4222");
+        assert_eq!(super::redact("nats://10.0.0.1:4222"), "nats://10.0.0.1:4222");
     }
 }

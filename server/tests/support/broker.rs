@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 /// A broker process, killed on drop.
 pub struct Broker {
     child: Option<Child>,
+    /// Extra flags (TLS, a user).
+    flags: Vec<String>,
     /// Its port on 127.0.0.1.
     pub port: u16,
     /// `nats://127.0.0.1:PORT`.
@@ -17,8 +19,14 @@ pub struct Broker {
 impl Broker {
     /// Starts a broker and waits until it takes connections.
     pub fn start() -> Broker {
+        Broker::start_with(&[])
+    }
+
+    /// Starts a broker with extra `nats-server` flags.
+    pub fn start_with(flags: &[&str]) -> Broker {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let mut broker = Broker { child: None, port, url: format!("nats://127.0.0.1:{port}") };
+        let flags = flags.iter().map(|f| (*f).to_owned()).collect();
+        let mut broker = Broker { child: None, flags, port, url: format!("nats://127.0.0.1:{port}") };
         broker.spawn();
         broker
     }
@@ -26,6 +34,7 @@ impl Broker {
     fn spawn(&mut self) {
         let child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(&self.flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
