@@ -300,3 +300,86 @@ fn nodes_reach_a_broker_over_tls_with_a_password_and_not_without() {
     assert!(!lines.iter().any(|l| l.ends_with(" eve") || l.ends_with(" mia")), "{lines:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The by-hand session of docs/PROTOCOL.md (as `commands.rs` replays it),
+/// with ala on one node and bob on another: every line but `presence` in
+/// the same order, byte for byte; `presence` lines come as the directory
+/// spreads them, so they are only checked to come.
+#[test]
+fn the_protocol_doc_session_with_the_peer_on_another_node() {
+    let broker = Broker::start();
+    let (n1, n2) = (node(&broker, "n1"), node(&broker, "n2"));
+    let mut a = n1.client();
+    a.send("name ala");
+    a.expect("ok name ala");
+    let mut b = n2.client();
+    b.send("name bob");
+    b.expect("ok name bob");
+    until_listed(&mut a, &["bob"], false);
+    a.send("refresh");
+    a.expect("clients 1");
+    a.expect(&format!("{} free bob", b.id));
+    a.send("connect bob");
+    a.expect(&format!("calling {}", b.id));
+    b.expect(&format!("ask {} ala", a.id));
+    b.send("ask yes");
+    a.expect("ask yes");
+    a.expect(&format!("start {}", b.id));
+    b.expect(&format!("start {}", a.id));
+    a.send("msg cześć!");
+    b.expect("msg cześć!");
+    a.send("video 1000 k 6");
+    a.send("hello");
+    assert_eq!(b.recv_event(), Msg::Media { header: "video 1000 k 6".into(), payload: b"hello\n".to_vec() });
+    b.send("msg hej");
+    a.expect("msg hej");
+    b.send("audio 2000 - 4");
+    b.send("abc");
+    assert_eq!(a.recv_event(), Msg::Media { header: "audio 2000 - 4".into(), payload: b"abc\n".to_vec() });
+    a.send("stop");
+    b.expect("stop hangup");
+    // Each saw the other busy during the call and free after it.
+    until_listed(&mut a, &["bob"], false);
+    until_listed(&mut b, &["ala"], false);
+}
+
+#[test]
+fn a_group_call_on_one_node_takes_a_party_from_another() {
+    let (_broker, nodes, [mut ala, mut bob, cyd]) = three();
+    for c in [&mut ala, &mut bob] {
+        c.send("features group");
+        c.expect("ok features group");
+    }
+    // ala (node 1) calls bob (node 2): the call lives on node 2.
+    let (mut ala, mut bob) = call_between(ala, bob);
+    // bob invites dawid, of node 2 too; inviting cyd, of node 3, is refused.
+    let mut dawid = nodes[1].named("dawid");
+    dawid.send("features group");
+    dawid.expect("ok features group");
+    bob.send("invite cyd");
+    bob.expect_prefix("error not-supported");
+    drop(cyd);
+    bob.send("invite dawid");
+    bob.expect_prefix("inviting ");
+    dawid.expect(&format!("ask {} bob", bob.id));
+    dawid.expect(&format!("with {} ala", ala.id));
+    dawid.send("ask yes");
+    bob.expect(&format!("joined {} dawid", dawid.id));
+    ala.expect(&format!("joined {} dawid", dawid.id));
+    ala.send_media("audio", false, b"from node 1");
+    for c in [&mut bob, &mut dawid] {
+        loop {
+            match c.recv_event() {
+                Msg::Media { header, payload } if header.starts_with(&format!("from {} audio", ala.id)) => {
+                    assert_eq!(payload, b"from node 1");
+                    break;
+                }
+                Msg::Line(l) if l.starts_with("start ") || l.starts_with("joined ") => {}
+                other => panic!("{}: {other:?}", c.nick),
+            }
+        }
+    }
+    ala.send("stop");
+    bob.expect(&format!("left {} hangup", ala.id));
+    dawid.expect(&format!("left {} hangup", ala.id));
+}
