@@ -342,4 +342,10 @@ mod tests {
         buf[12] = 3;
         assert_eq!(parse(&buf), None);
     }
+
+    #[test]
+    fn a_missing_broker_is_not_found() {
+        assert_eq!(find("komunikator-no-such-broker"), None);
+        assert!(find("sh").is_some());
+    }
 }
