@@ -15,7 +15,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use crate::busclient::{self, Broker, Kind, Outcome, Stream};
+use crate::busdir::{self, Directory};
 use crate::runs::Lat;
 
 /// One load offered to a broker.
@@ -114,6 +117,8 @@ pub enum Bus {
         brokers: Vec<(Kind, String, String)>,
         /// Why a broker was not measured.
         missing: Vec<String>,
+        /// The directory benchmark, one per broker.
+        directory: Vec<Directory>,
         /// Warm-up and window of each run.
         window: (Duration, Duration),
     },
@@ -158,7 +163,7 @@ pub fn run(smoke: bool) -> anyhow::Result<Bus> {
     let mut missing = Vec::new();
     for kind in [Kind::Nats, Kind::Redis] {
         match busclient::find(kind.binary()) {
-            Some(path) => started.push(Broker::start(kind, &path)?),
+            Some(path) => started.push(Broker::start(kind, &path, &[])?),
             None => missing.push(format!("{} not found", kind.binary())),
         }
     }
@@ -167,16 +172,43 @@ pub fn run(smoke: bool) -> anyhow::Result<Bus> {
     for load in loads(smoke) {
         for broker in &started {
             eprintln!("bench: bus: {} through {}", load.label(), broker.kind.binary());
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             let streams = load.streams();
             let drain = Duration::from_secs(1);
-            let o = rt.block_on(busclient::run(broker, &streams, warm, measure, drain))?;
-            drop(rt);
+            let o = runtime()?.block_on(busclient::run(broker, &streams, warm, measure, drain))?;
             anyhow::ensure!(o.received > 0, "{}: {}: no message arrived", broker.kind.binary(), load.label());
             rows.push(Row::of(broker.kind, load, o));
         }
     }
-    Ok(Bus::Measured { rows, brokers, missing, window: (warm, measure) })
+    let kinds: Vec<Kind> = started.iter().map(|b| b.kind).collect();
+    drop(started);
+    let directory = directories(&kinds, smoke)?;
+    Ok(Bus::Measured { rows, brokers, missing, directory, window: (warm, measure) })
+}
+
+/// A fresh runtime: dropping it ends a run's connections and tasks.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
+/// The directory benchmark on a broker of each kind started for it alone.
+fn directories(kinds: &[Kind], smoke: bool) -> anyhow::Result<Vec<Directory>> {
+    let plan = if smoke {
+        busdir::Plan { keys: 10, ttl: Duration::from_secs(1), wait: Duration::from_secs(1) }
+    } else {
+        busdir::Plan { keys: 100, ttl: Duration::from_secs(2), wait: Duration::from_secs(3) }
+    };
+    let mut out = Vec::new();
+    for &kind in kinds {
+        let extra: &[&str] = match kind {
+            Kind::Nats => &["-js"],
+            Kind::Redis => &["--notify-keyspace-events", "Ex"],
+        };
+        let path = busclient::find(kind.binary()).context("the broker went away")?;
+        let broker = Broker::start(kind, &path, extra)?;
+        eprintln!("bench: bus: directory on {}", kind.binary());
+        out.push(runtime()?.block_on(busdir::run(&broker, plan))?);
+    }
+    Ok(out)
 }
 
 fn us(l: &Lat) -> String {
@@ -186,7 +218,7 @@ fn us(l: &Lat) -> String {
 /// The report's section.
 pub fn render(s: &mut String, b: &Bus) {
     let title = "## 14. A message broker for the cluster: NATS against Redis\n";
-    let Bus::Measured { rows, brokers, missing, window: (warm, measure) } = b else { return };
+    let Bus::Measured { rows, brokers, missing, directory, window: (warm, measure) } = b else { return };
     let _ = writeln!(s, "{title}");
     for why in missing {
         let _ = writeln!(s, "**Not measured: {why}.**\n");
@@ -235,6 +267,56 @@ pub fn render(s: &mut String, b: &Bus) {
     let _ = writeln!(s, "\nBrokers:\n");
     for (_, command, version) in brokers {
         let _ = writeln!(s, "    {command}    # {version}");
+    }
+    let _ = writeln!(s);
+    render_directory(s, directory);
+}
+
+fn ms(us: f64) -> String {
+    format!("{:.0} ms", us / 1000.0)
+}
+
+fn render_directory(s: &mut String, ds: &[Directory]) {
+    let Some(plan) = ds.first().map(|d| d.plan) else { return };
+    let _ = writeln!(
+        s,
+        "A directory of users: presence entries that expire when their node stops refreshing them. Each \
+         broker started again for this alone: NATS with JetStream (`-js`), a key-value bucket in file \
+         storage whose `max_age` is the TTL (nats-server 2.9 has no per-key TTL); Redis with keyspace \
+         events (`--notify-keyspace-events Ex`), `SET key value PX ttl`. {} keys, TTL {:.0} s. Write: one \
+         presence write acknowledged, µs p50 / p99. Then, with nobody reading those keys, the expiries a \
+         second connection is told of (a KV watcher of the bucket; a subscriber to \
+         `__keyevent@0__:expired`) within {:.0} s past the TTL, and how late past the TTL (from the \
+         write's acknowledgement), median / largest. Then fresh keys, each read with a `get` every 20 ms: \
+         how late the first `get` finds it gone (to within the 20 ms between reads).\n",
+        plan.keys,
+        plan.ttl.as_secs_f64(),
+        plan.wait.as_secs_f64()
+    );
+    let _ = writeln!(
+        s,
+        "| Broker | Write, µs p50 / p99 | Expiries told of | Told, late by (median / largest) | Found gone by a \
+         `get` | Gone, late by (median / largest) |\n|---|---|---|---|---|---|"
+    );
+    for d in ds {
+        let late =
+            |l: &Lat| if l.n == 0 { "—".to_owned() } else { format!("{} / {}", ms(l.p50), ms(l.p99)) };
+        let _ = writeln!(
+            s,
+            "| {} | {} | **{} of {}** | {} | {} of {} | {} |",
+            d.kind.binary(),
+            us(&d.put),
+            d.noticed.n,
+            d.plan.keys,
+            late(&d.noticed),
+            d.gone.n,
+            d.plan.keys,
+            late(&d.gone)
+        );
+    }
+    let _ = writeln!(s, "\nBrokers for the directory:\n");
+    for d in ds {
+        let _ = writeln!(s, "    {}", d.command);
     }
     let _ = writeln!(s);
 }

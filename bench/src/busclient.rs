@@ -61,19 +61,25 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Starts `binary` as a broker of `kind` on a free port, in a fresh temporary directory, with no persistence.
+    /// Starts `binary` as a broker of `kind` on a free port, in a fresh temporary directory, with no
+    /// persistence, and `extra` flags (for NATS, `-js` also gets `-sd` in that directory).
     ///
     /// # Errors
     /// When it does not start or does not accept connections within 10 s.
-    pub fn start(kind: Kind, binary: &Path) -> anyhow::Result<Broker> {
+    pub fn start(kind: Kind, binary: &Path, extra: &[&str]) -> anyhow::Result<Broker> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = std::env::temp_dir().join(format!("komunikator-bench-bus-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let p = port.to_string();
-        let args: Vec<&str> = match kind {
+        let store = dir.join("jetstream").display().to_string();
+        let mut args: Vec<&str> = match kind {
             Kind::Nats => vec!["-a", "127.0.0.1", "-p", &p],
             Kind::Redis => vec!["--port", &p, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         };
+        args.extend_from_slice(extra);
+        if kind == Kind::Nats && extra.contains(&"-js") {
+            args.extend_from_slice(&["-sd", &store]);
+        }
         let shown: Vec<String> =
             args.iter().map(|a| if a.is_empty() { "''".into() } else { a.to_string() }).collect();
         let command = format!("{} {}", binary.display(), shown.join(" "));

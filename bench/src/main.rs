@@ -13,6 +13,7 @@
 
 mod bus;
 mod busclient;
+mod busdir;
 mod engine;
 mod groupcall;
 mod idle;
