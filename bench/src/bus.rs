@@ -223,6 +223,9 @@ pub fn render(s: &mut String, b: &Bus) {
     for why in missing {
         let _ = writeln!(s, "**Not measured: {why}.**\n");
     }
+    if rows.is_empty() {
+        return;
+    }
     let _ = writeln!(
         s,
         "Each broker started by the bench on a free 127.0.0.1 port, no persistence, both running side by \
