@@ -338,6 +338,22 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_broker_is_said_not_measured() {
+        let missing = vec!["nats-server not found".to_owned(), "redis-server not found".to_owned()];
+        let bus = Bus::Measured {
+            rows: vec![],
+            brokers: vec![],
+            missing,
+            directory: vec![],
+            window: (Duration::ZERO, Duration::ZERO),
+        };
+        let mut s = String::new();
+        render(&mut s, &bus);
+        assert!(s.contains("**Not measured: nats-server not found.**"), "{s}");
+        assert!(!s.contains("| Load"), "{s}");
+    }
+
+    #[test]
     fn percentiles_of_all_kinds_merge() {
         let mut o = Outcome { sent: 4, received: 3, ..Outcome::default() };
         for (kind, us) in [(1, 100), (1, 300), (2, 2_000)] {
