@@ -11,6 +11,9 @@
 //! Threads: the main thread runs one benchmark after the other; each starts
 //! its own sender and receiver threads (see [`engine`]).
 
+mod bus;
+mod busclient;
+mod busdir;
 mod engine;
 mod groupcall;
 mod idle;
@@ -61,7 +64,7 @@ pub struct Args {
     /// A few seconds per instrument, to check that every one works.
     #[arg(long)]
     pub smoke: bool,
-    /// Run only these benchmarks (comma-separated: throughput, latency, calls, tls, idle, slow, size, call, rooms, group-call, links, simulcast).
+    /// Run only these benchmarks (comma-separated: throughput, latency, calls, tls, idle, slow, size, call, rooms, group-call, links, simulcast, bus).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Emulated-link cases to run (uplink, downlink, step, delay, loopback; default: all, --smoke: uplink).

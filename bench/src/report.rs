@@ -89,6 +89,7 @@ pub fn render(args: &Args, r: &Results, step_plot: Option<&str>) -> String {
     }
     crate::groupcall::render(&mut s, &r.group_call);
     crate::simulcast::render(&mut s, &r.simulcast);
+    crate::bus::render(&mut s, &r.bus);
     analysis(&mut s, r);
     method(&mut s, args, r);
     s

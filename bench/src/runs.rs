@@ -169,6 +169,8 @@ pub struct Results {
     pub group_call: crate::groupcall::GroupCall,
     /// The sender's CPU for one encoding against two (simulcast).
     pub simulcast: crate::simulcast::Simulcast,
+    /// NATS against Redis as the cluster's message broker.
+    pub bus: crate::bus::Bus,
     /// Every server command line started, in order.
     pub commands: Vec<String>,
     /// Instruments that failed, with the error.
@@ -231,6 +233,10 @@ pub fn all(args: &Args) -> anyhow::Result<Results> {
     });
     step("simulcast", &mut r, &mut |r| {
         r.simulcast = crate::simulcast::run(smoke)?;
+        Ok(())
+    });
+    step("bus", &mut r, &mut |r| {
+        r.bus = crate::bus::run(smoke)?;
         Ok(())
     });
     step("links", &mut r, &mut |r| {
