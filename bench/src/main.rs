@@ -14,6 +14,7 @@
 mod bus;
 mod busclient;
 mod busdir;
+mod cluster;
 mod engine;
 mod groupcall;
 mod idle;
@@ -64,7 +65,7 @@ pub struct Args {
     /// A few seconds per instrument, to check that every one works.
     #[arg(long)]
     pub smoke: bool,
-    /// Run only these benchmarks (comma-separated: throughput, latency, calls, tls, idle, slow, size, call, rooms, group-call, links, simulcast, bus).
+    /// Run only these benchmarks (comma-separated: throughput, latency, calls, tls, idle, slow, size, call, rooms, group-call, links, simulcast, bus, cluster).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Emulated-link cases to run (uplink, downlink, step, delay, loopback; default: all, --smoke: uplink).

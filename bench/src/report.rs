@@ -90,6 +90,7 @@ pub fn render(args: &Args, r: &Results, step_plot: Option<&str>) -> String {
     crate::groupcall::render(&mut s, &r.group_call);
     crate::simulcast::render(&mut s, &r.simulcast);
     crate::bus::render(&mut s, &r.bus);
+    crate::cluster::render(&mut s, &r.cluster);
     analysis(&mut s, r);
     method(&mut s, args, r);
     s

@@ -59,6 +59,11 @@ pub struct Load {
 }
 
 impl Load {
+    /// The figures of a load run.
+    pub fn of_outcome(o: Outcome) -> Load {
+        Load::of(o)
+    }
+
     fn of(mut o: Outcome) -> Load {
         let mut all = o.audio.clone();
         all.extend(&o.video);
@@ -171,6 +176,8 @@ pub struct Results {
     pub simulcast: crate::simulcast::Simulcast,
     /// NATS against Redis as the cluster's message broker.
     pub bus: crate::bus::Bus,
+    /// Calls across the nodes of a cluster against calls on one node.
+    pub cluster: crate::cluster::Cluster,
     /// Every server command line started, in order.
     pub commands: Vec<String>,
     /// Instruments that failed, with the error.
@@ -233,6 +240,10 @@ pub fn all(args: &Args) -> anyhow::Result<Results> {
     });
     step("simulcast", &mut r, &mut |r| {
         r.simulcast = crate::simulcast::run(smoke)?;
+        Ok(())
+    });
+    step("cluster", &mut r, &mut |r| {
+        r.cluster = crate::cluster::run(&args.server, smoke)?;
         Ok(())
     });
     step("bus", &mut r, &mut |r| {
