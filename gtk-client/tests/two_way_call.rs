@@ -1,9 +1,14 @@
 //! End to end: two headless clients hold a 2-way H.264 + Opus call through the
 //! real server for 5 s. Each side must decode at least 80% of the pictures
 //! the other sent, with audio that has no gaps and carries the other's tone,
-//! and pictures that show the other's test pattern, not garbage.
+//! and pictures that show the other's test pattern, not garbage. The same
+//! call between two servers of a cluster must be no different.
 
 mod support;
+
+// The cluster tests' broker, shared rather than copied.
+#[path = "../../server/tests/support/broker.rs"]
+mod broker;
 
 use std::time::Duration;
 
@@ -15,13 +20,31 @@ const LUMA_TOLERANCE: i64 = 24;
 #[test]
 fn two_way_call_carries_pictures_and_tones_both_ways() {
     let server = Server::start();
+    call_and_check(&server, &server);
+}
+
+/// The same call with ala on one server of a cluster and bob on another
+/// (`--cluster`, a real nats-server): the call lives on bob's server, and
+/// ala's is carried there.
+#[test]
+fn a_call_between_two_servers_of_a_cluster_is_the_same_call() {
+    let broker = broker::Broker::start();
+    let node = |name: &str| Server::start_with(&["--cluster", &broker.url, "--node", name]);
+    let (n1, n2) = (node("n1"), node("n2"));
+    call_and_check(&n1, &n2);
+}
+
+/// ala (on `a`) calls bob (on `b`) for 5 s; each must see and hear the other.
+fn call_and_check(a: &Server, b: &Server) {
     let bob = Client::start(
-        &server.addr,
+        &b.addr,
         &[args(&[&["--name", "bob", "--answer"]]), test_media("gradient", 660)].concat(),
     );
     bob.wait_for("komunikator: ready", READY);
+    // Another server hears of bob within its directory's 20 ms.
+    std::thread::sleep(Duration::from_millis(500));
     let ala = Client::start(
-        &server.addr,
+        &a.addr,
         &[args(&[&["--name", "ala", "--call", "bob", "--duration", "5"]]), test_media("smpte", 440)].concat(),
     );
     let ala = ala.finish(Duration::from_secs(60));

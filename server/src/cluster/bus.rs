@@ -105,10 +105,15 @@ async fn publish(client: async_nats::Client, mut rx: Receiver<Outgoing>) {
 
 /// Publishes this node's users every heartbeat, and soon after each change.
 async fn announce(client: async_nats::Client, cluster: Arc<Cluster>) {
+    let mut first = true;
     loop {
-        tokio::select! {
-            () = cluster.changed.notified() => tokio::time::sleep(SETTLE).await,
-            () = tokio::time::sleep(HEARTBEAT) => {}
+        // The first list goes out at once: other nodes take tunnels only
+        // from a node they have heard.
+        if !std::mem::take(&mut first) {
+            tokio::select! {
+                () = cluster.changed.notified() => tokio::time::sleep(SETTLE).await,
+                () = tokio::time::sleep(HEARTBEAT) => {}
+            }
         }
         let Some(shared) = cluster.shared() else { continue };
         let mut users = shared.registry.local_directory();
@@ -137,6 +142,7 @@ async fn directories(mut sub: async_nats::Subscriber, cluster: Arc<Cluster>) {
                 if let Some(shared) = shared {
                     shared.registry.remote_presence(&changes, &cluster);
                 }
+                cluster.node_heard(from);
             }
             Ok(Bus::Bye { from }) => {
                 let changes = cluster.directory().remove(from);
@@ -171,6 +177,7 @@ async fn tunnels(mut sub: async_nats::Subscriber, cluster: Arc<Cluster>) {
 async fn expire(cluster: Arc<Cluster>) {
     loop {
         tokio::time::sleep(EXPIRY_CHECK).await;
+        cluster.expire_waiting(Instant::now());
         let dead = cluster.directory().expire(Instant::now());
         for (node, changes) in dead {
             crate::log!(Warn, "cluster: node {node} is silent; its users are gone");

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use komunikator_protocol::{ClientId, Command, Decoded, Decoder, MAX_FRAME, ServerMsg, Status};
 
@@ -31,12 +31,40 @@ pub struct TunnelOut {
 /// What the cluster thread keeps about tunnels.
 #[derive(Default)]
 pub(super) struct Tunnels {
-    /// Ours, by number: the client, its host, the next `down` number.
-    outward: HashMap<u64, (ClientId, String, u64)>,
+    /// Ours, by number.
+    outward: HashMap<u64, Outward>,
     /// Others' clients here, by (home node, number): the stand-in's id and
     /// the next `up` number.
     inward: HashMap<(String, u64), (ClientId, u64)>,
+    /// Tunnels opened by a node not heard from yet (its first directory may
+    /// come a moment after): held until it is, or [`WAIT_FOR_NODE`].
+    waiting: Vec<Waiting>,
 }
+
+/// One of our clients carried elsewhere.
+struct Outward {
+    user: ClientId,
+    host: String,
+    /// The next `down` number.
+    next: u64,
+}
+
+/// An `open`, and the `up`s after it, from a node not heard from yet.
+struct Waiting {
+    from: String,
+    tid: u64,
+    user: ClientId,
+    who: (Option<String>, bool),
+    since: Instant,
+    ups: Vec<(u64, Vec<u8>)>,
+}
+
+/// How long an `open` from a node not heard from waits for its directory.
+const WAIT_FOR_NODE: Duration = Duration::from_secs(2);
+
+/// Tunnels held waiting at most, and `up`s held for each.
+const MAX_WAITING: usize = 64;
+const MAX_HELD_UPS: usize = 32;
 
 /// Bytes of one `down` message at most; a larger batch is split between
 /// items. (NATS's default limit is 1 MiB a message.)
@@ -59,7 +87,7 @@ impl Cluster {
         if !(self.send_to(host, &open) && self.send_to(host, &up)) {
             return false;
         }
-        lock(&self.tunnels).outward.insert(tid, (conn.id, host.to_owned(), 0));
+        lock(&self.tunnels).outward.insert(tid, Outward { user: conn.id, host: host.to_owned(), next: 0 });
         *lock(&conn.tunnel) = Some(TunnelOut { host: host.to_owned(), tid, seq: 1 });
         crate::log!(Info, "{}: carried to node {host} (tunnel {tid})", conn.id);
         true
@@ -91,7 +119,7 @@ impl Cluster {
     /// Ends our tunnel `tid`: its client is home again, told `stop
     /// disconnected` first when the host failed (`failed`).
     fn end_outward(&self, tid: u64, failed: bool) {
-        let Some((user, host, _)) = lock(&self.tunnels).outward.remove(&tid) else { return };
+        let Some(Outward { user, host, .. }) = lock(&self.tunnels).outward.remove(&tid) else { return };
         if failed {
             self.send_to(&host, &Bus::Gone { from: &self.node, tid });
         }
@@ -105,11 +133,11 @@ impl Cluster {
         let user = {
             let mut t = lock(&self.tunnels);
             match t.outward.get_mut(&tid) {
-                Some((user, host, next)) if host == from && *next == seq => {
-                    *next += 1;
-                    Some(*user)
+                Some(o) if o.host == from && o.next == seq => {
+                    o.next += 1;
+                    Some(o.user)
                 }
-                Some((_, host, _)) if host == from => None,
+                Some(o) if o.host == from => None,
                 _ => return,
             }
         };
@@ -121,12 +149,14 @@ impl Cluster {
         deliver(&conn, bytes);
     }
 
-    /// `close`: the call of our tunnel `tid`'s client is over.
+    /// `close`: the call of our tunnel `tid`'s client is over. A tunnel
+    /// closed before anything came back (the host refused it) ends as failed.
     pub(super) fn on_close(&self, from: &str, tid: u64) {
-        let ours = lock(&self.tunnels).outward.get(&tid).is_some_and(|(_, host, _)| host == from);
-        if ours {
-            self.end_outward(tid, false);
-        }
+        let answered = match lock(&self.tunnels).outward.get(&tid) {
+            Some(o) if o.host == from => o.next > 0,
+            _ => return,
+        };
+        self.end_outward(tid, !answered);
     }
 
     /// `open`: a client of `from` comes to call one of ours.
@@ -135,9 +165,24 @@ impl Cluster {
         if lock(&self.tunnels).inward.contains_key(&key) {
             return;
         }
-        // Only a node this one has heard from may carry a client here.
+        // Only a node this one has heard from may carry a client here; one
+        // that has just started may be heard a moment after its `open`.
         if !self.directory().knows(from) {
-            crate::log!(Warn, "tunnel {tid} from unknown node {from}: refused");
+            let mut t = lock(&self.tunnels);
+            if t.waiting.len() < MAX_WAITING && !t.waiting.iter().any(|w| w.from == from && w.tid == tid) {
+                let who = (who.0.map(str::to_owned), who.1);
+                t.waiting.push(Waiting {
+                    from: from.to_owned(),
+                    tid,
+                    user,
+                    who,
+                    since: Instant::now(),
+                    ups: Vec::new(),
+                });
+            } else {
+                drop(t);
+                self.send_to(from, &Bus::Close { from: &self.node, tid });
+            }
             return;
         }
         let Some(shared) = self.shared() else { return };
@@ -182,6 +227,12 @@ impl Cluster {
         let key = (from.to_owned(), tid);
         let user = {
             let mut t = lock(&self.tunnels);
+            if let Some(w) = t.waiting.iter_mut().find(|w| w.from == from && w.tid == tid) {
+                if w.ups.len() < MAX_HELD_UPS {
+                    w.ups.push((seq, bytes.to_vec()));
+                }
+                return;
+            }
             let Some((user, next)) = t.inward.get_mut(&key) else { return };
             if *next != seq {
                 crate::log!(Warn, "tunnel {tid} from {from}: a message was lost; ending it");
@@ -197,8 +248,41 @@ impl Cluster {
         execute(&shared, user, bytes);
     }
 
+    /// Node `from` was heard from: the tunnels it opened meanwhile go ahead.
+    pub(super) fn node_heard(self: &Arc<Self>, from: &str) {
+        let held: Vec<Waiting> = {
+            let mut t = lock(&self.tunnels);
+            let (held, rest) = std::mem::take(&mut t.waiting).into_iter().partition(|w| w.from == from);
+            t.waiting = rest;
+            held
+        };
+        for w in held {
+            self.on_open(&w.from, w.tid, w.user, (w.who.0.as_deref(), w.who.1));
+            for (seq, bytes) in &w.ups {
+                self.on_up(&w.from, w.tid, *seq, bytes);
+            }
+        }
+    }
+
+    /// Tunnels from nodes still not heard from after [`WAIT_FOR_NODE`] are refused.
+    pub(super) fn expire_waiting(&self, now: Instant) {
+        let old: Vec<(String, u64)> = {
+            let mut t = lock(&self.tunnels);
+            let (old, rest): (Vec<Waiting>, Vec<Waiting>) = std::mem::take(&mut t.waiting)
+                .into_iter()
+                .partition(|w| now.duration_since(w.since) >= WAIT_FOR_NODE);
+            t.waiting = rest;
+            old.into_iter().map(|w| (w.from, w.tid)).collect()
+        };
+        for (from, tid) in old {
+            crate::log!(Warn, "tunnel {tid} from unknown node {from}: refused");
+            self.send_to(&from, &Bus::Close { from: &self.node, tid });
+        }
+    }
+
     /// `gone`: the client of tunnel (`from`, `tid`) disconnected.
     pub(super) fn on_gone(&self, from: &str, tid: u64) {
+        lock(&self.tunnels).waiting.retain(|w| !(w.from == from && w.tid == tid));
         let inward = lock(&self.tunnels).inward.remove(&(from.to_owned(), tid));
         if let Some((user, _)) = inward {
             self.drop_stand_in(user);
@@ -210,7 +294,7 @@ impl Cluster {
     pub(super) fn node_dead(&self, node: &str) {
         let (outward, inward): (Vec<u64>, Vec<ClientId>) = {
             let mut t = lock(&self.tunnels);
-            let outward = t.outward.iter().filter(|(_, (_, h, _))| h == node).map(|(tid, _)| *tid).collect();
+            let outward = t.outward.iter().filter(|(_, o)| o.host == node).map(|(tid, _)| *tid).collect();
             let inward = t.inward.iter().filter(|((h, _), _)| h == node).map(|(_, (u, _))| *u).collect();
             t.inward.retain(|(h, _), _| h != node);
             (outward, inward)
