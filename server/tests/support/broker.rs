@@ -1,5 +1,6 @@
 //! A real `nats-server` on a free 127.0.0.1 port, for the cluster tests
 //! (Debian's `nats-server` package; `scripts/deps` installs it).
+#![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
