@@ -258,9 +258,16 @@ impl Registry {
             c.stand_in = Some(true);
         }
         self.settle(&mut t);
+        // What may change someone's nick or state goes to the cluster's
+        // directory at once (the rest waits for its heartbeat).
         if matches!(
             command,
-            Command::Name(_) | Command::Connect(_) | Command::AskYes | Command::AskNo | Command::Stop
+            Command::Name(_)
+                | Command::Connect(_)
+                | Command::Invite(_)
+                | Command::AskYes
+                | Command::AskNo
+                | Command::Stop
         ) {
             self.local_changed();
         }
@@ -358,6 +365,9 @@ impl Registry {
                 _ => None,
             })
             .collect();
+        if !expired.is_empty() {
+            self.local_changed();
+        }
         for caller in expired {
             let callee = match t.clients.get(&caller).map(|c| c.call) {
                 Some(Call::Calling { callee, .. }) => callee,
