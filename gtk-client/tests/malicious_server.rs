@@ -310,18 +310,20 @@ fn a_flood_of_joined_parties_builds_pipelines_for_at_most_63() {
 
 #[test]
 fn a_flood_of_parties_in_an_invitation_is_told_at_most_62_times() {
-    let (mut client, mut stream) = connect(&["--group"]);
-    // An invitation with "also in the call" lines without end, all sent
-    // before the client can decline: a prompt would list them all.
+    // --answer: the client says yes at once; the lines about the others
+    // in the call still count until `start`.
+    let (mut client, mut stream) = connect(&["--group", "--answer"]);
+    // An invitation with "also in the call" lines without end: a prompt
+    // would list them all.
     let mut lines = String::from("ok features group\nask 127.0.0.1:9 ala\n");
     for i in 0..20_000u32 {
         lines.push_str(&format!("with 10.{}.{}.{}:7 p{i}\n", i >> 16, (i >> 8) & 255, i & 255));
     }
+    lines.push_str("msg the flood is over\n");
     stream.write_all(lines.as_bytes()).unwrap();
-    // The client declines (no --answer), which ends its run.
-    client.wait_for("call ended: declined-by-us");
+    client.wait_for("message: the flood is over");
     drop(stream);
     assert!(client.exit_code(Duration::from_secs(60)).is_some(), "{}", client.stderr());
     let told = client.stderr().matches("is in the call we are asked into").count();
-    assert!((1..=62).contains(&told), "{told} told: at most the others a call can hold, not 20000");
+    assert_eq!(told, 62, "at most the others a call can hold, not 20000");
 }

@@ -344,42 +344,62 @@ fn the_protocol_doc_session_with_the_peer_on_another_node() {
 }
 
 #[test]
-fn a_group_call_on_one_node_takes_a_party_from_another() {
-    let (_broker, nodes, [mut ala, mut bob, cyd]) = three();
-    for c in [&mut ala, &mut bob] {
+fn a_group_call_on_one_node_takes_parties_from_two_others() {
+    let (_broker, nodes, [mut ala, mut bob, mut cyd]) = three();
+    for c in [&mut ala, &mut bob, &mut cyd] {
         c.send("features group");
         c.expect("ok features group");
     }
     // ala (node 1) calls bob (node 2): the call lives on node 2.
     let (mut ala, mut bob) = call_between(ala, bob);
-    // bob invites dawid, of node 2 too; inviting cyd, of node 3, is refused.
-    let mut dawid = nodes[1].named("dawid");
-    dawid.send("features group");
-    dawid.expect("ok features group");
+    // bob invites cyd, of node 3: she is asked, with ala named, and joins.
     bob.send("invite cyd");
-    bob.expect_prefix("error not-supported");
-    drop(cyd);
-    bob.send("invite dawid");
-    bob.expect_prefix("inviting ");
-    dawid.expect(&format!("ask {} bob", bob.id));
-    dawid.expect(&format!("with {} ala", ala.id));
-    dawid.send("ask yes");
-    bob.expect(&format!("joined {} dawid", dawid.id));
-    ala.expect(&format!("joined {} dawid", dawid.id));
+    bob.expect(&format!("inviting {}", cyd.id));
+    cyd.expect(&format!("ask {} bob", bob.id));
+    cyd.expect(&format!("with {} ala", ala.id));
+    cyd.send("ask yes");
+    cyd.expect(&format!("start {}", bob.id));
+    cyd.expect(&format!("joined {} ala", ala.id));
+    bob.expect(&format!("joined {} cyd", cyd.id));
+    ala.expect(&format!("joined {} cyd", cyd.id));
+    // Media from node 1 reaches nodes 2 and 3; from node 3, nodes 1 and 2.
     ala.send_media("audio", false, b"from node 1");
-    for c in [&mut bob, &mut dawid] {
-        loop {
+    cyd.send_media("audio", false, b"from node 3");
+    let (from1, from3) = (ala.id.clone(), cyd.id.clone());
+    for (c, wanted) in [
+        (&mut bob, vec![(from1.clone(), &b"from node 1"[..]), (from3.clone(), &b"from node 3"[..])]),
+        (&mut cyd, vec![(from1.clone(), &b"from node 1"[..])]),
+        (&mut ala, vec![(from3.clone(), &b"from node 3"[..])]),
+    ] {
+        let mut wanted = wanted;
+        while !wanted.is_empty() {
             match c.recv_event() {
-                Msg::Media { header, payload } if header.starts_with(&format!("from {} audio", ala.id)) => {
-                    assert_eq!(payload, b"from node 1");
-                    break;
+                Msg::Media { header, payload } => {
+                    let i = wanted.iter().position(|(from, p)| {
+                        header.starts_with(&format!("from {from} audio")) && payload == *p
+                    });
+                    assert!(i.is_some(), "{}: unexpected {header} {payload:?}", c.nick);
+                    wanted.remove(i.unwrap_or(0));
                 }
-                Msg::Line(l) if l.starts_with("start ") || l.starts_with("joined ") => {}
                 other => panic!("{}: {other:?}", c.nick),
             }
         }
     }
+    // dawid, of node 3, blocked bob: the invitation is refused as busy,
+    // as it would be on one server.
+    let mut dawid = nodes[2].named("dawid");
+    dawid.send("features group");
+    dawid.expect("ok features group");
+    dawid.send("block bob");
+    dawid.expect("ok block bob");
+    until_listed(&mut bob, &["dawid"], false);
+    bob.send("invite dawid");
+    bob.expect(&format!("busy {}", dawid.id));
+    // cyd leaves: the others are told, and she is free on her node again.
+    cyd.send("stop");
+    bob.expect(&format!("left {} hangup", cyd.id));
+    ala.expect(&format!("left {} hangup", cyd.id));
+    until_listed(&mut dawid, &["cyd"], false);
     ala.send("stop");
-    bob.expect(&format!("left {} hangup", ala.id));
-    dawid.expect(&format!("left {} hangup", ala.id));
+    bob.expect("stop hangup");
 }

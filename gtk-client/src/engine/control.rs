@@ -201,7 +201,11 @@ impl Control {
                 self.emit(Event::Inviting(id))
             }
             NetEvent::Declined { id, reason } => self.emit(Event::Declined { id, reason }),
-            NetEvent::With { id, nick } if matches!(self.state, CallState::Ringing { .. }) => {
+            // After `ask`, before `start`: a client that answers at once
+            // (headless) may have said yes before it reads them.
+            NetEvent::With { id, nick }
+                if matches!(self.state, CallState::Ringing { .. } | CallState::Connecting { .. }) =>
+            {
                 if self.group.with_told() {
                     self.emit(Event::IncomingWith { id, nick })
                 }

@@ -167,6 +167,11 @@ async fn tunnels(mut sub: async_nats::Subscriber, cluster: Arc<Cluster>) {
             Ok(Bus::Gone { from, tid }) => cluster.on_gone(from, tid),
             Ok(Bus::Down { from, tid, seq, bytes }) => cluster.on_down(from, tid, seq, bytes),
             Ok(Bus::Close { from, tid }) => cluster.on_close(from, tid),
+            Ok(Bus::Pull { from, pid, user, inviter, nick }) => {
+                cluster.on_pull(from, pid, user, (inviter, nick))
+            }
+            Ok(Bus::Pulled { pid, .. }) => cluster.on_pulled(pid),
+            Ok(Bus::Refuse { pid, why, .. }) => cluster.on_refuse(pid, why),
             Ok(other) => crate::log!(Warn, "cluster: {other:?} on this node's subject; ignored"),
             Err(e) => crate::log!(Warn, "cluster: {e}; ignored"),
         }

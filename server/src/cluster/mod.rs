@@ -28,6 +28,7 @@
 //! a socket. Lock order: the registry, then [`Cluster`]'s locks (leaves).
 
 pub mod directory;
+mod pull;
 mod tunnel;
 pub mod wire;
 
@@ -77,6 +78,8 @@ pub struct Cluster {
     epoch: u64,
     dir: Mutex<Directory>,
     tunnels: Mutex<tunnel::Tunnels>,
+    /// Invitations waiting for the invitee's node, by request number.
+    pulls: Mutex<std::collections::HashMap<u64, pull::Pending>>,
     out: tokio::sync::mpsc::Sender<Outgoing>,
     /// Set when this node's users changed: publish the directory now.
     changed: tokio::sync::Notify,
@@ -105,6 +108,7 @@ impl Cluster {
             epoch,
             dir: Mutex::new(Directory::default()),
             tunnels: Mutex::new(tunnel::Tunnels::default()),
+            pulls: Mutex::new(std::collections::HashMap::new()),
             out,
             changed: tokio::sync::Notify::new(),
             next_tid: AtomicU64::new(1),

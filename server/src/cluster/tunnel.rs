@@ -71,26 +71,32 @@ const MAX_HELD_UPS: usize = 32;
 const DOWN_BYTES: usize = 512 << 10;
 
 impl Cluster {
-    /// Carries `conn` (nick `nick`, group calls `group`) to `host`, whose
-    /// user it called: the stand-in there starts with `first` (the
-    /// `connect` line). `false` when the broker's queue is full.
+    /// Carries `conn` (nick `nick`, group calls `group`) to `host`: the
+    /// stand-in there starts with `first` (the `connect` line), if given.
+    /// The tunnel's number, or `None` when the broker's queue is full.
     pub fn tunnel_out(
         &self,
         conn: &Conn,
         host: &str,
         (nick, group): (Option<&str>, bool),
-        first: &[u8],
-    ) -> bool {
+        first: Option<&[u8]>,
+    ) -> Option<u64> {
         let tid = self.tid();
         let open = Bus::Open { from: &self.node, tid, user: conn.id, nick, group };
-        let up = Bus::Up { from: &self.node, tid, seq: 0, bytes: first };
-        if !(self.send_to(host, &open) && self.send_to(host, &up)) {
-            return false;
+        if !self.send_to(host, &open) {
+            return None;
+        }
+        let mut seq = 0;
+        if let Some(bytes) = first {
+            if !self.send_to(host, &Bus::Up { from: &self.node, tid, seq, bytes }) {
+                return None;
+            }
+            seq += 1;
         }
         lock(&self.tunnels).outward.insert(tid, Outward { user: conn.id, host: host.to_owned(), next: 0 });
-        *lock(&conn.tunnel) = Some(TunnelOut { host: host.to_owned(), tid, seq: 1 });
+        *lock(&conn.tunnel) = Some(TunnelOut { host: host.to_owned(), tid, seq });
         crate::log!(Info, "{}: carried to node {host} (tunnel {tid})", conn.id);
-        true
+        Some(tid)
     }
 
     /// Forwards one item `conn` sent (a command line, or a whole frame) if

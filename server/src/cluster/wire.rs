@@ -98,6 +98,60 @@ pub enum Bus<'a> {
         /// The tunnel.
         tid: u64,
     },
+    /// To the home node of `user`: `inviter` (of node `from`), called
+    /// `nick`, invites it into a call that lives on `from`: carry it there
+    /// (answered `pulled` after an `open`, or `refuse`).
+    Pull {
+        /// The node of the call.
+        from: &'a str,
+        /// Numbers the request, per asking node.
+        pid: u64,
+        /// The user invited.
+        user: ClientId,
+        /// Who invites it.
+        inviter: ClientId,
+        /// The inviter's nick.
+        nick: Option<&'a str>,
+    },
+    /// To the node that asked `pid`: its user comes, through tunnel `tid`.
+    Pulled {
+        /// The user's home node.
+        from: &'a str,
+        /// The request.
+        pid: u64,
+        /// The tunnel.
+        tid: u64,
+    },
+    /// To the node that asked `pid`: its user cannot come.
+    Refuse {
+        /// The user's home node.
+        from: &'a str,
+        /// The request.
+        pid: u64,
+        /// Why.
+        why: Refusal,
+    },
+}
+
+/// Why a user cannot be carried to an invitation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Ringing or in a call, gone, or it blocked the inviter (not revealed).
+    Busy,
+    /// It has not turned group calls on.
+    NotSupported,
+    /// A ring limit of its node.
+    RateLimited,
+}
+
+impl Refusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Busy => "busy",
+            Refusal::NotSupported => "not-supported",
+            Refusal::RateLimited => "rate-limited",
+        }
+    }
 }
 
 /// Why a bus message was refused.
@@ -141,6 +195,18 @@ impl<'a> Bus<'a> {
             }
             Bus::Close { from, tid } => {
                 let _ = writeln!(head, "close {from} {tid}");
+                &[]
+            }
+            Bus::Pull { from, pid, user, inviter, nick } => {
+                let _ = writeln!(head, "pull {from} {pid} {user} {inviter} {}", nick.unwrap_or("-"));
+                &[]
+            }
+            Bus::Pulled { from, pid, tid } => {
+                let _ = writeln!(head, "pulled {from} {pid} {tid}");
+                &[]
+            }
+            Bus::Refuse { from, pid, why } => {
+                let _ = writeln!(head, "refuse {from} {pid} {}", why.as_str());
                 &[]
             }
         };
@@ -192,6 +258,23 @@ impl<'a> Bus<'a> {
             "down" => Bus::Down { from, tid: number(f.next())?, seq: number(f.next())?, bytes: body },
             "gone" => Bus::Gone { from, tid: number(f.next())? },
             "close" => Bus::Close { from, tid: number(f.next())? },
+            "pull" => {
+                let pid = number(f.next())?;
+                let id = |s: Option<&str>| s.and_then(|s| s.parse().ok()).ok_or(BadMessage("bad user id"));
+                let (user, inviter) = (id(f.next())?, id(f.next())?);
+                Bus::Pull { from, pid, user, inviter, nick: nick(f.next())? }
+            }
+            "pulled" => Bus::Pulled { from, pid: number(f.next())?, tid: number(f.next())? },
+            "refuse" => {
+                let pid = number(f.next())?;
+                let why = match f.next() {
+                    Some("busy") => Refusal::Busy,
+                    Some("not-supported") => Refusal::NotSupported,
+                    Some("rate-limited") => Refusal::RateLimited,
+                    _ => return Err(BadMessage("bad refusal")),
+                };
+                Bus::Refuse { from, pid, why }
+            }
             _ => return Err(BadMessage("unknown kind")),
         };
         if f.next().is_some() {
@@ -265,6 +348,9 @@ mod tests {
             Bus::Down { from: "n2", tid: 3, seq: 9, bytes: b"calling 10.0.0.2:4000\n" },
             Bus::Gone { from: "n1", tid: 3 },
             Bus::Close { from: "n2", tid: 3 },
+            Bus::Pull { from: "n2", pid: 4, user: id(1), inviter: id(2), nick: Some("bob") },
+            Bus::Pulled { from: "n1", pid: 4, tid: 5 },
+            Bus::Refuse { from: "n1", pid: 4, why: Refusal::RateLimited },
         ];
         for m in messages {
             assert_eq!(Bus::parse(&m.to_bytes()), Ok(m.clone()), "{m:?}");
@@ -289,6 +375,8 @@ mod tests {
             b"gone n1 3\nbody",
             b"what n1 3\n",
             b"up n1 3\nconnect bob\n",
+            b"pull n1 4 10.0.0.1:4000 nobody -\n",
+            b"refuse n1 4 maybe\n",
             b"\xff\xfe n1\n",
         ];
         for m in bad {

@@ -49,13 +49,10 @@ impl Registry {
             conn.send_error(code, &text);
             return;
         }
-        let elsewhere = self.cluster().is_some_and(|c| c.find(target).is_some());
-        if elsewhere && super::resolve(t, target).is_err() {
-            conn.send_error(
-                ErrorCode::NotSupported,
-                "inviting someone on another server of the cluster is not built yet",
-            );
-            return;
+        if super::resolve(t, target).is_err() {
+            if let Some(elsewhere) = self.cluster().and_then(|c| c.find(target)) {
+                return self.invite_elsewhere(t, conn, room, elsewhere, now);
+            }
         }
         let Some(invitee) = resolve_other(t, conn, target, "you cannot invite yourself") else { return };
         if !t.clients.get(&invitee).is_some_and(|c| c.group) {
@@ -106,7 +103,7 @@ impl Registry {
 /// Rings `invitee` on behalf of `conn`, a member of `room`: the invitee
 /// gets `ask <inviter> <nick>` and a `with` line for every other member, as
 /// one unit; the inviter gets `inviting <invitee>`.
-fn ring(t: &mut Table, conn: &Conn, room: RoomId, invitee: ClientId, now: Instant) {
+pub(super) fn ring(t: &mut Table, conn: &Conn, room: RoomId, invitee: ClientId, now: Instant) {
     let id = conn.id;
     let Some(r) = t.rooms.get_mut(room) else { return };
     r.invites.push(Invite { inviter: id, invitee, since: now });

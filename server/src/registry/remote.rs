@@ -15,8 +15,9 @@ use super::{Call, Client, Conn, Registry, Table, broadcast_presence, end_call};
 use crate::call::TokenBucket;
 use crate::cluster::Cluster;
 use crate::cluster::directory::Change;
-use crate::cluster::wire::DirUser;
+use crate::cluster::wire::{DirUser, Refusal};
 use crate::floods::{self, Callee, Quiet};
+use crate::room::{Invite, RoomId};
 
 impl Registry {
     /// Joins this registry to its node's cluster.
@@ -106,7 +107,7 @@ impl Registry {
         let mut line = Vec::new();
         Command::Connect(target).encode(&mut line);
         let who = (caller.nick.as_deref(), caller.group);
-        if !cluster.tunnel_out(conn, &node, who, &line) {
+        if cluster.tunnel_out(conn, &node, who, Some(&line)).is_none() {
             conn.send_error(ErrorCode::Full, "the cluster is overloaded; try again");
             return true;
         }
@@ -232,6 +233,105 @@ impl Registry {
             .collect();
         for id in lost {
             revoke_nick(&mut t, id);
+        }
+    }
+}
+
+impl Registry {
+    /// `invite` naming `invitee` of node `node` (`elsewhere`): its seat is
+    /// held in `room` while that node is asked to carry it here.
+    pub(super) fn invite_elsewhere(
+        &self,
+        t: &mut Table,
+        conn: &Conn,
+        room: RoomId,
+        (node, invitee): (String, ClientId),
+        now: Instant,
+    ) {
+        let Some(cluster) = self.cluster() else { return };
+        let nick = t.clients.get(&conn.id).and_then(|c| c.nick.clone());
+        let Some(r) = t.rooms.get_mut(room) else { return };
+        r.invites.push(Invite { inviter: conn.id, invitee, since: now });
+        if !cluster.pull(&node, invitee, (conn.id, nick.as_deref()), room) {
+            r.take_invite(invitee);
+            conn.send_error(ErrorCode::Full, "the cluster is overloaded; try again");
+        }
+    }
+
+    /// On the invitee's node: carries our `user` to an invitation by
+    /// `inviter` (called `nick`) of another node, if it is free, takes part
+    /// in group calls, has not blocked the inviter, and its ring limits
+    /// allow. Marks it busy there.
+    ///
+    /// # Errors
+    /// Why it cannot come.
+    pub fn carry_for_invite(
+        &self,
+        user: ClientId,
+        (inviter, nick): (ClientId, Option<&str>),
+    ) -> Result<(Arc<Conn>, Option<String>, bool), Refusal> {
+        let limits = self.ring_limits();
+        let mut t = self.lock();
+        let Table { clients, sources, .. } = &mut *t;
+        let Some(c) = clients.get_mut(&user).filter(|c| c.stand_in.is_none() && c.call.is_idle()) else {
+            return Err(Refusal::Busy);
+        };
+        if !c.group {
+            return Err(Refusal::NotSupported);
+        }
+        let key = nick.map(komunikator_protocol::nick_key);
+        match floods::admit_ring(
+            limits,
+            sources,
+            &mut c.callee,
+            (inviter.ip(), key.as_deref()),
+            Instant::now(),
+        ) {
+            Ok(()) => {}
+            Err(floods::Refusal::Blocked) => return Err(Refusal::Busy),
+            Err(floods::Refusal::Limited(_)) => return Err(Refusal::RateLimited),
+        }
+        c.call = Call::Remote;
+        let out = (Arc::clone(&c.conn), c.nick.clone(), c.group);
+        broadcast_presence(&t, user);
+        drop(t);
+        self.local_changed();
+        Ok(out)
+    }
+
+    /// `invitee`, asked for by `inviter`'s invitation into `room`, is
+    /// carried here: the invitation rings on its stand-in, unless it ended
+    /// meanwhile (then the stand-in, never asked, is settled and goes home).
+    pub fn invite_carried(&self, inviter: ClientId, room: RoomId, invitee: ClientId) {
+        let mut t = self.lock();
+        let held = t.rooms.get_mut(room).and_then(|r| r.take_invite(invitee)).is_some();
+        let Some(stand_in) = t.clients.get_mut(&invitee).filter(|c| c.stand_in.is_some()) else { return };
+        stand_in.stand_in = Some(true);
+        let inviter_conn = t.clients.get(&inviter).map(|c| Arc::clone(&c.conn));
+        if let (true, Some(conn)) = (held, inviter_conn) {
+            super::group::ring(&mut t, &conn, room, invitee, Instant::now());
+        }
+        self.settle(&mut t);
+    }
+
+    /// `invitee` of another node cannot come to `inviter`'s invitation
+    /// into `room`: the inviter hears it as for a local invitee.
+    pub fn invite_refused(&self, inviter: ClientId, room: RoomId, invitee: ClientId, why: Refusal) {
+        let mut t = self.lock();
+        if t.rooms.get_mut(room).and_then(|r| r.take_invite(invitee)).is_none() {
+            return;
+        }
+        let Some(conn) = t.clients.get(&inviter).map(|c| Arc::clone(&c.conn)) else { return };
+        match why {
+            Refusal::Busy => {
+                conn.send(&ServerMsg::Busy(invitee));
+            }
+            Refusal::NotSupported => {
+                conn.send_error(ErrorCode::NotSupported, "that client cannot take part in group calls");
+            }
+            Refusal::RateLimited => {
+                conn.send_error(ErrorCode::RateLimited, "too many calls to that client; wait a minute");
+            }
         }
     }
 }
