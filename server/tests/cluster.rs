@@ -403,3 +403,36 @@ fn a_group_call_on_one_node_takes_parties_from_two_others() {
     ala.send("stop");
     bob.expect("stop hangup");
 }
+
+#[test]
+fn a_slow_receiver_on_another_node_gets_its_video_thinned_and_a_keyframe_asked_for() {
+    let broker = Broker::start();
+    let (n1, n2) = (node(&broker, "n1"), node(&broker, "n2"));
+    // ala (node 1) reads nothing, through a small receive buffer.
+    let mut ala = Client::connect_small_rcvbuf(n1.addr, 4096);
+    ala.send("name ala");
+    ala.expect("ok name ala");
+    let mut bob = n2.named("bob");
+    // In the envelope, a request on ala's behalf says it is from her (the
+    // host's own requests for its stand-in's queue are bare `keyframe`).
+    bob.send("features group");
+    bob.expect("ok features group");
+    until_listed(&mut ala, &["bob"], false);
+    let (ala, mut bob) = call_between(ala, bob);
+    // bob sends keyframes of 20 KB flat out: ala's node drops video for her
+    // and asks bob (on node 2) for a keyframe.
+    let streamer = bob.stream("video", &[7u8; 20_000]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let wanted = format!("from {} keyframe", ala.id);
+    loop {
+        if let Some(msg) = bob.try_recv(Duration::from_millis(200)) {
+            if msg.line() == wanted {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "no keyframe request reached the sender on the other node");
+    }
+    drop(streamer);
+    let log = n1.wait_for_log("carried to node n2");
+    assert!(!log.contains("panicked"), "{log}");
+}

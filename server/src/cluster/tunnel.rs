@@ -14,7 +14,7 @@ use komunikator_protocol::{ClientId, Command, Decoded, Decoder, MAX_FRAME, Serve
 use super::wire::Bus;
 use super::{Cluster, lock};
 use crate::listener::Shared;
-use crate::outbox::{self, Limits, MediaFrame, Outbox};
+use crate::outbox::{self, Limits, MediaFrame, Outbox, Pushed};
 use crate::registry::Conn;
 
 /// A client of this node carried to `host`: kept in its [`Conn`].
@@ -152,7 +152,11 @@ impl Cluster {
             return self.end_outward(tid, true);
         };
         let Some(conn) = self.shared().and_then(|s| s.registry.conn(user)) else { return };
-        deliver(&conn, bytes);
+        if deliver(&conn, bytes) {
+            // Its video was dropped here: the senders are asked for a
+            // keyframe, as the client itself would ask.
+            self.up(&conn, b"keyframe\n");
+        }
     }
 
     /// `close`: the call of our tunnel `tid`'s client is over. A tunnel
@@ -345,8 +349,10 @@ fn execute(shared: &Shared, user: ClientId, bytes: &[u8]) {
 }
 
 /// Queues `bytes` (whole lines and frames from the host) for `conn`: lines
-/// as control lines, frames under its drop policy.
-fn deliver(conn: &Conn, bytes: &[u8]) {
+/// as control lines, frames under its drop policy. `true` when that policy
+/// dropped video and wants a keyframe.
+fn deliver(conn: &Conn, bytes: &[u8]) -> bool {
+    let mut keyframe = false;
     let decoder = Decoder::new(komunikator_protocol::MAX_LINE, MAX_FRAME);
     let mut rest = bytes;
     while !rest.is_empty() {
@@ -356,12 +362,8 @@ fn deliver(conn: &Conn, bytes: &[u8]) {
                 match item {
                     Decoded::Media { header, from, .. } => {
                         let from = from.unwrap_or(conn.id);
-                        conn.outbox.push_media(MediaFrame {
-                            from,
-                            kind: header.kind,
-                            key: header.key,
-                            bytes: raw,
-                        });
+                        let frame = MediaFrame { from, kind: header.kind, key: header.key, bytes: raw };
+                        keyframe |= conn.outbox.push_media(frame) == Pushed::DroppedNeedKeyframe;
                     }
                     Decoded::Message(_) | Decoded::Invalid(_) => {
                         conn.outbox.push_control(raw);
@@ -372,10 +374,11 @@ fn deliver(conn: &Conn, bytes: &[u8]) {
             Ok(Status::Partial) | Err(_) => {
                 // Refused like bad input: the rest is dropped, never half-passed on.
                 crate::log!(Warn, "{}: a broken message came through the tunnel; dropped", conn.id);
-                return;
+                return keyframe;
             }
         }
     }
+    keyframe
 }
 
 /// A batch in pieces of at most [`DOWN_BYTES`], split between items (an
