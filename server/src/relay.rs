@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use komunikator_protocol::{ClientId, ErrorCode, MediaHeader, MediaKind, Relayed, ServerMsg};
+use komunikator_protocol::{ClientId, MediaHeader, MediaKind, Relayed, ServerMsg};
 
 use crate::outbox::{Direct, DirectWrite, MediaFrame, Outbox, Pushed};
 use crate::registry::{Conn, Link};
@@ -49,7 +49,7 @@ pub fn handle_connection(
     match claim {
         None => {
             reader.skip(len)?;
-            conn.send_error(ErrorCode::NotInCall, "media is relayed only during a call");
+            conn.refuse_media("media is relayed only during a call");
             Ok(())
         }
         Some((Direct::Dropped(pushed), _)) => {
@@ -182,9 +182,7 @@ fn splice_frame(reader: &mut Reader, mut out: DirectWrite, mut head: Vec<u8>, le
 /// Tells the sender what its frame's fate asks of it.
 fn answer(conn: &Conn, pushed: Option<Pushed>) {
     match pushed {
-        None => {
-            conn.send_error(ErrorCode::NotInCall, "the call ended");
-        }
+        None => conn.refuse_media("the call ended"),
         Some(Pushed::DroppedNeedKeyframe) => {
             conn.send(&ServerMsg::Keyframe);
         }

@@ -15,6 +15,9 @@ use super::wire::DirUser;
 /// A node silent this long is taken for dead: its users are gone.
 pub const NODE_TTL: Duration = Duration::from_secs(3);
 
+/// Most other nodes kept; lists from further ones are ignored (and logged).
+pub const MAX_NODES: usize = 256;
+
 /// A presence change for this node's clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -56,6 +59,10 @@ impl Directory {
         let old = match self.nodes.get(from) {
             Some(n) if n.epoch > epoch => return Vec::new(),
             Some(n) => n.users.clone(),
+            None if self.nodes.len() >= MAX_NODES => {
+                crate::log!(Warn, "cluster: more than {MAX_NODES} nodes; node {from} ignored");
+                return Vec::new();
+            }
             None => Vec::new(),
         };
         let changes = diff(&old, &users);
@@ -168,6 +175,17 @@ mod tests {
         assert_eq!(expired.len(), 1);
         assert_eq!(expired[0].1[0].state, Presence::Gone);
         assert!(!d.knows("n2"));
+    }
+
+    #[test]
+    fn the_nodes_kept_are_bounded() {
+        let mut d = Directory::default();
+        let t = Instant::now();
+        for i in 0..MAX_NODES + 10 {
+            d.apply(&format!("n{i}"), 1, vec![], t);
+        }
+        assert_eq!(d.nodes.len(), MAX_NODES);
+        assert!(d.knows("n0") && !d.knows(&format!("n{}", MAX_NODES + 1)));
     }
 
     #[test]

@@ -68,12 +68,33 @@ pub struct Conn {
     links: Mutex<Vec<Link>>,
     /// The node of the cluster this client is carried to, while it is.
     pub tunnel: Mutex<Option<crate::cluster::TunnelOut>>,
+    /// When media outside a call was last answered `error not-in-call`.
+    media_refused: Mutex<Option<Instant>>,
 }
 
 impl Conn {
     /// A connection handle for `id` that sends through `outbox`.
     pub fn new(id: ClientId, outbox: Arc<Outbox>) -> Conn {
-        Conn { id, outbox, links: Mutex::new(Vec::new()), tunnel: Mutex::new(None) }
+        Conn {
+            id,
+            outbox,
+            links: Mutex::new(Vec::new()),
+            tunnel: Mutex::new(None),
+            media_refused: Mutex::new(None),
+        }
+    }
+
+    /// Answers media sent outside a call with `error not-in-call <text>`, at
+    /// most once a second: a client that keeps sending after its call ended
+    /// (until it reads the `stop`) must not flood its own control queue.
+    pub fn refuse_media(&self, text: &str) {
+        let now = Instant::now();
+        let mut last = self.media_refused.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(1)) {
+            *last = Some(now);
+            drop(last);
+            self.send_error(ErrorCode::NotInCall, text);
+        }
     }
 
     /// Whether this client is carried to another node of the cluster.
