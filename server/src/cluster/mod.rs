@@ -20,6 +20,9 @@
 //!   the tunnel and the client is home. A lost message (a gap in the
 //!   numbers), or the other node dying, ends the tunnel like a
 //!   disconnect: `stop disconnected`.
+//! * **Invitations across nodes** ([`pull`]): the call's node asks the
+//!   invitee's home node to carry the invitee to it, and the invitation
+//!   then rings on the stand-in as any other.
 //!
 //! Threads: one `cluster` thread runs a single-threaded tokio runtime with
 //! the NATS client; it publishes what session threads queue (never
