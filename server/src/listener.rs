@@ -308,13 +308,7 @@ impl Drop for LeaveGate<'_> {
 fn run_session(shared: &Shared, stream: TcpStream, id: SocketAddr, pending: Pending) {
     let config = &shared.config;
     let login = LeaveGate { gate: &shared.gate, pending };
-    let limits = outbox::Limits {
-        max_queue: Duration::from_millis(config.max_queue_ms),
-        max_queue_bytes: config.max_queue_bytes,
-        max_audio_queue: Duration::from_millis(config.max_audio_queue_ms),
-        max_control_bytes: config.max_control_bytes,
-        drop_policy: !config.no_drop_policy,
-    };
+    let limits = outbox::Limits::of(config);
     // A client turned away for lack of descriptors, memory or threads is
     // told `error full`; one that failed by itself is just closed.
     let give_up = |why: &dyn std::fmt::Display, exhausted: bool| {

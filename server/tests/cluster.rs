@@ -15,16 +15,21 @@ fn node(broker: &Broker, name: &str) -> Server {
     Server::start_with(&["--cluster", &broker.url, "--node", name])
 }
 
+/// `client`'s `refresh`: the lines of the list.
+fn list(client: &mut Client) -> Vec<String> {
+    client.send("refresh");
+    let head = client.expect_prefix("clients ");
+    let n: usize = head["clients ".len()..].parse().expect("a count");
+    (0..n).map(|_| client.recv_event().line().to_owned()).collect()
+}
+
 /// Polls `client`'s `refresh` until its list has every one of `nicks`
 /// (free, unless `busy`); panics after 10 s. Returns the list's lines.
 fn until_listed(client: &mut Client, nicks: &[&str], busy: bool) -> Vec<String> {
     let state = if busy { "busy" } else { "free" };
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        client.send("refresh");
-        let head = client.expect_prefix("clients ");
-        let n: usize = head["clients ".len()..].parse().expect("a count");
-        let lines: Vec<String> = (0..n).map(|_| client.recv_event().line().to_owned()).collect();
+        let lines = list(client);
         let all = nicks.iter().all(|nick| lines.iter().any(|l| l.ends_with(&format!(" {state} {nick}"))));
         if all {
             return lines;
@@ -119,10 +124,7 @@ fn a_node_killed_ends_its_calls_and_its_users_vanish() {
     eprintln!("ended {:?} after the kill", killed.elapsed());
     let deadline = Instant::now() + Duration::from_secs(8);
     loop {
-        cyd.send("refresh");
-        let head = cyd.expect_prefix("clients ");
-        let n: usize = head["clients ".len()..].parse().unwrap();
-        let lines: Vec<String> = (0..n).map(|_| cyd.recv_event().line().to_owned()).collect();
+        let lines = list(&mut cyd);
         if !lines.iter().any(|l| l.ends_with(" bob")) {
             assert!(lines.iter().any(|l| l.ends_with(" free ala")), "{lines:?}");
             break;
@@ -309,23 +311,14 @@ fn nodes_reach_a_broker_over_tls_with_a_password_and_not_without() {
 fn the_protocol_doc_session_with_the_peer_on_another_node() {
     let broker = Broker::start();
     let (n1, n2) = (node(&broker, "n1"), node(&broker, "n2"));
-    let mut a = n1.client();
-    a.send("name ala");
-    a.expect("ok name ala");
-    let mut b = n2.client();
-    b.send("name bob");
-    b.expect("ok name bob");
+    let mut a = n1.named("ala");
+    let b = n2.named("bob");
     until_listed(&mut a, &["bob"], false);
     a.send("refresh");
     a.expect("clients 1");
     a.expect(&format!("{} free bob", b.id));
-    a.send("connect bob");
-    a.expect(&format!("calling {}", b.id));
-    b.expect(&format!("ask {} ala", a.id));
-    b.send("ask yes");
-    a.expect("ask yes");
-    a.expect(&format!("start {}", b.id));
-    b.expect(&format!("start {}", a.id));
+    // connect bob, calling, ask, ask yes, and start on both sides.
+    let (mut a, mut b) = call_between(a, b);
     a.send("msg cześć!");
     b.expect("msg cześć!");
     a.send("video 1000 k 6");

@@ -196,7 +196,7 @@ impl Cluster {
             return;
         }
         let Some(shared) = self.shared() else { return };
-        let conn = Arc::new(Conn::new(user, Arc::new(Outbox::new(limits(&shared), None))));
+        let conn = Arc::new(Conn::new(user, Arc::new(Outbox::new(Limits::of(&shared.config), None))));
         if !shared.registry.join_stand_in(Arc::clone(&conn), who.0, who.1) {
             crate::log!(Warn, "tunnel {tid} from {from}: {user} is already here; refused");
             self.send_to(from, &Bus::Close { from: &self.node, tid });
@@ -392,18 +392,6 @@ fn chunks(batch: &[Vec<u8>]) -> Vec<Vec<u8>> {
         }
     }
     out
-}
-
-/// The outbox limits of the server's clients, for a stand-in.
-fn limits(shared: &Shared) -> Limits {
-    let c = &shared.config;
-    Limits {
-        max_queue: Duration::from_millis(c.max_queue_ms),
-        max_queue_bytes: c.max_queue_bytes,
-        max_audio_queue: Duration::from_millis(c.max_audio_queue_ms),
-        max_control_bytes: c.max_control_bytes,
-        drop_policy: !c.no_drop_policy,
-    }
 }
 
 #[cfg(test)]

@@ -97,6 +97,19 @@ pub struct Limits {
     pub drop_policy: bool,
 }
 
+impl Limits {
+    /// The limits the server's flags set for every client.
+    pub fn of(config: &crate::config::Config) -> Limits {
+        Limits {
+            max_queue: Duration::from_millis(config.max_queue_ms),
+            max_queue_bytes: config.max_queue_bytes,
+            max_audio_queue: Duration::from_millis(config.max_audio_queue_ms),
+            max_control_bytes: config.max_control_bytes,
+            drop_policy: !config.no_drop_policy,
+        }
+    }
+}
+
 /// What happened to a pushed media frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {

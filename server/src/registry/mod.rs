@@ -234,23 +234,26 @@ impl Registry {
             conn.send(hello);
         }
         let id = conn.id;
-        let connects = TokenBucket::new(self.config.connect_burst, self.config.connect_rate);
-        let client = Client {
+        t.clients.insert(id, self.new_client(conn));
+        broadcast_presence(&t, id);
+        self.local_changed();
+    }
+
+    /// A free client without a nick, with fresh limits.
+    fn new_client(&self, conn: Arc<Conn>) -> Client {
+        Client {
             conn,
             nick: None,
             nick_key: None,
             call: Call::Idle,
-            connects,
+            connects: TokenBucket::new(self.config.connect_burst, self.config.connect_rate),
             renames: floods::renames(),
             renames_log: Quiet::default(),
             callee: Callee::new(self.ring_limits()),
             rings_log: Quiet::default(),
             group: false,
             stand_in: None,
-        };
-        t.clients.insert(id, client);
-        broadcast_presence(&t, id);
-        self.local_changed();
+        }
     }
 
     /// Removes a client: ends its call (the peer gets `stop disconnected`)

@@ -12,11 +12,10 @@ use komunikator_protocol::{
 };
 
 use super::{Call, Client, Conn, Registry, Table, broadcast_presence, end_call};
-use crate::call::TokenBucket;
 use crate::cluster::Cluster;
 use crate::cluster::directory::Change;
 use crate::cluster::wire::{DirUser, Refusal};
-use crate::floods::{self, Callee, Quiet};
+use crate::floods;
 use crate::room::{Invite, RoomId};
 
 impl Registry {
@@ -153,19 +152,8 @@ impl Registry {
             return false;
         }
         let id = conn.id;
-        let client = Client {
-            conn,
-            nick: nick.map(str::to_owned),
-            nick_key: None,
-            call: Call::Idle,
-            connects: TokenBucket::new(self.config.connect_burst, self.config.connect_rate),
-            renames: floods::renames(),
-            renames_log: Quiet::default(),
-            callee: Callee::new(self.ring_limits()),
-            rings_log: Quiet::default(),
-            group,
-            stand_in: Some(false),
-        };
+        let client =
+            Client { nick: nick.map(str::to_owned), group, stand_in: Some(false), ..self.new_client(conn) };
         t.clients.insert(id, client);
         true
     }
@@ -358,22 +346,13 @@ mod tests {
     #[test]
     fn a_stand_in_is_not_listed() {
         let r = Registry::new(crate::config::Config::defaults());
-        let out = Arc::new(crate::outbox::Outbox::new(limits(), None));
+        let limits = crate::outbox::Limits::of(&crate::config::Config::defaults());
+        let out = Arc::new(crate::outbox::Outbox::new(limits, None));
         let id: ClientId = ([10, 0, 0, 1], 1).into();
         assert!(r.join_stand_in(Arc::new(Conn::new(id, out.clone())), Some("ala"), false));
         assert!(!r.join_stand_in(Arc::new(Conn::new(id, out)), Some("ala"), false), "one per id");
         assert!(r.local_directory().is_empty());
         r.leave_stand_in(id);
         assert!(r.conn(id).is_none());
-    }
-
-    fn limits() -> crate::outbox::Limits {
-        crate::outbox::Limits {
-            max_queue: std::time::Duration::from_millis(300),
-            max_queue_bytes: 1 << 20,
-            max_audio_queue: std::time::Duration::from_secs(1),
-            max_control_bytes: 1 << 20,
-            drop_policy: true,
-        }
     }
 }
