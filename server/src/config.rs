@@ -1,6 +1,6 @@
 //! The server's settings: every limit is a command-line flag with a safe default.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -187,6 +187,17 @@ pub struct Config {
     /// TLS to the broker is then required.
     #[arg(long, value_name = "FILE", requires = "cluster")]
     pub cluster_ca: Option<PathBuf>,
+
+    /// Take direct links from other nodes on this address (for example
+    /// 10.0.0.5:12346): calls between nodes then go node to node, over TLS,
+    /// instead of through the broker. The broker still sets each link up.
+    #[arg(long, value_name = "ADDR:PORT", requires = "cluster")]
+    pub cluster_link: Option<SocketAddr>,
+
+    /// The HOST:PORT other nodes dial for --cluster-link, when it is not
+    /// the address bound (0.0.0.0, a container, a NAT).
+    #[arg(long, value_name = "HOST:PORT", requires = "cluster_link")]
+    pub cluster_link_advertise: Option<String>,
 }
 
 impl Config {

@@ -93,7 +93,7 @@ impl Server {
         let registry = Registry::new(config.clone());
         let gate = Gate::new(config.login_grace(), config.max_pending, config.max_pending_per_ip);
         let cluster = match config.cluster {
-            Some(_) => Some(crate::cluster::Cluster::start(&config)?),
+            Some(_) => Some(crate::cluster::Cluster::start(&config, tls.as_ref())?),
             None => None,
         };
         if let Some(c) = &cluster {

@@ -1,7 +1,8 @@
 //! Three real server nodes joined through a real `nats-server` on
 //! 127.0.0.1 (`--cluster`), with protocol clients spread over them: one
 //! directory, calls across nodes with media checked byte for byte, a node
-//! killed with SIGKILL, and the broker restarted mid-call.
+//! killed with SIGKILL, the broker restarted mid-call, and direct links
+//! between nodes (`--cluster-link`): used, broken, and attacked.
 
 mod support;
 
@@ -428,4 +429,182 @@ fn a_slow_receiver_on_another_node_gets_its_video_thinned_and_a_keyframe_asked_f
     drop(streamer);
     let log = n1.wait_for_log("carried to node n2");
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// A node that takes direct links on `link` (`127.0.0.1:0` for any port),
+/// and the port it took.
+fn linked_node(broker: &Broker, name: &str, link: &str, extra: &[&str]) -> (Server, u16) {
+    let mut args = vec!["--cluster", &broker.url, "--node", name, "--cluster-link", link];
+    args.extend_from_slice(extra);
+    let server = Server::start_with(&args);
+    let log = server.wait_for_log("taking direct links on ");
+    let at = log.find("taking direct links on ").expect("logged") + "taking direct links on ".len();
+    let addr: std::net::SocketAddr =
+        log[at..].split_whitespace().next().and_then(|a| a.parse().ok()).expect("an address");
+    (server, addr.port())
+}
+
+/// `frames` from `from` to `to`, one at a time, each checked byte for byte.
+fn send_checked(from: &mut Client, to: &mut Client, frames: &[Vec<u8>]) {
+    for f in frames {
+        from.send_media("video", true, f);
+        match to.recv_event() {
+            Msg::Media { payload, .. } => assert_eq!(&payload, f),
+            other => panic!("{} got {other:?}", to.id),
+        }
+    }
+}
+
+#[test]
+fn a_direct_link_carries_calls_between_nodes_and_the_broker_does_not() {
+    let broker = Broker::start_monitored();
+    let (n1, _) = linked_node(&broker, "n1", "127.0.0.1:0", &[]);
+    let (n2, _) = linked_node(&broker, "n2", "127.0.0.1:0", &[]);
+    // n1 sorts first: it dials.
+    n1.wait_for_log("direct link to n2");
+    n2.wait_for_log("direct link from n1");
+    let (mut ala, bob) = (n1.named("ala"), n2.named("bob"));
+    until_listed(&mut ala, &["bob"], false);
+    let (mut ala, mut bob) = call_between(ala, bob);
+    let before = broker.in_bytes();
+    // 2 MB each way.
+    let frames: Vec<Vec<u8>> = (0..40u8).map(|i| (0..50_000).map(|j| (j as u8) ^ i).collect()).collect();
+    send_checked(&mut ala, &mut bob, &frames);
+    send_checked(&mut bob, &mut ala, &frames);
+    let through_broker = broker.in_bytes() - before;
+    // Directories only (a few hundred bytes a second from each node).
+    assert!(through_broker < 200_000, "{through_broker} bytes of the call went through the broker");
+    assert!(n1.log().contains("carried to node n2 (tunnel 1, direct link)"), "{}", n1.log());
+    bob.send("stop");
+    ala.expect("stop hangup");
+}
+
+/// A TCP relay the test can cut, standing between a node and its link port.
+struct Cuttable {
+    port: u16,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Cuttable {
+    fn to(target: u16) -> Cuttable {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = std::sync::Arc::clone(&open);
+        std::thread::spawn(move || {
+            for a in listener.incoming().flatten() {
+                let Ok(b) = std::net::TcpStream::connect(("127.0.0.1", target)) else { continue };
+                let (a2, b2) = (a.try_clone().expect("clone"), b.try_clone().expect("clone"));
+                kept.lock().unwrap().extend([a.try_clone().expect("clone"), b.try_clone().expect("clone")]);
+                for (mut from, mut to) in [(a, b2), (b, a2)] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Cuttable { port, open }
+    }
+
+    /// Cuts every connection through it (new ones are still relayed).
+    fn cut(&self) {
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn a_broken_link_ends_its_calls_on_both_sides_and_is_dialled_again() {
+    let broker = Broker::start();
+    // n2 takes links on a port of its own; n1 reaches it through a relay
+    // the test cuts (n2 advertises the relay).
+    let port = support::broker::free_port();
+    let relay = Cuttable::to(port);
+    let (link, advertise) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{}", relay.port));
+    let (n2, _) = linked_node(&broker, "n2", &link, &["--cluster-link-advertise", &advertise]);
+    // n1 takes no links itself, but dials those that do.
+    let n1 = node(&broker, "n1");
+    n1.wait_for_log("direct link to n2");
+    let (mut ala, bob) = (n1.named("ala"), n2.named("bob"));
+    until_listed(&mut ala, &["bob"], false);
+    let (mut ala, mut bob) = call_between(ala, bob);
+    send_checked(&mut ala, &mut bob, &[vec![1; 1000]]);
+    relay.cut();
+    ala.expect("stop disconnected");
+    bob.expect("stop disconnected");
+    // Both are free, and the next call goes over a new link.
+    until_listed(&mut ala, &["bob"], false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while n1.log().matches("direct link to n2").count() < 2 {
+        assert!(Instant::now() < deadline, "never dialled again:\n{}", n1.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (mut ala, mut bob) = call_between(ala, bob);
+    send_checked(&mut bob, &mut ala, &[vec![2; 1000]]);
+    assert_eq!(n1.log().matches("direct link)").count(), 2, "{}", n1.log());
+}
+
+/// A TLS connection to a link port that takes any certificate.
+fn tls_to(port: u16) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    let verifier = std::sync::Arc::new(komunikator_tls::pin::TofuVerifier::new(None));
+    let config = std::sync::Arc::new(verifier.client_config().expect("config"));
+    let name = rustls::pki_types::ServerName::try_from("anything").expect("name");
+    let conn = rustls::ClientConnection::new(config, name).expect("connection");
+    let socket = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the link port");
+    socket.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    rustls::StreamOwned::new(conn, socket)
+}
+
+/// Reads `s` until it closes: what it sent first.
+fn until_closed(s: &mut impl std::io::Read) -> Vec<u8> {
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    got
+}
+
+#[test]
+fn a_link_port_takes_nothing_from_outsiders() {
+    use std::io::Write;
+    let broker = Broker::start();
+    let (n1, port) = linked_node(&broker, "n1", "127.0.0.1:0", &[]);
+    let (n2, _) = linked_node(&broker, "n2", "127.0.0.1:0", &[]);
+    n1.wait_for_log("direct link to n2");
+    // Plain text: no TLS, no link.
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the link port");
+    plain.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    plain.write_all(b"link n2 0123456789abcdef0123456789abcdef\n").expect("write");
+    let _ = until_closed(&mut plain);
+    // TLS and the greeting of a real node, with a token it never sent.
+    let mut guess = tls_to(port);
+    guess.write_all(b"link n2 0123456789abcdef0123456789abcdef\n").expect("write");
+    assert!(!until_closed(&mut guess).starts_with(b"ok"), "a guessed token was taken");
+    // TLS and a forged bus message without a greeting.
+    let mut forged = tls_to(port);
+    let msg = b"up n2 1 0\nconnect ala\n";
+    let mut frame = u32::try_from(msg.len()).unwrap().to_be_bytes().to_vec();
+    frame.extend_from_slice(msg);
+    let _ = forged.write_all(&frame);
+    assert!(!until_closed(&mut forged).starts_with(b"ok"), "a forged message was taken");
+    // A directory on the broker listing a node's link port under another
+    // certificate: n1 dials, and will not take the certificate it finds.
+    let fake = komunikator_tls::fingerprint(b"not n2's certificate");
+    let n2_port = {
+        let log = n2.log();
+        let at = log.find("taking direct links on 127.0.0.1:").expect("logged") + 33;
+        log[at..].split_whitespace().next().expect("a port").to_owned()
+    };
+    let dir = format!("dir x9 1 0 127.0.0.1:{n2_port} {fake}\n");
+    publish_raw(&broker, "komunikator.dir", dir.as_bytes());
+    let log = n1.wait_for_log("its certificate is not the one it listed");
+    let n1_log = n1.wait_for_log("refused: not a greeting");
+    assert_eq!(n1_log.matches("a link from").count(), 3, "{log}");
+    assert!(!n1_log.contains("panicked"), "{n1_log}");
+    // The real link still carries calls.
+    let (mut ala, bob) = (n1.named("ala"), n2.named("bob"));
+    until_listed(&mut ala, &["bob"], false);
+    let (mut ala, mut bob) = call_between(ala, bob);
+    send_checked(&mut ala, &mut bob, &[vec![3; 1000]]);
+    assert!(n1.log().contains("direct link)"), "{}", n1.log());
 }

@@ -118,7 +118,8 @@ async fn announce(client: async_nats::Client, cluster: Arc<Cluster>) {
         let Some(shared) = cluster.shared() else { continue };
         let mut users = shared.registry.local_directory();
         users.truncate(MAX_USERS);
-        let msg = Bus::Dir { from: &cluster.node, epoch: cluster.epoch, users };
+        let link = cluster.link.as_ref().map(super::link::Local::addr);
+        let msg = Bus::Dir { from: &cluster.node, epoch: cluster.epoch, users, link };
         if let Err(e) = client.publish(DIR_SUBJECT, msg.to_bytes().into()).await {
             crate::log!(Warn, "cluster: cannot publish the directory: {e}");
         }
@@ -132,7 +133,7 @@ async fn directories(mut sub: async_nats::Subscriber, cluster: Arc<Cluster>) {
         let shared = cluster.shared();
         match parsed {
             Ok(Bus::Dir { from, .. } | Bus::Bye { from }) if from == cluster.node => {}
-            Ok(Bus::Dir { from, epoch, users }) => {
+            Ok(Bus::Dir { from, epoch, users, link }) => {
                 let restarted = cluster.directory().epoch(from).is_some_and(|e| e < epoch);
                 if restarted {
                     // Its tunnels died with its last run.
@@ -143,6 +144,7 @@ async fn directories(mut sub: async_nats::Subscriber, cluster: Arc<Cluster>) {
                     shared.registry.remote_presence(&changes, &cluster);
                 }
                 cluster.node_heard(from);
+                cluster.maybe_dial(from, link);
             }
             Ok(Bus::Bye { from }) => {
                 let changes = cluster.directory().remove(from);
@@ -158,21 +160,11 @@ async fn directories(mut sub: async_nats::Subscriber, cluster: Arc<Cluster>) {
     }
 }
 
-/// Handles the tunnel messages sent to this node.
+/// Handles the messages sent to this node through the broker.
 async fn tunnels(mut sub: async_nats::Subscriber, cluster: Arc<Cluster>) {
     while let Some(msg) = sub.next().await {
         match Bus::parse(&msg.payload) {
-            Ok(Bus::Open { from, tid, user, nick, group }) => cluster.on_open(from, tid, user, (nick, group)),
-            Ok(Bus::Up { from, tid, seq, bytes }) => cluster.on_up(from, tid, seq, bytes),
-            Ok(Bus::Gone { from, tid }) => cluster.on_gone(from, tid),
-            Ok(Bus::Down { from, tid, seq, bytes }) => cluster.on_down(from, tid, seq, bytes),
-            Ok(Bus::Close { from, tid }) => cluster.on_close(from, tid),
-            Ok(Bus::Pull { from, pid, user, inviter, nick }) => {
-                cluster.on_pull(from, pid, user, (inviter, nick))
-            }
-            Ok(Bus::Pulled { pid, .. }) => cluster.on_pulled(pid),
-            Ok(Bus::Refuse { pid, why, .. }) => cluster.on_refuse(pid, why),
-            Ok(other) => crate::log!(Warn, "cluster: {other:?} on this node's subject; ignored"),
+            Ok(msg) => cluster.on_message(msg, None),
             Err(e) => crate::log!(Warn, "cluster: {e}; ignored"),
         }
     }

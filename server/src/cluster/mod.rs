@@ -23,14 +23,19 @@
 //! * **Invitations across nodes** ([`pull`]): the call's node asks the
 //!   invitee's home node to carry the invitee to it, and the invitation
 //!   then rings on the stand-in as any other.
+//! * **Direct links** ([`link`], `--cluster-link`): where nodes can reach
+//!   each other, a tunnel's messages go over a TLS connection between the
+//!   two nodes instead of through the broker, which only sets it up.
 //!
 //! Threads: one `cluster` thread runs a single-threaded tokio runtime with
 //! the NATS client; it publishes what session threads queue (never
 //! waiting on them), and applies what arrives. Each stand-in has its own
 //! bus-writer thread draining its outbox, as a client's writer drains into
-//! a socket. Lock order: the registry, then [`Cluster`]'s locks (leaves).
+//! a socket. Each direct link has a reader thread, which applies what
+//! arrives on it as the cluster thread does, and a writer thread. Lock order: the registry, then [`Cluster`]'s locks (leaves).
 
 pub mod directory;
+mod link;
 mod pull;
 mod tunnel;
 pub mod wire;
@@ -65,6 +70,9 @@ pub enum ClusterError {
     /// The runtime or its thread could not start.
     #[error("cannot start the cluster thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// `--cluster-link` cannot be used.
+    #[error("--cluster-link: {0}")]
+    Link(String),
 }
 
 /// A message for the broker.
@@ -89,20 +97,29 @@ pub struct Cluster {
     next_tid: AtomicU64,
     /// The server, for what arrives (weak: the server owns the cluster).
     shared: Mutex<Weak<Shared>>,
+    /// Where this node takes direct links, with `--cluster-link`.
+    link: Option<link::Local>,
+    links: Mutex<link::Links>,
 }
 
 impl Cluster {
     /// Starts the cluster thread for `config` (which has `--cluster`). It
     /// connects in the background and keeps reconnecting; until the broker
-    /// answers, this node is alone.
+    /// answers, this node is alone. Direct links use `tls`, the server's
+    /// certificate (with `--no-tls`, the one in the state directory).
     ///
     /// # Errors
-    /// [`ClusterError`] for a bad `--node` or a thread that cannot start.
-    pub fn start(config: &Config) -> Result<Arc<Cluster>, ClusterError> {
+    /// [`ClusterError`] for a bad `--node`, a `--cluster-link` that cannot
+    /// be used, or a thread that cannot start.
+    pub fn start(
+        config: &Config,
+        tls: Option<&komunikator_tls::server::Identity>,
+    ) -> Result<Arc<Cluster>, ClusterError> {
         let node = config.node.clone().unwrap_or_default();
         if !wire::is_valid_node(&node) {
             return Err(ClusterError::BadNode(node));
         }
+        let link = link::Local::bind(config, tls)?;
         let (out, rx) = tokio::sync::mpsc::channel(QUEUE);
         let epoch =
             SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
@@ -116,7 +133,10 @@ impl Cluster {
             changed: tokio::sync::Notify::new(),
             next_tid: AtomicU64::new(1),
             shared: Mutex::new(Weak::new()),
+            link,
+            links: Mutex::new(link::Links::default()),
         });
+        cluster.listen_links()?;
         bus::spawn(Arc::clone(&cluster), config, rx)?;
         Ok(cluster)
     }
@@ -157,6 +177,23 @@ impl Cluster {
         let _ = self.out.try_send(Outgoing { subject: DIR_SUBJECT.to_owned(), bytes: msg.to_bytes() });
         // The publisher runs on its own thread; give it a moment.
         std::thread::sleep(Duration::from_millis(100));
+    }
+
+    /// Handles a message sent to this node, which came through the broker
+    /// (`via` is `None`) or over the link `via`.
+    fn on_message(self: &Arc<Self>, msg: Bus<'_>, via: link::Route) {
+        match msg {
+            Bus::Open { from, tid, user, nick, group } => self.on_open(from, tid, user, (nick, group), via),
+            Bus::Up { from, tid, seq, bytes } => self.on_up(from, tid, seq, bytes),
+            Bus::Gone { from, tid } => self.on_gone(from, tid),
+            Bus::Down { from, tid, seq, bytes } => self.on_down(from, tid, seq, bytes),
+            Bus::Close { from, tid } => self.on_close(from, tid),
+            Bus::Pull { from, pid, user, inviter, nick } => self.on_pull(from, pid, user, (inviter, nick)),
+            Bus::Pulled { pid, .. } => self.on_pulled(pid),
+            Bus::Refuse { pid, why, .. } => self.on_refuse(pid, why),
+            Bus::Link { from, token } if via.is_none() => self.on_link_token(from, token),
+            other => crate::log!(Warn, "cluster: {other:?} on this node's subject; ignored"),
+        }
     }
 
     /// A new tunnel number.

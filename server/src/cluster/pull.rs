@@ -58,7 +58,8 @@ impl Cluster {
         let why = match shared.registry.carry_for_invite(user, (inviter, nick)) {
             Ok((conn, nick, group)) => match self.tunnel_out(&conn, from, (nick.as_deref(), group), None) {
                 Some(tid) => {
-                    self.send_to(from, &Bus::Pulled { from: &self.node, pid, tid });
+                    // The way its `open` went, so that it comes first.
+                    self.send_via(from, self.route_of(tid), &Bus::Pulled { from: &self.node, pid, tid });
                     return;
                 }
                 None => {

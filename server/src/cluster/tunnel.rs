@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use komunikator_protocol::{ClientId, Command, Decoded, Decoder, MAX_FRAME, ServerMsg, Status};
 
+use super::link::Route;
 use super::wire::Bus;
 use super::{Cluster, lock};
 use crate::listener::Shared;
@@ -26,6 +27,8 @@ pub struct TunnelOut {
     pub tid: u64,
     /// The next `up` message's number.
     seq: u64,
+    /// The way its messages go.
+    route: Route,
 }
 
 /// What the cluster thread keeps about tunnels.
@@ -33,9 +36,9 @@ pub struct TunnelOut {
 pub(super) struct Tunnels {
     /// Ours, by number.
     outward: HashMap<u64, Outward>,
-    /// Others' clients here, by (home node, number): the stand-in's id and
-    /// the next `up` number.
-    inward: HashMap<(String, u64), (ClientId, u64)>,
+    /// Others' clients here, by (home node, number): the stand-in's id, the
+    /// next `up` number, and the way the tunnel came (its `down`s go back so).
+    inward: HashMap<(String, u64), (ClientId, u64, Route)>,
     /// Tunnels opened by a node not heard from yet (its first directory may
     /// come a moment after): held until it is, or [`WAIT_FOR_NODE`].
     waiting: Vec<Waiting>,
@@ -47,6 +50,7 @@ struct Outward {
     host: String,
     /// The next `down` number.
     next: u64,
+    route: Route,
 }
 
 /// An `open`, and the `up`s after it, from a node not heard from yet.
@@ -82,20 +86,23 @@ impl Cluster {
         first: Option<&[u8]>,
     ) -> Option<u64> {
         let tid = self.tid();
+        let route = self.route_to(host);
         let open = Bus::Open { from: &self.node, tid, user: conn.id, nick, group };
-        if !self.send_to(host, &open) {
+        if !self.send_via(host, route, &open) {
             return None;
         }
         let mut seq = 0;
         if let Some(bytes) = first {
-            if !self.send_to(host, &Bus::Up { from: &self.node, tid, seq, bytes }) {
+            if !self.send_via(host, route, &Bus::Up { from: &self.node, tid, seq, bytes }) {
                 return None;
             }
             seq += 1;
         }
-        lock(&self.tunnels).outward.insert(tid, Outward { user: conn.id, host: host.to_owned(), next: 0 });
-        *lock(&conn.tunnel) = Some(TunnelOut { host: host.to_owned(), tid, seq });
-        crate::log!(Info, "{}: carried to node {host} (tunnel {tid})", conn.id);
+        let outward = Outward { user: conn.id, host: host.to_owned(), next: 0, route };
+        lock(&self.tunnels).outward.insert(tid, outward);
+        *lock(&conn.tunnel) = Some(TunnelOut { host: host.to_owned(), tid, seq, route });
+        let way = if route.is_some() { "direct link" } else { "broker" };
+        crate::log!(Info, "{}: carried to node {host} (tunnel {tid}, {way})", conn.id);
         Some(tid)
     }
 
@@ -104,12 +111,13 @@ impl Cluster {
     pub fn up(&self, conn: &Conn, bytes: &[u8]) -> bool {
         let mut slot = lock(&conn.tunnel);
         let Some(t) = slot.as_mut() else { return false };
-        let sent = self.send_to(&t.host, &Bus::Up { from: &self.node, tid: t.tid, seq: t.seq, bytes });
+        let sent =
+            self.send_via(&t.host, t.route, &Bus::Up { from: &self.node, tid: t.tid, seq: t.seq, bytes });
         t.seq += 1;
         if !sent {
             let tid = t.tid;
             drop(slot);
-            crate::log!(Warn, "{}: the broker's queue is full; ending its tunnel", conn.id);
+            crate::log!(Warn, "{}: its tunnel cannot keep up; ending it", conn.id);
             self.end_outward(tid, true);
         }
         true
@@ -119,15 +127,17 @@ impl Cluster {
     pub fn gone(&self, conn: &Conn) {
         let Some(t) = lock(&conn.tunnel).take() else { return };
         lock(&self.tunnels).outward.remove(&t.tid);
-        self.send_to(&t.host, &Bus::Gone { from: &self.node, tid: t.tid });
+        self.send_via(&t.host, t.route, &Bus::Gone { from: &self.node, tid: t.tid });
     }
 
     /// Ends our tunnel `tid`: its client is home again, told `stop
     /// disconnected` first when the host failed (`failed`).
     fn end_outward(&self, tid: u64, failed: bool) {
-        let Some(Outward { user, host, .. }) = lock(&self.tunnels).outward.remove(&tid) else { return };
+        let Some(Outward { user, host, route, .. }) = lock(&self.tunnels).outward.remove(&tid) else {
+            return;
+        };
         if failed {
-            self.send_to(&host, &Bus::Gone { from: &self.node, tid });
+            self.send_via(&host, route, &Bus::Gone { from: &self.node, tid });
         }
         if let Some(shared) = self.shared() {
             shared.registry.tunnel_ended(user, tid, failed);
@@ -169,8 +179,15 @@ impl Cluster {
         self.end_outward(tid, !answered);
     }
 
-    /// `open`: a client of `from` comes to call one of ours.
-    pub(super) fn on_open(self: &Arc<Self>, from: &str, tid: u64, user: ClientId, who: (Option<&str>, bool)) {
+    /// `open`: a client of `from` comes to call one of ours, by `via`.
+    pub(super) fn on_open(
+        self: &Arc<Self>,
+        from: &str,
+        tid: u64,
+        user: ClientId,
+        who: (Option<&str>, bool),
+        via: Route,
+    ) {
         let key = (from.to_owned(), tid);
         if lock(&self.tunnels).inward.contains_key(&key) {
             return;
@@ -191,7 +208,7 @@ impl Cluster {
                 });
             } else {
                 drop(t);
-                self.send_to(from, &Bus::Close { from: &self.node, tid });
+                self.send_via(from, via, &Bus::Close { from: &self.node, tid });
             }
             return;
         }
@@ -199,17 +216,17 @@ impl Cluster {
         let conn = Arc::new(Conn::new(user, Arc::new(Outbox::new(Limits::of(&shared.config), None))));
         if !shared.registry.join_stand_in(Arc::clone(&conn), who.0, who.1) {
             crate::log!(Warn, "tunnel {tid} from {from}: {user} is already here; refused");
-            self.send_to(from, &Bus::Close { from: &self.node, tid });
+            self.send_via(from, via, &Bus::Close { from: &self.node, tid });
             return;
         }
-        lock(&self.tunnels).inward.insert(key.clone(), (user, 0));
+        lock(&self.tunnels).inward.insert(key.clone(), (user, 0, via));
         let (cluster, home) = (Arc::clone(self), from.to_owned());
         let mut seq = 0;
         let sink = move |batch: &[Vec<u8>]| {
             for chunk in chunks(batch) {
                 let msg = Bus::Down { from: &cluster.node, tid, seq, bytes: &chunk };
                 seq += 1;
-                if !cluster.send_to(&home, &msg) {
+                if !cluster.send_via(&home, via, &msg) {
                     return false;
                 }
             }
@@ -218,7 +235,7 @@ impl Cluster {
         let (cluster, home) = (Arc::clone(self), from.to_owned());
         let on_end = move || {
             lock(&cluster.tunnels).inward.remove(&(home.clone(), tid));
-            cluster.send_to(&home, &Bus::Close { from: &cluster.node, tid });
+            cluster.send_via(&home, via, &Bus::Close { from: &cluster.node, tid });
             if let Some(shared) = cluster.shared() {
                 shared.registry.leave_stand_in(user);
             }
@@ -243,7 +260,7 @@ impl Cluster {
                 }
                 return;
             }
-            let Some((user, next)) = t.inward.get_mut(&key) else { return };
+            let Some((user, next, _)) = t.inward.get_mut(&key) else { return };
             if *next != seq {
                 crate::log!(Warn, "tunnel {tid} from {from}: a message was lost; ending it");
                 let user = *user;
@@ -267,7 +284,7 @@ impl Cluster {
             held
         };
         for w in held {
-            self.on_open(&w.from, w.tid, w.user, (w.who.0.as_deref(), w.who.1));
+            self.on_open(&w.from, w.tid, w.user, (w.who.0.as_deref(), w.who.1), None);
             for (seq, bytes) in &w.ups {
                 self.on_up(&w.from, w.tid, *seq, bytes);
             }
@@ -294,7 +311,7 @@ impl Cluster {
     pub(super) fn on_gone(&self, from: &str, tid: u64) {
         lock(&self.tunnels).waiting.retain(|w| !(w.from == from && w.tid == tid));
         let inward = lock(&self.tunnels).inward.remove(&(from.to_owned(), tid));
-        if let Some((user, _)) = inward {
+        if let Some((user, ..)) = inward {
             self.drop_stand_in(user);
         }
     }
@@ -305,8 +322,29 @@ impl Cluster {
         let (outward, inward): (Vec<u64>, Vec<ClientId>) = {
             let mut t = lock(&self.tunnels);
             let outward = t.outward.iter().filter(|(_, o)| o.host == node).map(|(tid, _)| *tid).collect();
-            let inward = t.inward.iter().filter(|((h, _), _)| h == node).map(|(_, (u, _))| *u).collect();
+            let inward = t.inward.iter().filter(|((h, _), _)| h == node).map(|(_, (u, ..))| *u).collect();
             t.inward.retain(|(h, _), _| h != node);
+            (outward, inward)
+        };
+        self.close_link(node);
+        for tid in outward {
+            self.end_outward(tid, true);
+        }
+        for user in inward {
+            self.drop_stand_in(user);
+        }
+    }
+
+    /// Link `id` with `node` broke: the tunnels over it end as a dead node's.
+    pub(super) fn route_dead(&self, node: &str, id: u64) {
+        let on_it = |h: &str, r: &Route| h == node && *r == Some(id);
+        let (outward, inward): (Vec<u64>, Vec<ClientId>) = {
+            let mut t = lock(&self.tunnels);
+            let outward =
+                t.outward.iter().filter(|(_, o)| on_it(&o.host, &o.route)).map(|(tid, _)| *tid).collect();
+            let inward =
+                t.inward.iter().filter(|((h, _), (.., r))| on_it(h, r)).map(|(_, (u, ..))| *u).collect();
+            t.inward.retain(|(h, _), (.., r)| !on_it(h, r));
             (outward, inward)
         };
         for tid in outward {
@@ -315,6 +353,11 @@ impl Cluster {
         for user in inward {
             self.drop_stand_in(user);
         }
+    }
+
+    /// The way tunnel `tid` of ours goes.
+    pub(super) fn route_of(&self, tid: u64) -> Route {
+        lock(&self.tunnels).outward.get(&tid).and_then(|o| o.route)
     }
 
     /// The stand-in `user` leaves the registry as a client that disconnected.

@@ -41,11 +41,21 @@ pub enum Bus<'a> {
         epoch: u64,
         /// Its users.
         users: Vec<DirUser>,
+        /// Where it takes direct links (`--cluster-link`), if it does.
+        link: Option<LinkAddr<'a>>,
     },
     /// On `dir`: node `from` is shutting down.
     Bye {
         /// The node.
         from: &'a str,
+    },
+    /// To a node that takes direct links: node `from` is about to dial you
+    /// and will say `token` (32 hex digits, used once).
+    Link {
+        /// The dialling node.
+        from: &'a str,
+        /// The one-time token.
+        token: &'a str,
     },
     /// To a host node: user `user` of node `from`, called `nick`, is carried
     /// to you through tunnel `tid` (its call lives with you).
@@ -133,6 +143,16 @@ pub enum Bus<'a> {
     },
 }
 
+/// Where a node takes direct links: an address other nodes can dial
+/// (`HOST:PORT`) and the SHA-256 fingerprint of its certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkAddr<'a> {
+    /// `HOST:PORT`.
+    pub addr: &'a str,
+    /// As [`komunikator_tls::fingerprint`] writes it.
+    pub fingerprint: &'a str,
+}
+
 /// Why a user cannot be carried to an invitation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -164,8 +184,13 @@ impl<'a> Bus<'a> {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut head = String::new();
         let body: &[u8] = match self {
-            Bus::Dir { from, epoch, users } => {
-                let _ = writeln!(head, "dir {from} {epoch} {}", users.len());
+            Bus::Dir { from, epoch, users, link } => {
+                let _ = match link {
+                    Some(l) => {
+                        writeln!(head, "dir {from} {epoch} {} {} {}", users.len(), l.addr, l.fingerprint)
+                    }
+                    None => writeln!(head, "dir {from} {epoch} {}", users.len()),
+                };
                 for u in users {
                     let _ =
                         writeln!(head, "{} {} {}", u.id, u.state.as_str(), u.nick.as_deref().unwrap_or("-"));
@@ -174,6 +199,10 @@ impl<'a> Bus<'a> {
             }
             Bus::Bye { from } => {
                 let _ = writeln!(head, "bye {from}");
+                &[]
+            }
+            Bus::Link { from, token } => {
+                let _ = writeln!(head, "link {from} {token}");
                 &[]
             }
             Bus::Open { from, tid, user, nick, group } => {
@@ -240,9 +269,19 @@ impl<'a> Bus<'a> {
                 if n > MAX_USERS {
                     return Err(BadMessage("too many users"));
                 }
-                Bus::Dir { from, epoch, users: users(body, n)? }
+                let link = match (f.next(), f.next()) {
+                    (None, _) => None,
+                    (Some(addr), Some(fingerprint)) if is_valid_addr(addr) && is_fingerprint(fingerprint) => {
+                        Some(LinkAddr { addr, fingerprint })
+                    }
+                    _ => return Err(BadMessage("bad link address")),
+                };
+                Bus::Dir { from, epoch, users: users(body, n)?, link }
             }
             "bye" => Bus::Bye { from },
+            "link" => {
+                Bus::Link { from, token: f.next().filter(|t| is_token(t)).ok_or(BadMessage("bad token"))? }
+            }
             "open" => {
                 let tid = number(f.next())?;
                 let user = f.next().and_then(|s| s.parse().ok()).ok_or(BadMessage("bad user id"))?;
@@ -285,6 +324,40 @@ impl<'a> Bus<'a> {
             return Err(BadMessage("unexpected body"));
         }
         Ok(parsed)
+    }
+}
+
+/// A dialable `HOST:PORT`: at most 255 printable ASCII characters.
+fn is_valid_addr(s: &str) -> bool {
+    (3..=255).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()) && s.contains(':')
+}
+
+/// A fingerprint exactly as [`komunikator_tls::fingerprint`] writes it.
+fn is_fingerprint(s: &str) -> bool {
+    komunikator_tls::parse_fingerprint(s).is_ok_and(|n| n == s)
+}
+
+/// A link token: 32 lower-case hex digits.
+pub fn is_token(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+impl Bus<'_> {
+    /// The node that sent it.
+    pub fn from(&self) -> &str {
+        match self {
+            Bus::Dir { from, .. }
+            | Bus::Bye { from }
+            | Bus::Link { from, .. }
+            | Bus::Open { from, .. }
+            | Bus::Up { from, .. }
+            | Bus::Gone { from, .. }
+            | Bus::Down { from, .. }
+            | Bus::Close { from, .. }
+            | Bus::Pull { from, .. }
+            | Bus::Pulled { from, .. }
+            | Bus::Refuse { from, .. } => from,
+        }
     }
 }
 
@@ -337,10 +410,18 @@ mod tests {
             DirUser { id: id(2), state: PeerState::Busy, nick: None },
         ];
         let frame = b"video 1 k 3\nabc";
+        let fp = komunikator_tls::fingerprint(b"a certificate");
         let messages = [
-            Bus::Dir { from: "n1", epoch: 7, users: users.clone() },
-            Bus::Dir { from: "n1", epoch: 7, users: vec![] },
+            Bus::Dir { from: "n1", epoch: 7, users: users.clone(), link: None },
+            Bus::Dir { from: "n1", epoch: 7, users: vec![], link: None },
+            Bus::Dir {
+                from: "n1",
+                epoch: 7,
+                users,
+                link: Some(LinkAddr { addr: "10.0.0.1:12346", fingerprint: &fp }),
+            },
             Bus::Bye { from: "n-2" },
+            Bus::Link { from: "n1", token: "0123456789abcdef0123456789abcdef" },
             Bus::Open { from: "n1", tid: 3, user: id(1), nick: Some("ala"), group: true },
             Bus::Open { from: "n1", tid: 3, user: id(1), nick: None, group: false },
             Bus::Up { from: "n1", tid: 3, seq: 0, bytes: b"connect bob\n" },
@@ -378,6 +459,11 @@ mod tests {
             b"pull n1 4 10.0.0.1:4000 nobody -\n",
             b"refuse n1 4 maybe\n",
             b"\xff\xfe n1\n",
+            b"dir n1 7 0 10.0.0.1:12346\n",
+            b"dir n1 7 0 10.0.0.1:12346 ab:cd\n",
+            b"dir n1 7 0 10.0.0.1 12:34\n",
+            b"link n1 0123\n",
+            b"link n1 0123456789ABCDEF0123456789ABCDEF\n",
         ];
         for m in bad {
             assert!(Bus::parse(m).is_err(), "{:?}", String::from_utf8_lossy(m));
