@@ -1,8 +1,9 @@
 //! Several servers over NATS (`--cluster`), measured with the load
 //! generator against a real `nats-server`, every figure against its
 //! one-node baseline in the same run: calls whose two ends are on two
-//! nodes against calls on one node (latency, and the CPU of the nodes and
-//! the broker); how soon a node's clients see a user who joined another
+//! nodes, carried through the broker and over a direct link
+//! (`--cluster-link`), against calls on one node (latency, and the CPU of
+//! the nodes and the broker); how soon a node's clients see a user who joined another
 //! node, and one whose node was killed; and the same calls on one node
 //! against spread over three.
 //!
@@ -39,7 +40,8 @@ pub enum Cluster {
 /// The measured figures.
 #[derive(Debug, Default)]
 pub struct Figures {
-    /// Same-node calls, then the same number across two nodes.
+    /// Same-node calls, then the same number across two nodes through the
+    /// broker, then over a direct link.
     pub calls: Vec<Row>,
     /// One node carrying every call, then three carrying a third each.
     pub spread: Vec<Row>,
@@ -121,11 +123,30 @@ pub fn run(server: &Path, smoke: bool) -> anyhow::Result<Cluster> {
     let nodes = [node("n1", &mut f)?, node("n2", &mut f)?, node("n3", &mut f)?];
     let n = if smoke { 2 } else { 20 };
     let plan = Plan::calls(smoke);
-    for (label, across) in [("one node", false), ("two nodes: each call's ends on different nodes", true)] {
+    for (label, across) in [("one node", false), ("two nodes, through the broker", true)] {
         let b = if across { &nodes[1] } else { &nodes[0] };
         let pairs = pairs(&nodes[0], b, n, if across { "x" } else { "c" })?;
         f.calls.push(measure(label, pairs, &plan, &[&nodes[0], &nodes[1]], &broker)?);
     }
+    // Two more nodes that take direct links; l1 dials l2 as soon as it
+    // hears l2's directory, before the first call is set up.
+    let state = std::env::temp_dir().join(format!("komunikator-bench-link-{}", std::process::id()));
+    let linked = |name: &str, f: &mut Figures| -> anyhow::Result<Server> {
+        let mut flags = LOAD_FLAGS.to_vec();
+        let state = state.to_string_lossy();
+        flags.extend_from_slice(&["--cluster", &broker.url, "--node", name]);
+        flags.extend_from_slice(&["--cluster-link", "127.0.0.1:0", "--state-dir", &state]);
+        let s = Server::start(server, &flags)?;
+        f.commands.push(s.command.clone());
+        Ok(s)
+    };
+    let links = [linked("l1", &mut f)?, linked("l2", &mut f)?];
+    std::thread::sleep(Duration::from_secs(2));
+    let linked_pairs = pairs(&links[0], &links[1], n, "l")?;
+    let both = [&links[0], &links[1]];
+    f.calls.push(measure("two nodes, over a direct link", linked_pairs, &plan, &both, &broker)?);
+    drop(links);
+    let _ = std::fs::remove_dir_all(&state);
     let m = if smoke { 3 } else { 150 };
     let one = pairs(&nodes[0], &nodes[0], m, "o")?;
     f.spread.push(measure("one node", one, &plan, &[&nodes[0]], &broker)?);
@@ -299,9 +320,11 @@ pub fn render(s: &mut String, c: &Cluster) {
         s,
         "Nodes of one cluster and a real `{}` on this machine; the load generator's calls of section 3 \
          (30 video frames/s of 5-20 KB, 50 audio packets/s of 100 B, both ways), latency from the \
-         sender's write to the receiver's read. In the cross-node row each call's caller is on node 1 \
-         and its callee on node 2: the call lives on node 2, and node 1 carries the caller's frames \
-         over the broker. CPU is every node's together (and the broker's apart), % of one core.\n",
+         sender's write to the receiver's read. In the cross-node rows each call's caller is on one \
+         node and its callee on another: the call lives on the callee's node, and the caller's node \
+         carries the caller's frames there, through the broker or over a direct TLS link between the \
+         two nodes (`--cluster-link`), which the broker only set up. CPU is the two nodes' together \
+         (and the broker's apart), % of one core.\n",
         f.broker
     );
     let _ = writeln!(

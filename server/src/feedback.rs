@@ -181,8 +181,17 @@ pub fn kbps(bytes_per_s: f64) -> NonZeroU32 {
 /// Runs on `conn`'s writer thread, holding no lock when called. Outside a
 /// call the line is dropped: it was decided for a call that ended.
 pub fn deliver(conn: &Conn) {
+    if let Some(rate) = conn.outbox.take_report() {
+        tell_senders(conn, rate);
+    }
+}
+
+/// Tells every other party of `conn`'s call that `conn`'s connection takes
+/// `rate` (`None`: it is no longer the limit), as [`deliver`] does. Also
+/// runs on a cluster thread, for a client of another node whose home node
+/// measured its connection.
+pub fn tell_senders(conn: &Conn, rate: Option<NonZeroU32>) {
     conn.with_links(|links| {
-        let Some(rate) = conn.outbox.take_report() else { return };
         let senders = u32::try_from(links.len()).unwrap_or(u32::MAX).max(1);
         let share = rate.map(|kbps| NonZeroU32::new(kbps.get() / senders).unwrap_or(NonZeroU32::MIN));
         for link in links {

@@ -340,9 +340,12 @@ fn run_session(shared: &Shared, stream: TcpStream, id: SocketAddr, pending: Pend
     let outbox = Arc::new(outbox);
     let conn = Arc::new(Conn::new(id, Arc::clone(&outbox)));
     // The writer tells the peer how fast this client takes media (`rate`).
-    let for_writer = Arc::downgrade(&conn);
+    // Carried to another node, it tells the senders there.
+    let (for_writer, cluster) = (Arc::downgrade(&conn), shared.cluster.clone());
     let report = move || {
-        if let Some(conn) = for_writer.upgrade() {
+        if let Some(conn) = for_writer.upgrade()
+            && !cluster.as_ref().is_some_and(|c| c.rate_up(&conn))
+        {
             feedback::deliver(&conn);
         }
     };

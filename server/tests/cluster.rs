@@ -431,6 +431,45 @@ fn a_slow_receiver_on_another_node_gets_its_video_thinned_and_a_keyframe_asked_f
     assert!(!log.contains("panicked"), "{log}");
 }
 
+#[test]
+fn a_slow_receiver_on_another_node_has_its_sender_told_its_rate_then_rate_dash() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let broker = Broker::start();
+    let (n1, n2) = (node(&broker, "n1"), node(&broker, "n2"));
+    // ala (node 1) reads 60 KB/s through a small receive buffer for 6 s,
+    // then all she can; bob (node 2) sends her about 2 Mbit/s.
+    let mut ala = Client::connect_small_rcvbuf(n1.addr, 16 << 10);
+    ala.send("name ala");
+    ala.expect("ok name ala");
+    let bob = n2.named("bob");
+    until_listed(&mut ala, &["bob"], false);
+    let (mut ala, mut bob) = call_between(ala, bob);
+    let writer = bob.stream.try_clone().expect("clone");
+    let t0 = Instant::now();
+    let (speedup, end) = (t0 + Duration::from_secs(6), t0 + Duration::from_secs(12));
+    let stop = AtomicBool::new(false);
+    let rates = std::thread::scope(|scope| {
+        let _stop = support::StopOnDrop(&stop);
+        scope.spawn(|| support::send_media(writer, &stop));
+        scope.spawn(|| {
+            support::drain(&mut ala.stream, Some(60_000.0), speedup);
+            support::drain(&mut ala.stream, None, end);
+        });
+        let rates = support::rates_until(&mut bob, t0, end);
+        stop.store(true, Ordering::Relaxed);
+        rates
+    });
+    // Her home node measured her connection; the sender is told on his.
+    let limits: Vec<u32> = rates
+        .iter()
+        .filter(|(at, _)| *at < speedup - t0)
+        .filter_map(|(_, l)| l.strip_prefix("rate ").and_then(|k| k.parse().ok()))
+        .collect();
+    assert!(limits.len() >= 2, "no rate repeated while she was slow: {rates:?}");
+    assert!(limits.iter().all(|k| (50..=2000).contains(k)), "{rates:?}");
+    assert_eq!(rates.last().map(|(_, l)| l.as_str()), Some("rate -"), "never lifted: {rates:?}");
+}
+
 /// A node that takes direct links on `link` (`127.0.0.1:0` for any port),
 /// and the port it took.
 fn linked_node(broker: &Broker, name: &str, link: &str, extra: &[&str]) -> (Server, u16) {

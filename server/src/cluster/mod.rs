@@ -188,6 +188,7 @@ impl Cluster {
             Bus::Gone { from, tid } => self.on_gone(from, tid),
             Bus::Down { from, tid, seq, bytes } => self.on_down(from, tid, seq, bytes),
             Bus::Close { from, tid } => self.on_close(from, tid),
+            Bus::Rate { from, tid, kbps } => self.on_rate(from, tid, kbps),
             Bus::Pull { from, pid, user, inviter, nick } => self.on_pull(from, pid, user, (inviter, nick)),
             Bus::Pulled { pid, .. } => self.on_pulled(pid),
             Bus::Refuse { pid, why, .. } => self.on_refuse(pid, why),

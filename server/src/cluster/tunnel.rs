@@ -101,6 +101,8 @@ impl Cluster {
         let outward = Outward { user: conn.id, host: host.to_owned(), next: 0, route };
         lock(&self.tunnels).outward.insert(tid, outward);
         *lock(&conn.tunnel) = Some(TunnelOut { host: host.to_owned(), tid, seq, route });
+        // Its writer here measures its connection for the senders there.
+        conn.outbox.start_call();
         let way = if route.is_some() { "direct link" } else { "broker" };
         crate::log!(Info, "{}: carried to node {host} (tunnel {tid}, {way})", conn.id);
         Some(tid)
@@ -121,6 +123,27 @@ impl Cluster {
             self.end_outward(tid, true);
         }
         true
+    }
+
+    /// Hands the `rate` line `conn`'s writer decided to its host, when it is
+    /// carried (its call's senders are there); `false` when it is not.
+    pub fn rate_up(&self, conn: &Conn) -> bool {
+        let Some(t) = lock(&conn.tunnel).clone() else { return false };
+        if let Some(kbps) = conn.outbox.take_report() {
+            self.send_via(&t.host, t.route, &Bus::Rate { from: &self.node, tid: t.tid, kbps });
+        }
+        true
+    }
+
+    /// `rate`: how fast the connection of the client of tunnel (`from`,
+    /// `tid`) takes media; told to the senders of its call here.
+    pub(super) fn on_rate(&self, from: &str, tid: u64, kbps: Option<std::num::NonZeroU32>) {
+        let Some((user, ..)) = lock(&self.tunnels).inward.get(&(from.to_owned(), tid)).copied() else {
+            return;
+        };
+        if let Some(conn) = self.shared().and_then(|s| s.registry.conn(user)) {
+            crate::feedback::tell_senders(&conn, kbps);
+        }
     }
 
     /// `conn` left while carried: its host hears it is gone.

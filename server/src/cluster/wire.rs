@@ -101,6 +101,17 @@ pub enum Bus<'a> {
         /// The items.
         bytes: &'a [u8],
     },
+    /// To a host node: how fast the user's own connection takes media, as
+    /// its home node measured it (`None`: no longer the limit), for the
+    /// senders of its call (`rate` in docs/PROTOCOL.md).
+    Rate {
+        /// The home node.
+        from: &'a str,
+        /// The tunnel.
+        tid: u64,
+        /// kbit/s.
+        kbps: Option<std::num::NonZeroU32>,
+    },
     /// To a home node: the user's call is over; the tunnel is closed.
     Close {
         /// The host node.
@@ -226,6 +237,14 @@ impl<'a> Bus<'a> {
                 let _ = writeln!(head, "close {from} {tid}");
                 &[]
             }
+            Bus::Rate { from, tid, kbps: Some(k) } => {
+                let _ = writeln!(head, "rate {from} {tid} {k}");
+                &[]
+            }
+            Bus::Rate { from, tid, kbps: None } => {
+                let _ = writeln!(head, "rate {from} {tid} -");
+                &[]
+            }
             Bus::Pull { from, pid, user, inviter, nick } => {
                 let _ = writeln!(head, "pull {from} {pid} {user} {inviter} {}", nick.unwrap_or("-"));
                 &[]
@@ -297,6 +316,14 @@ impl<'a> Bus<'a> {
             "down" => Bus::Down { from, tid: number(f.next())?, seq: number(f.next())?, bytes: body },
             "gone" => Bus::Gone { from, tid: number(f.next())? },
             "close" => Bus::Close { from, tid: number(f.next())? },
+            "rate" => {
+                let tid = number(f.next())?;
+                let kbps = match f.next() {
+                    Some("-") => None,
+                    k => Some(k.and_then(|k| k.parse().ok()).ok_or(BadMessage("bad rate"))?),
+                };
+                Bus::Rate { from, tid, kbps }
+            }
             "pull" => {
                 let pid = number(f.next())?;
                 let id = |s: Option<&str>| s.and_then(|s| s.parse().ok()).ok_or(BadMessage("bad user id"));
@@ -354,6 +381,7 @@ impl Bus<'_> {
             | Bus::Gone { from, .. }
             | Bus::Down { from, .. }
             | Bus::Close { from, .. }
+            | Bus::Rate { from, .. }
             | Bus::Pull { from, .. }
             | Bus::Pulled { from, .. }
             | Bus::Refuse { from, .. } => from,
@@ -429,6 +457,8 @@ mod tests {
             Bus::Down { from: "n2", tid: 3, seq: 9, bytes: b"calling 10.0.0.2:4000\n" },
             Bus::Gone { from: "n1", tid: 3 },
             Bus::Close { from: "n2", tid: 3 },
+            Bus::Rate { from: "n1", tid: 3, kbps: std::num::NonZeroU32::new(480) },
+            Bus::Rate { from: "n1", tid: 3, kbps: None },
             Bus::Pull { from: "n2", pid: 4, user: id(1), inviter: id(2), nick: Some("bob") },
             Bus::Pulled { from: "n1", pid: 4, tid: 5 },
             Bus::Refuse { from: "n1", pid: 4, why: Refusal::RateLimited },
@@ -458,6 +488,9 @@ mod tests {
             b"up n1 3\nconnect bob\n",
             b"pull n1 4 10.0.0.1:4000 nobody -\n",
             b"refuse n1 4 maybe\n",
+            b"rate n1 3 0\n",
+            b"rate n1 3 fast\n",
+            b"rate n1 3\n",
             b"\xff\xfe n1\n",
             b"dir n1 7 0 10.0.0.1:12346\n",
             b"dir n1 7 0 10.0.0.1:12346 ab:cd\n",

@@ -130,6 +130,9 @@ impl Registry {
         if failed {
             c.conn.send(&ServerMsg::Stop(StopReason::Disconnected));
         }
+        // Its call is over, as at the end of a call here: its media and
+        // drop state go, and its writer stops measuring it for senders.
+        c.conn.outbox.purge_media();
         if c.call == Call::Remote {
             c.call = Call::Idle;
         }

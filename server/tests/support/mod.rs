@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -598,4 +599,46 @@ pub fn drain(stream: &mut TcpStream, bytes_per_s: Option<f64>, until: Instant) -
         }
     }
     total
+}
+
+/// Sets its flag when dropped, also by a failed assertion, so the threads
+/// of a scope that watch it end and the test fails instead of hanging.
+pub struct StopOnDrop<'a>(pub &'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Sends about 2 Mbit/s until `stop`: every 20 ms a 5 KB video frame (a 15 KB
+/// keyframe every 25th) and a 100-byte audio packet.
+pub fn send_media(mut stream: TcpStream, stop: &AtomicBool) {
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let key = i % 25 == 0;
+        let len = if key { 15_000 } else { 5_000 };
+        let mut out = format!("video {i} {} {len}\n", if key { "k" } else { "-" }).into_bytes();
+        out.resize(out.len() + len, 0x5a);
+        out.extend_from_slice(format!("audio {i} k 100\n").as_bytes());
+        out.resize(out.len() + 100, 0xa5);
+        if stream.write_all(&out).is_err() {
+            return;
+        }
+        i += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The `rate` lines `client` receives until `until`, with when they came.
+pub fn rates_until(client: &mut Client, t0: Instant, until: Instant) -> Vec<(Duration, String)> {
+    let mut got = Vec::new();
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        if let Some(Msg::Line(line)) = client.try_recv(left) {
+            if line.starts_with("rate") {
+                got.push((t0.elapsed(), line));
+            }
+        }
+    }
+    got
 }
