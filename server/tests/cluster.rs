@@ -626,6 +626,21 @@ fn a_link_port_takes_nothing_from_outsiders() {
     frame.extend_from_slice(msg);
     let _ = forged.write_all(&frame);
     assert!(!until_closed(&mut forged).starts_with(b"ok"), "a forged message was taken");
+    // A handshake trickled a byte a second is cut off (a setup has 8 s).
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the link port");
+    slow.set_read_timeout(Some(Duration::from_secs(1))).expect("timeout");
+    slow.write_all(&[0x16, 0x03, 0x01, 0x40, 0x00]).expect("write");
+    let t0 = Instant::now();
+    loop {
+        assert!(t0.elapsed() < Duration::from_secs(15), "a trickled handshake held its setup for 15 s");
+        match std::io::Read::read(&mut slow, &mut [0; 64]) {
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Ok(_) | Err(_) => break,
+        }
+        if slow.write_all(&[0]).is_err() {
+            break;
+        }
+    }
     // A directory on the broker listing a node's link port under another
     // certificate: n1 dials, and will not take the certificate it finds.
     let fake = komunikator_tls::fingerprint(b"not n2's certificate");
@@ -638,7 +653,7 @@ fn a_link_port_takes_nothing_from_outsiders() {
     publish_raw(&broker, "komunikator.dir", dir.as_bytes());
     let log = n1.wait_for_log("its certificate is not the one it listed");
     let n1_log = n1.wait_for_log("refused: not a greeting");
-    assert_eq!(n1_log.matches("a link from").count(), 3, "{log}");
+    assert_eq!(n1_log.matches("a link from").count(), 4, "{log}");
     assert!(!n1_log.contains("panicked"), "{n1_log}");
     // The real link still carries calls.
     let (mut ala, bob) = (n1.named("ala"), n2.named("bob"));

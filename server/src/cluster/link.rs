@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -315,7 +315,22 @@ impl Cluster {
     /// Takes one connection on the link listener: TLS, then the greeting.
     fn accept(self: Arc<Self>, mut socket: TcpStream, slot: SetupSlot) {
         let from = socket.peer_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string());
-        match self.greeted(&mut socket) {
+        // A peer that trickles its handshake or greeting byte by byte is
+        // cut off once the whole setup took too long.
+        let (done, watch) = channel::<()>();
+        if let Ok(guard) = socket.try_clone() {
+            let spawned = std::thread::Builder::new().name("cluster link watch".into()).spawn(move || {
+                if watch.recv_timeout(SETUP + TOKEN_WAIT) == Err(RecvTimeoutError::Timeout) {
+                    let _ = guard.shutdown(Shutdown::Both);
+                }
+            });
+            if spawned.is_err() {
+                return;
+            }
+        }
+        let greeted = self.greeted(&mut socket);
+        let _ = done.send(());
+        match greeted {
             Ok((peer, reader, writer)) => {
                 drop(slot);
                 crate::log!(Info, "cluster: direct link from {peer} ({from}) is up");
