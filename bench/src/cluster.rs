@@ -113,9 +113,10 @@ pub fn run(server: &Path, smoke: bool) -> anyhow::Result<Cluster> {
     let mut f = Figures { broker: version, ..Figures::default() };
     let broker = Broker::start()?;
     f.commands.push(format!("nats-server -a 127.0.0.1 -p {}", broker.url.rsplit(':').next().unwrap_or("")));
+    // These take no direct links: calls between them go through the broker.
     let node = |name: &str, f: &mut Figures| -> anyhow::Result<Server> {
         let mut flags = LOAD_FLAGS.to_vec();
-        flags.extend_from_slice(&["--cluster", &broker.url, "--node", name]);
+        flags.extend_from_slice(&["--cluster", &broker.url, "--node", name, "--no-cluster-link"]);
         let s = Server::start(server, &flags)?;
         f.commands.push(s.command.clone());
         Ok(s)
@@ -128,14 +129,13 @@ pub fn run(server: &Path, smoke: bool) -> anyhow::Result<Cluster> {
         let pairs = pairs(&nodes[0], b, n, if across { "x" } else { "c" })?;
         f.calls.push(measure(label, pairs, &plan, &[&nodes[0], &nodes[1]], &broker)?);
     }
-    // Two more nodes that take direct links; l1 dials l2 as soon as it
-    // hears l2's directory, before the first call is set up.
+    // Two more nodes as they start by default, taking direct links; l1
+    // dials l2 as soon as it hears l2's directory, before the first call.
     let state = std::env::temp_dir().join(format!("komunikator-bench-link-{}", std::process::id()));
     let linked = |name: &str, f: &mut Figures| -> anyhow::Result<Server> {
         let mut flags = LOAD_FLAGS.to_vec();
         let state = state.to_string_lossy();
-        flags.extend_from_slice(&["--cluster", &broker.url, "--node", name]);
-        flags.extend_from_slice(&["--cluster-link", "127.0.0.1:0", "--state-dir", &state]);
+        flags.extend_from_slice(&["--cluster", &broker.url, "--node", name, "--state-dir", &state]);
         let s = Server::start(server, &flags)?;
         f.commands.push(s.command.clone());
         Ok(s)
@@ -264,7 +264,7 @@ fn deaths(
 ) -> anyhow::Result<Vec<f64>> {
     let start = |name: &str| {
         let mut flags = LOAD_FLAGS.to_vec();
-        flags.extend_from_slice(&["--cluster", &broker.url, "--node", name]);
+        flags.extend_from_slice(&["--cluster", &broker.url, "--node", name, "--no-cluster-link"]);
         Server::start(server, &flags)
     };
     let watch_node = start("w1")?;

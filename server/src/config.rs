@@ -189,10 +189,17 @@ pub struct Config {
     pub cluster_ca: Option<PathBuf>,
 
     /// Take direct links from other nodes on this address (for example
-    /// 10.0.0.5:12346): calls between nodes then go node to node, over TLS,
-    /// instead of through the broker. The broker still sets each link up.
+    /// 10.0.0.5:12346), so a firewall can let them through. Calls between
+    /// nodes go node to node, over TLS, instead of through the broker,
+    /// which only sets each link up. By default links are taken on a free
+    /// port of the --bind address.
     #[arg(long, value_name = "ADDR:PORT", requires = "cluster")]
     pub cluster_link: Option<SocketAddr>,
+
+    /// Take no direct links: the broker carries every call between this
+    /// node and another that cannot dial it.
+    #[arg(long, requires = "cluster", conflicts_with_all = ["cluster_link", "cluster_link_advertise"])]
+    pub no_cluster_link: bool,
 
     /// The HOST:PORT other nodes dial for --cluster-link, when it is not
     /// the address bound (0.0.0.0, a container, a NAT).

@@ -11,10 +11,20 @@ use std::time::{Duration, Instant};
 use support::broker::Broker;
 use support::{Client, Msg, Server, call_between};
 
-/// A node of the cluster on `broker`.
+/// A node of the cluster on `broker` (taking direct links, by default).
 fn node(broker: &Broker, name: &str) -> Server {
-    Server::start_with(&["--cluster", &broker.url, "--node", name])
+    node_with(broker, name, &[])
 }
+
+/// A node with extra flags.
+fn node_with(broker: &Broker, name: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["--cluster", &broker.url, "--node", name];
+    args.extend_from_slice(extra);
+    Server::start_with(&args)
+}
+
+/// Takes no direct links: its calls with other such nodes go through the broker.
+const NO_LINKS: &[&str] = &["--no-cluster-link"];
 
 /// `client`'s `refresh`: the lines of the list.
 fn list(client: &mut Client) -> Vec<String> {
@@ -42,8 +52,14 @@ fn until_listed(client: &mut Client, nicks: &[&str], busy: bool) -> Vec<String> 
 
 /// Three nodes, and one named client on each.
 fn three() -> (Broker, [Server; 3], [Client; 3]) {
+    three_with(&[])
+}
+
+/// Three nodes with extra flags, and one named client on each.
+fn three_with(extra: &[&str]) -> (Broker, [Server; 3], [Client; 3]) {
     let broker = Broker::start();
-    let nodes = [node(&broker, "n1"), node(&broker, "n2"), node(&broker, "n3")];
+    let nodes =
+        [node_with(&broker, "n1", extra), node_with(&broker, "n2", extra), node_with(&broker, "n3", extra)];
     let mut clients = [nodes[0].named("ala"), nodes[1].named("bob"), nodes[2].named("cyd")];
     for c in &mut clients {
         let others: Vec<&str> = ["ala", "bob", "cyd"].into_iter().filter(|n| *n != c.nick).collect();
@@ -74,9 +90,21 @@ fn three_nodes_list_everyone_and_keep_nicks_unique() {
 }
 
 #[test]
-fn a_call_across_nodes_carries_media_byte_for_byte() {
-    let (_broker, _nodes, [ala, bob, mut cyd]) = three();
+fn a_call_across_nodes_carries_media_byte_for_byte_over_a_direct_link() {
+    call_across_nodes(&[], "direct link)");
+}
+
+#[test]
+fn a_call_across_nodes_carries_media_byte_for_byte_through_the_broker() {
+    call_across_nodes(NO_LINKS, "broker)");
+}
+
+/// A call between nodes started with `extra`, whose first tunnel is
+/// logged ending with `way`.
+fn call_across_nodes(extra: &[&str], way: &str) {
+    let (_broker, nodes, [ala, bob, mut cyd]) = three_with(extra);
     let (mut ala, mut bob) = call_between(ala, bob);
+    nodes[0].wait_for_log(&format!("carried to node n2 (tunnel 1, {way}"));
     // Both are busy for everyone, on every node.
     until_listed(&mut cyd, &["ala", "bob"], true);
     let frames: Vec<Vec<u8>> =
@@ -142,7 +170,8 @@ fn a_node_killed_ends_its_calls_and_its_users_vanish() {
 
 #[test]
 fn after_the_broker_restarts_the_nodes_find_each_other_again() {
-    let (mut broker, _nodes, [ala, bob, cyd]) = three();
+    // Through the broker: over direct links the call would not notice.
+    let (mut broker, _nodes, [ala, bob, cyd]) = three_with(NO_LINKS);
     let (mut ala, mut bob) = call_between(ala, bob);
     broker.restart();
     // The call goes on, or ends cleanly: it never hangs.
@@ -181,6 +210,20 @@ fn after_the_broker_restarts_the_nodes_find_each_other_again() {
         };
         assert_eq!(last.line(), "stop hangup");
     }
+}
+
+#[test]
+fn a_lost_message_ends_the_call_on_both_sides() {
+    let (broker, nodes, [ala, bob, _cyd]) = three_with(NO_LINKS);
+    let (mut ala, mut bob) = call_between(ala, bob);
+    nodes[0].wait_for_log("carried to node n2 (tunnel 1, broker)");
+    // A message of ala's tunnel numbered past the next one: the ones
+    // between were lost.
+    publish_raw(&broker, "komunikator.node.n2", b"up n1 1 999\nping\n");
+    bob.expect("stop disconnected");
+    ala.expect("stop disconnected");
+    // Both are free, and can call again.
+    let (_ala, _bob) = call_between(ala, bob);
 }
 
 #[test]
@@ -311,7 +354,7 @@ fn nodes_reach_a_broker_over_tls_with_a_password_and_not_without() {
 #[test]
 fn the_protocol_doc_session_with_the_peer_on_another_node() {
     let broker = Broker::start();
-    let (n1, n2) = (node(&broker, "n1"), node(&broker, "n2"));
+    let (n1, n2) = (node_with(&broker, "n1", NO_LINKS), node_with(&broker, "n2", NO_LINKS));
     let mut a = n1.named("ala");
     let b = n2.named("bob");
     until_listed(&mut a, &["bob"], false);
@@ -401,7 +444,7 @@ fn a_group_call_on_one_node_takes_parties_from_two_others() {
 #[test]
 fn a_slow_receiver_on_another_node_gets_its_video_thinned_and_a_keyframe_asked_for() {
     let broker = Broker::start();
-    let (n1, n2) = (node(&broker, "n1"), node(&broker, "n2"));
+    let (n1, n2) = (node_with(&broker, "n1", NO_LINKS), node_with(&broker, "n2", NO_LINKS));
     // ala (node 1) reads nothing, through a small receive buffer.
     let mut ala = Client::connect_small_rcvbuf(n1.addr, 4096);
     ala.send("name ala");
@@ -497,8 +540,9 @@ fn send_checked(from: &mut Client, to: &mut Client, frames: &[Vec<u8>]) {
 #[test]
 fn a_direct_link_carries_calls_between_nodes_and_the_broker_does_not() {
     let broker = Broker::start_monitored();
-    let (n1, _) = linked_node(&broker, "n1", "127.0.0.1:0", &[]);
-    let (n2, _) = linked_node(&broker, "n2", "127.0.0.1:0", &[]);
+    // Links are on by default.
+    let (n1, n2) = (node(&broker, "n1"), node(&broker, "n2"));
+    n1.wait_for_log("taking direct links on 127.0.0.1:");
     // n1 sorts first: it dials.
     n1.wait_for_log("direct link to n2");
     n2.wait_for_log("direct link from n1");
@@ -564,7 +608,7 @@ fn a_broken_link_ends_its_calls_on_both_sides_and_is_dialled_again() {
     let (link, advertise) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{}", relay.port));
     let (n2, _) = linked_node(&broker, "n2", &link, &["--cluster-link-advertise", &advertise]);
     // n1 takes no links itself, but dials those that do.
-    let n1 = node(&broker, "n1");
+    let n1 = node_with(&broker, "n1", NO_LINKS);
     n1.wait_for_log("direct link to n2");
     let (mut ala, bob) = (n1.named("ala"), n2.named("bob"));
     until_listed(&mut ala, &["bob"], false);

@@ -1,5 +1,8 @@
-//! Direct links between nodes (`--cluster-link`): one TLS connection per
-//! pair of nodes, carrying their tunnels' messages instead of the broker.
+//! Direct links between nodes: one TLS connection per pair of nodes,
+//! carrying their tunnels' messages instead of the broker. On by default: a
+//! node takes links on a free port of its `--bind` address (or on
+//! `--cluster-link`), and lists the address on its route to the broker
+//! (or `--cluster-link-advertise`); `--no-cluster-link` turns them off.
 //!
 //! The broker sets each link up and vouches for both ends. A node that
 //! takes links lists their address and its certificate's fingerprint in its
@@ -79,8 +82,26 @@ pub(super) struct Local {
 
 impl Local {
     /// Binds `--cluster-link` and settles what to advertise.
+    /// Binds `--cluster-link`, or by default a free port on the server's
+    /// `--bind` address, and settles what to advertise. A default that
+    /// cannot be had leaves the node without links (the broker carries its
+    /// calls); an explicit one that cannot is an error.
     pub(super) fn bind(config: &Config, tls: Option<&Identity>) -> Result<Option<Local>, ClusterError> {
-        let Some(bind) = config.cluster_link else { return Ok(None) };
+        if config.no_cluster_link {
+            return Ok(None);
+        }
+        match Local::try_bind(config, tls) {
+            Ok(local) => Ok(Some(local)),
+            Err(e) if config.cluster_link.is_some() => Err(e),
+            Err(e) => {
+                crate::log!(Warn, "cluster: no direct links ({e}); the broker carries calls between nodes");
+                Ok(None)
+            }
+        }
+    }
+
+    fn try_bind(config: &Config, tls: Option<&Identity>) -> Result<Local, ClusterError> {
+        let bind = config.cluster_link.unwrap_or(SocketAddr::new(config.bind, 0));
         let identity = match tls {
             Some(identity) => identity.clone(),
             None => komunikator_tls::server::load_or_create(None, None, &config.state_dir())
@@ -97,19 +118,23 @@ impl Local {
                 return Err(ClusterError::Link(format!("--cluster-link-advertise {a:?} is not HOST:PORT")));
             }
             None if bound.ip().is_unspecified() => {
-                return Err(ClusterError::Link(format!(
-                    "--cluster-link {bind} binds every address: say which one other nodes dial with \
-                     --cluster-link-advertise"
-                )));
+                let url = config.cluster.as_deref().unwrap_or_default();
+                let ip = facing(url).ok_or_else(|| {
+                    ClusterError::Link(format!(
+                        "{bind} is every address, and none faces the broker: say which one other nodes \
+                         dial with --cluster-link-advertise"
+                    ))
+                })?;
+                SocketAddr::new(ip, bound.port()).to_string()
             }
             None => bound.to_string(),
         };
-        Ok(Some(Local {
+        Ok(Local {
             advertise,
             fingerprint: identity.fingerprint,
             tls: identity.config,
             listener: Mutex::new(Some(listener)),
-        }))
+        })
     }
 
     /// What the directory lists.
@@ -489,6 +514,18 @@ fn write_link(rx: Receiver<Vec<u8>>, mut writer: TlsWriter, queued: &AtomicUsize
         queued.fetch_sub(batch.len(), Ordering::Relaxed);
     }
     let _ = writer.close();
+}
+
+/// This machine's address on the route to the broker at `url`: the one
+/// other nodes that reach the same broker most likely reach it by. (A
+/// connected UDP socket only looks the route up; nothing is sent.)
+fn facing(url: &str) -> Option<std::net::IpAddr> {
+    let addr: async_nats::ServerAddr = url.parse().ok()?;
+    let broker = (addr.host(), addr.port()).to_socket_addrs().ok()?.next()?;
+    let any: SocketAddr = if broker.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let socket = std::net::UdpSocket::bind(any).ok()?;
+    socket.connect(broker).ok()?;
+    Some(socket.local_addr().ok()?.ip()).filter(|ip| !ip.is_unspecified())
 }
 
 /// Connects to the first of `addrs` that answers.

@@ -260,13 +260,13 @@ impl Cluster {
             lock(&cluster.tunnels).inward.remove(&(home.clone(), tid));
             cluster.send_via(&home, via, &Bus::Close { from: &cluster.node, tid });
             if let Some(shared) = cluster.shared() {
-                shared.registry.leave_stand_in(user);
+                shared.registry.leave_stand_in(user, false);
             }
         };
         let name = format!("bus writer {user}");
         if let Err(e) = outbox::spawn_drain(Arc::clone(&conn.outbox), name, sink, on_end) {
             crate::log!(Error, "tunnel {tid} from {from}: cannot start its thread: {e}");
-            shared.registry.leave_stand_in(user);
+            shared.registry.leave_stand_in(user, false);
             lock(&self.tunnels).inward.remove(&key);
         }
         crate::log!(Info, "{user} of node {from} is here (tunnel {tid})");
@@ -289,7 +289,8 @@ impl Cluster {
                 let user = *user;
                 t.inward.remove(&key);
                 drop(t);
-                return self.drop_stand_in(user);
+                // Its client is told, if the way back still works.
+                return self.drop_stand_in(user, true);
             }
             *next += 1;
             *user
@@ -335,7 +336,7 @@ impl Cluster {
         lock(&self.tunnels).waiting.retain(|w| !(w.from == from && w.tid == tid));
         let inward = lock(&self.tunnels).inward.remove(&(from.to_owned(), tid));
         if let Some((user, ..)) = inward {
-            self.drop_stand_in(user);
+            self.drop_stand_in(user, false);
         }
     }
 
@@ -354,7 +355,7 @@ impl Cluster {
             self.end_outward(tid, true);
         }
         for user in inward {
-            self.drop_stand_in(user);
+            self.drop_stand_in(user, false);
         }
     }
 
@@ -374,7 +375,7 @@ impl Cluster {
             self.end_outward(tid, true);
         }
         for user in inward {
-            self.drop_stand_in(user);
+            self.drop_stand_in(user, false);
         }
     }
 
@@ -383,10 +384,11 @@ impl Cluster {
         lock(&self.tunnels).outward.get(&tid).and_then(|o| o.route)
     }
 
-    /// The stand-in `user` leaves the registry as a client that disconnected.
-    fn drop_stand_in(&self, user: ClientId) {
+    /// The stand-in `user` leaves the registry as a client that
+    /// disconnected; its client is sent `stop disconnected` when `failed`.
+    fn drop_stand_in(&self, user: ClientId, failed: bool) {
         if let Some(shared) = self.shared() {
-            shared.registry.leave_stand_in(user);
+            shared.registry.leave_stand_in(user, failed);
         }
     }
 }

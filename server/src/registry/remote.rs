@@ -163,11 +163,14 @@ impl Registry {
 
     /// The stand-in `id` leaves, as a client that disconnected (its call's
     /// other parties get `stop disconnected` or `left`); its outbox closes,
-    /// which ends its bus writer.
-    pub fn leave_stand_in(&self, id: ClientId) {
+    /// which ends its bus writer. When the tunnel `failed` (a lost message),
+    /// its client is first sent `stop disconnected` through it.
+    pub fn leave_stand_in(&self, id: ClientId, failed: bool) {
         let mut t = self.lock();
-        if t.clients.get(&id).is_none_or(|c| c.stand_in.is_none()) {
-            return;
+        let Some(c) = t.clients.get(&id).filter(|c| c.stand_in.is_some()) else { return };
+        if failed && !c.call.is_idle() {
+            // Its client hears through the tunnel, before it closes.
+            c.conn.send(&ServerMsg::Stop(StopReason::Disconnected));
         }
         end_call(&mut t, id, StopReason::Disconnected);
         if let Some(c) = t.clients.remove(&id) {
@@ -355,7 +358,7 @@ mod tests {
         assert!(r.join_stand_in(Arc::new(Conn::new(id, out.clone())), Some("ala"), false));
         assert!(!r.join_stand_in(Arc::new(Conn::new(id, out)), Some("ala"), false), "one per id");
         assert!(r.local_directory().is_empty());
-        r.leave_stand_in(id);
+        r.leave_stand_in(id, false);
         assert!(r.conn(id).is_none());
     }
 }
