@@ -322,9 +322,9 @@ pub fn render(s: &mut String, c: &Cluster) {
          (30 video frames/s of 5-20 KB, 50 audio packets/s of 100 B, both ways), latency from the \
          sender's write to the receiver's read. In the cross-node rows each call's caller is on one \
          node and its callee on another: the call lives on the callee's node, and the caller's node \
-         carries the caller's frames there, through the broker or over a direct TLS link between the \
-         two nodes (`--cluster-link`), which the broker only set up. CPU is the two nodes' together \
-         (and the broker's apart), % of one core.\n",
+         carries the caller's frames there, through the broker (nodes started with \
+         `--no-cluster-link`) or over a direct TLS link between the two nodes (the default), which the \
+         broker only set up. CPU is the two nodes' together (and the broker's apart), % of one core.\n",
         f.broker
     );
     let _ = writeln!(
