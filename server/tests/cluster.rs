@@ -347,6 +347,68 @@ fn nodes_reach_a_broker_over_tls_with_a_password_and_not_without() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A NATS JWT (what `nsc` writes) for `sub`, of `kind` with `nats`
+/// fields, signed by `issuer`.
+fn jwt(issuer: &nkeys::KeyPair, sub: &str, name: &str, nats: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let header = b64(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let iat = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = format!(
+        r#"{{"jti":"{name}{iat}","iat":{iat},"iss":"{}","name":"{name}","sub":"{sub}","nats":{nats}}}"#,
+        issuer.public_key()
+    );
+    let signed = format!("{header}.{}", b64(claims.as_bytes()));
+    let signature = issuer.sign(signed.as_bytes()).unwrap();
+    format!("{signed}.{}", b64(&signature))
+}
+
+#[test]
+fn nodes_log_in_with_a_creds_file_to_a_broker_with_accounts_and_not_without() {
+    let dir = std::env::temp_dir().join(format!("komunikator-broker-creds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // An operator, an account it signs, and a user the account signs, as
+    // `nsc` would make them; the broker trusts the operator.
+    let (operator, account, user) =
+        (nkeys::KeyPair::new_operator(), nkeys::KeyPair::new_account(), nkeys::KeyPair::new_user());
+    let op_jwt = jwt(&operator, &operator.public_key(), "op", r#"{"type":"operator","version":2}"#);
+    let limits = r#""limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1}"#;
+    let acc_nats = format!(r#"{{{limits},"type":"account","version":2}}"#);
+    let acc_jwt = jwt(&operator, &account.public_key(), "komunikator", &acc_nats);
+    let user_nats = r#"{"pub":{},"sub":{},"subs":-1,"data":-1,"payload":-1,"type":"user","version":2}"#;
+    let user_jwt = jwt(&account, &user.public_key(), "node", user_nats);
+    let conf = dir.join("broker.conf");
+    let resolver =
+        format!("resolver: MEMORY\nresolver_preload: {{ {}: \"{acc_jwt}\" }}\n", account.public_key());
+    std::fs::write(&conf, format!("operator: \"{op_jwt}\"\n{resolver}")).unwrap();
+    let creds = dir.join("node.creds");
+    let seed = user.seed().unwrap();
+    std::fs::write(
+        &creds,
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+        ),
+    )
+    .unwrap();
+    let broker = Broker::start_with(&["-c", conf.to_str().unwrap()]);
+    let creds = creds.to_str().unwrap();
+    let with_creds = |name: &str| node_with(&broker, name, &["--cluster-creds", creds]);
+    let (n1, n2) = (with_creds("n1"), with_creds("n2"));
+    let mut ala = n1.named("ala");
+    let _bob = n2.named("bob");
+    until_listed(&mut ala, &["bob"], false);
+    // Without the file a node stays alone, and nobody sees its users.
+    let outsider = node(&broker, "n3");
+    let mut eve = outsider.named("eve");
+    std::thread::sleep(Duration::from_secs(3));
+    eve.send("refresh");
+    eve.expect("clients 0");
+    let lines = until_listed(&mut ala, &["bob"], false);
+    assert!(!lines.iter().any(|l| l.ends_with(" eve")), "{lines:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The by-hand session of docs/PROTOCOL.md (as `commands.rs` replays it),
 /// with ala on one node and bob on another: every line but `presence` in
 /// the same order, byte for byte; `presence` lines come as the directory
