@@ -33,7 +33,11 @@ fn the_portal_camera_reaches_the_callee() {
     assert!(callee.n("video_frames_decoded") * 100 >= sent * 80, "{}", callee.json());
     let got = grid(&callee, "video_received_luma");
     let captured = grid(&caller, "video_sent_luma");
-    let distance = got.iter().zip(&captured).map(|(a, b)| (a - b).abs()).max().unwrap_or(i64::MAX);
+    // The bottom row's last quarter is snow in SPA's pattern (SMPTE with
+    // snow): a new random picture each frame, which the encoder smooths, so
+    // it is not compared (it once differed by 28 between the two frames).
+    let static_cells = got.iter().zip(&captured).enumerate().filter(|(i, _)| !is_snow(*i, got.len()));
+    let distance = static_cells.map(|(_, (a, b))| (a - b).abs()).max().unwrap_or(i64::MAX);
     assert!(distance <= LUMA_TOLERANCE, "received {got:?}, the caller captured {captured:?}");
     assert_colour_bars(&got);
     assert!(
@@ -150,6 +154,12 @@ fn caller_args() -> Vec<String> {
 
 /// SMPTE colour bars: the top row runs from light grey on the left to blue
 /// on the right, darker step by step (black, the fallback, is 16 everywhere).
+/// Whether cell `i` of an 8-column grid of `len` cells lies in the snow of
+/// the pattern's bottom-right quarter.
+fn is_snow(i: usize, len: usize) -> bool {
+    i >= len.saturating_sub(2)
+}
+
 fn assert_colour_bars(grid: &[i64]) {
     let top = &grid[..8.min(grid.len())];
     assert!(top.len() == 8 && top[0] > 140 && top[7] < 70, "not colour bars: {grid:?}");

@@ -50,9 +50,10 @@ pub type Route = Option<u64>;
 /// broken, and its tunnels end.
 pub const LINK_BYTES: usize = 16 << 20;
 
-/// The largest message a link takes (a `down` of [`super::tunnel`]'s
-/// 512 KiB, or one frame of the largest size a server allows, and a header).
-const MAX_MESSAGE: usize = 24 << 20;
+/// The largest message a link takes: a `down` of [`super::tunnel`]'s
+/// 512 KiB, or one item past that (tunnels carry frames of at most the
+/// protocol's 1 MiB), and a header. Larger breaks the link.
+const MAX_MESSAGE: usize = 4 << 20;
 
 /// How long connecting, the TLS handshake and the greeting may take.
 const SETUP: Duration = Duration::from_secs(5);
@@ -297,10 +298,15 @@ impl Cluster {
                 let wait = links.retry.get(peer).map_or(BACKOFF, |(_, w)| (*w * 2).min(MAX_BACKOFF));
                 links.retry.insert(peer.to_owned(), (Instant::now() + wait, wait));
                 drop(links);
-                crate::log!(
-                    Warn,
+                let why = format!(
                     "cluster: no direct link to {peer} at {target} ({e}); the broker carries its calls"
                 );
+                // Said once; the tries after it (behind a firewall) only at debug level.
+                if wait == BACKOFF {
+                    crate::log!(Warn, "{why}");
+                } else {
+                    crate::log!(Debug, "{why}");
+                }
             }
         }
     }

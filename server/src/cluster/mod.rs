@@ -23,16 +23,18 @@
 //! * **Invitations across nodes** ([`pull`]): the call's node asks the
 //!   invitee's home node to carry the invitee to it, and the invitation
 //!   then rings on the stand-in as any other.
-//! * **Direct links** ([`link`], `--cluster-link`): where nodes can reach
-//!   each other, a tunnel's messages go over a TLS connection between the
-//!   two nodes instead of through the broker, which only sets it up.
+//! * **Direct links** ([`link`], on unless `--no-cluster-link`): where
+//!   nodes can reach each other, a tunnel's messages go over a TLS
+//!   connection between the two nodes instead of through the broker,
+//!   which only sets it up.
 //!
 //! Threads: one `cluster` thread runs a single-threaded tokio runtime with
 //! the NATS client; it publishes what session threads queue (never
 //! waiting on them), and applies what arrives. Each stand-in has its own
 //! bus-writer thread draining its outbox, as a client's writer drains into
 //! a socket. Each direct link has a reader thread, which applies what
-//! arrives on it as the cluster thread does, and a writer thread. Lock order: the registry, then [`Cluster`]'s locks (leaves).
+//! arrives on it as the cluster thread does, and a writer thread. Lock
+//! order: the registry, then [`Cluster`]'s locks (leaves).
 
 pub mod directory;
 mod link;
@@ -70,7 +72,7 @@ pub enum ClusterError {
     /// The runtime or its thread could not start.
     #[error("cannot start the cluster thread: {0}")]
     Thread(#[from] std::io::Error),
-    /// `--cluster-link` cannot be used.
+    /// The `--cluster-link` given cannot be used.
     #[error("--cluster-link: {0}")]
     Link(String),
 }
@@ -97,7 +99,7 @@ pub struct Cluster {
     next_tid: AtomicU64,
     /// The server, for what arrives (weak: the server owns the cluster).
     shared: Mutex<Weak<Shared>>,
-    /// Where this node takes direct links, with `--cluster-link`.
+    /// Where this node takes direct links, unless `--no-cluster-link`.
     link: Option<link::Local>,
     links: Mutex<link::Links>,
 }

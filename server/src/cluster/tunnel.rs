@@ -343,25 +343,19 @@ impl Cluster {
     /// Node `node` is dead: our clients it hosted are home (`stop
     /// disconnected`), and its clients here have left.
     pub(super) fn node_dead(&self, node: &str) {
-        let (outward, inward): (Vec<u64>, Vec<ClientId>) = {
-            let mut t = lock(&self.tunnels);
-            let outward = t.outward.iter().filter(|(_, o)| o.host == node).map(|(tid, _)| *tid).collect();
-            let inward = t.inward.iter().filter(|((h, _), _)| h == node).map(|(_, (u, ..))| *u).collect();
-            t.inward.retain(|(h, _), _| h != node);
-            (outward, inward)
-        };
         self.close_link(node);
-        for tid in outward {
-            self.end_outward(tid, true);
-        }
-        for user in inward {
-            self.drop_stand_in(user, false);
-        }
+        self.end_tunnels(node, |_| true);
     }
 
     /// Link `id` with `node` broke: the tunnels over it end as a dead node's.
     pub(super) fn route_dead(&self, node: &str, id: u64) {
-        let on_it = |h: &str, r: &Route| h == node && *r == Some(id);
+        self.end_tunnels(node, |route| *route == Some(id));
+    }
+
+    /// Ends the tunnels with `node` whose way `which` picks: our clients
+    /// it hosted are home (`stop disconnected`), its clients here leave.
+    fn end_tunnels(&self, node: &str, which: impl Fn(&Route) -> bool) {
+        let on_it = |h: &str, r: &Route| h == node && which(r);
         let (outward, inward): (Vec<u64>, Vec<ClientId>) = {
             let mut t = lock(&self.tunnels);
             let outward =

@@ -503,6 +503,35 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever comes from the broker or a link, parsing never panics,
+        /// and what it accepts is what it would send.
+        #[test]
+        fn any_bytes_parse_or_are_refused(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            if let Ok(m) = Bus::parse(&bytes) {
+                let again = m.to_bytes();
+                proptest::prop_assert_eq!(Bus::parse(&again), Ok(m));
+            }
+        }
+
+        /// Headers made of the words messages use, in any order.
+        #[test]
+        fn word_salad_parses_or_is_refused(words in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "dir", "bye", "link", "open", "up", "down", "gone", "close", "rate", "pull", "pulled",
+                "refuse", "n1", "0", "1", "-", "7", "18446744073709551616", "10.0.0.1:4000", "ala",
+                "busy", "0123456789abcdef0123456789abcdef", "\n", "10.0.0.1:12346",
+            ]),
+            0..12,
+        )) {
+            let msg = words.join(" ");
+            if let Ok(m) = Bus::parse(msg.as_bytes()) {
+                let again = m.to_bytes();
+                proptest::prop_assert_eq!(Bus::parse(&again), Ok(m));
+            }
+        }
+    }
+
     #[test]
     fn node_names_are_subject_tokens() {
         assert!(is_valid_node("node-1"));
