@@ -624,6 +624,34 @@ fn a_direct_link_carries_calls_between_nodes_and_the_broker_does_not() {
     ala.expect("stop hangup");
 }
 
+#[test]
+fn a_call_over_a_direct_link_outlives_the_broker_being_away() {
+    let mut broker = Broker::start();
+    let (n1, n2) = (node(&broker, "n1"), node(&broker, "n2"));
+    n1.wait_for_log("direct link to n2");
+    let (mut ala, bob) = (n1.named("ala"), n2.named("bob"));
+    until_listed(&mut ala, &["bob"], false);
+    let (mut ala, mut bob) = call_between(ala, bob);
+    // The broker is gone for 6 s, twice the time after which a node not
+    // heard from is taken for dead: the link says both are alive.
+    broker.kill();
+    let back = Instant::now() + Duration::from_secs(6);
+    let mut i = 0u8;
+    while Instant::now() < back {
+        send_checked(&mut ala, &mut bob, &[vec![i; 500]]);
+        send_checked(&mut bob, &mut ala, &[vec![i; 500]]);
+        i = i.wrapping_add(1);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    broker.restart();
+    send_checked(&mut ala, &mut bob, &[vec![7; 500]]);
+    // The directory comes back: a user who arrives now is listed.
+    let _cyd = n2.named("cyd");
+    until_listed(&mut ala, &["cyd"], false);
+    bob.send("stop");
+    ala.expect("stop hangup");
+}
+
 /// A TCP relay the test can cut, standing between a node and its link port.
 struct Cuttable {
     port: u16,

@@ -87,6 +87,13 @@ impl Directory {
         dead.into_iter().map(|name| (name.clone(), self.remove(&name))).collect()
     }
 
+    /// Node `name` was heard from another way (its direct link) at `now`.
+    pub fn heard(&mut self, name: &str, now: Instant) {
+        if let Some(n) = self.nodes.get_mut(name) {
+            n.seen = n.seen.max(now);
+        }
+    }
+
     /// When the run of node `name` that is listed started.
     pub fn epoch(&self, name: &str) -> Option<u64> {
         self.nodes.get(name).map(|n| n.epoch)

@@ -15,6 +15,11 @@
 //! greeting, each message is a 4-byte big-endian length and one bus
 //! message, in both directions.
 //!
+//! A link with nothing to send says `alive` every [`super::HEARTBEAT`], and
+//! whatever arrives on it counts as hearing from its node: two linked nodes
+//! do not take each other for dead while the broker is away, so their calls
+//! go on.
+//!
 //! A tunnel keeps the way it was opened: one opened over a link goes over
 //! that link both ways, so its messages stay in order; one opened while no
 //! link was up stays on the broker. When a link breaks, or cannot keep up
@@ -228,10 +233,7 @@ impl Cluster {
     /// go (the link is gone, or it was too far behind and is now broken).
     pub(super) fn send_via(&self, node: &str, route: Route, msg: &Bus<'_>) -> bool {
         let Some(id) = route else { return self.send_to(node, msg) };
-        let mut frame = vec![0; 4];
-        msg.encode(&mut frame);
-        let len = u32::try_from(frame.len() - 4).unwrap_or(u32::MAX);
-        frame[..4].copy_from_slice(&len.to_be_bytes());
+        let frame = frame(msg);
         let links = lock(&self.links);
         let Some(h) = links.up.get(node).filter(|h| h.id == id) else { return false };
         if h.queued.load(Ordering::Relaxed) + frame.len() > LINK_BYTES {
@@ -436,11 +438,12 @@ impl Cluster {
             id
         };
         let (cluster, name) = (Arc::clone(self), peer.to_owned());
+        let alive = frame(&Bus::Alive { from: &self.node });
         let spawned = std::thread::Builder::new()
             .name("cluster link write".into())
             .stack_size(crate::THREAD_STACK)
             .spawn(move || {
-                write_link(rx, writer, &queued);
+                write_link(rx, writer, &queued, &alive);
                 cluster.link_broke(&name, id);
             });
         if spawned.is_err() {
@@ -454,6 +457,7 @@ impl Cluster {
     /// Handles what arrives on link `id` from `peer` until it breaks; why it did.
     fn read_link(self: &Arc<Self>, peer: &str, id: u64, reader: &mut TlsReader) -> String {
         let mut buf = Vec::new();
+        let mut counted: Option<Instant> = None;
         loop {
             let mut len = [0; 4];
             if let Err(e) = reader.read_exact(&mut len) {
@@ -466,6 +470,12 @@ impl Cluster {
             buf.resize(len, 0);
             if let Err(e) = reader.read_exact(&mut buf) {
                 return e.to_string();
+            }
+            // It is alive (counted four times a heartbeat at most).
+            let now = Instant::now();
+            if counted.is_none_or(|at| now.duration_since(at) >= super::HEARTBEAT / 4) {
+                counted = Some(now);
+                self.directory().heard(peer, now);
             }
             match Bus::parse(&buf) {
                 Ok(msg)
@@ -503,11 +513,30 @@ impl Cluster {
     }
 }
 
-/// Writes what is queued for a link, a batch at a time, until the link
-/// breaks or is dropped.
-fn write_link(rx: Receiver<Vec<u8>>, mut writer: TlsWriter, queued: &AtomicUsize) {
+/// `msg` as a link sends it: its length (4 bytes, big-endian), then it.
+fn frame(msg: &Bus<'_>) -> Vec<u8> {
+    let mut frame = vec![0; 4];
+    msg.encode(&mut frame);
+    let len = u32::try_from(frame.len() - 4).unwrap_or(u32::MAX);
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    frame
+}
+
+/// Writes what is queued for a link, a batch at a time, and `alive` after
+/// a heartbeat with nothing to write, until the link breaks or is dropped.
+fn write_link(rx: Receiver<Vec<u8>>, mut writer: TlsWriter, queued: &AtomicUsize, alive: &[u8]) {
     let mut batch = Vec::with_capacity(64 << 10);
-    while let Ok(first) = rx.recv() {
+    loop {
+        let first = match rx.recv_timeout(super::HEARTBEAT) {
+            Ok(first) => first,
+            Err(RecvTimeoutError::Timeout) => {
+                if writer.write_all(alive).is_err() {
+                    return;
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         batch.clear();
         batch.extend_from_slice(&first);
         while batch.len() < 256 << 10 {

@@ -195,6 +195,8 @@ impl Cluster {
             Bus::Pulled { pid, .. } => self.on_pulled(pid),
             Bus::Refuse { pid, why, .. } => self.on_refuse(pid, why),
             Bus::Link { from, token } if via.is_none() => self.on_link_token(from, token),
+            // Counted by the link's reader.
+            Bus::Alive { .. } if via.is_some() => {}
             other => crate::log!(Warn, "cluster: {other:?} on this node's subject; ignored"),
         }
     }

@@ -49,6 +49,12 @@ pub enum Bus<'a> {
         /// The node.
         from: &'a str,
     },
+    /// On a direct link with nothing else to send: node `from` is alive
+    /// (so two linked nodes outlive the broker's absence).
+    Alive {
+        /// The node.
+        from: &'a str,
+    },
     /// To a node that takes direct links: node `from` is about to dial you
     /// and will say `token` (32 hex digits, used once).
     Link {
@@ -216,6 +222,10 @@ impl<'a> Bus<'a> {
                 let _ = writeln!(head, "link {from} {token}");
                 &[]
             }
+            Bus::Alive { from } => {
+                let _ = writeln!(head, "alive {from}");
+                &[]
+            }
             Bus::Open { from, tid, user, nick, group } => {
                 let _ =
                     writeln!(head, "open {from} {tid} {user} {} {}", nick.unwrap_or("-"), u8::from(*group));
@@ -298,6 +308,7 @@ impl<'a> Bus<'a> {
                 Bus::Dir { from, epoch, users: users(body, n)?, link }
             }
             "bye" => Bus::Bye { from },
+            "alive" => Bus::Alive { from },
             "link" => {
                 Bus::Link { from, token: f.next().filter(|t| is_token(t)).ok_or(BadMessage("bad token"))? }
             }
@@ -376,6 +387,7 @@ impl Bus<'_> {
             Bus::Dir { from, .. }
             | Bus::Bye { from }
             | Bus::Link { from, .. }
+            | Bus::Alive { from }
             | Bus::Open { from, .. }
             | Bus::Up { from, .. }
             | Bus::Gone { from, .. }
@@ -449,6 +461,7 @@ mod tests {
                 link: Some(LinkAddr { addr: "10.0.0.1:12346", fingerprint: &fp }),
             },
             Bus::Bye { from: "n-2" },
+            Bus::Alive { from: "n-2" },
             Bus::Link { from: "n1", token: "0123456789abcdef0123456789abcdef" },
             Bus::Open { from: "n1", tid: 3, user: id(1), nick: Some("ala"), group: true },
             Bus::Open { from: "n1", tid: 3, user: id(1), nick: None, group: false },
