@@ -719,6 +719,28 @@ fn a_broken_link_ends_its_calls_on_both_sides_and_is_dialled_again() {
     assert_eq!(n1.log().matches("direct link)").count(), 2, "{}", n1.log());
 }
 
+#[test]
+fn a_node_the_other_cannot_reach_dials_it_itself() {
+    let broker = Broker::start();
+    // n2 lists a link address nobody answers on: n1, whose turn it is to
+    // dial, cannot reach it; n2 dials n1 after waiting its turn.
+    let (link, unreachable) = (support::broker::free_port(), support::broker::free_port());
+    let (link, unreachable) = (format!("127.0.0.1:{link}"), format!("127.0.0.1:{unreachable}"));
+    let n1 = node(&broker, "n1");
+    let (n2, _) = linked_node(&broker, "n2", &link, &["--cluster-link-advertise", &unreachable]);
+    n1.wait_for_log("no direct link to n2");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !n2.log().contains("direct link to n1") {
+        assert!(Instant::now() < deadline, "n2 never dialled:\n{}", n2.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (mut ala, bob) = (n1.named("ala"), n2.named("bob"));
+    until_listed(&mut ala, &["bob"], false);
+    let (mut ala, mut bob) = call_between(ala, bob);
+    send_checked(&mut ala, &mut bob, &[vec![4; 1000]]);
+    assert!(n1.log().contains("carried to node n2 (tunnel 1, direct link)"), "{}", n1.log());
+}
+
 /// A TLS connection to a link port that takes any certificate.
 fn tls_to(port: u16) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
     let verifier = std::sync::Arc::new(komunikator_tls::pin::TofuVerifier::new(None));

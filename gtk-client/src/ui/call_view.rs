@@ -257,12 +257,18 @@ fn focus_entry_on_open(button: &gtk::ToggleButton, entry: &gtk::Entry) {
     let entry = entry.clone();
     button.connect_toggled(move |b| {
         if b.is_active() {
-            // The revealer shows its child once the binding has run.
+            // The revealer shows its child once the binding has run. At the
+            // default priority, not the idle one: while video is painted
+            // without pause (software rendering, a slow machine), idle
+            // callbacks never ran, and F9 left the cursor out of the entry.
             let entry = entry.clone();
-            glib::idle_add_local_once(move || {
+            glib::idle_add_local_full(glib::Priority::DEFAULT, move || {
                 if entry.grab_focus() {
                     log("chat: the entry has the focus");
+                } else {
+                    log("chat: the entry could not take the focus");
                 }
+                glib::ControlFlow::Break
             });
         } else if entry.has_focus() || entry.focus_child().is_some() {
             if let Some(root) = entry.root() {

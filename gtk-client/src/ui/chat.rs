@@ -17,7 +17,6 @@ pub struct Chat {
     /// The panel's root widget.
     pub root: gtk::Box,
     list: gtk::ListBox,
-    scrolled: gtk::ScrolledWindow,
     /// The text entry.
     pub entry: gtk::Entry,
 }
@@ -36,6 +35,10 @@ impl Chat {
         list.set_placeholder(Some(&placeholder));
         let scrolled = gtk::ScrolledWindow::builder().child(&list).vexpand(true).build();
         scrolled.set_hscrollbar_policy(gtk::PolicyType::Never);
+        // The newest line in view: once a line is laid out, the list has
+        // grown. (An idle callback did this, and never ran while video was
+        // painted without pause on a slow machine.)
+        scrolled.vadjustment().connect_upper_notify(|adj| adj.set_value(adj.upper()));
         let entry = gtk::Entry::builder()
             .placeholder_text(i18n("Write a message"))
             .secondary_icon_name("mail-send-symbolic")
@@ -68,7 +71,7 @@ impl Chat {
         entry.connect_activate(move |e| s(e));
         entry.connect_icon_press(move |e, _| submit(e));
         entry.add_controller(escape_clears_then_leaves(&entry));
-        Chat { root, list, scrolled, entry }
+        Chat { root, list, entry }
     }
 
     /// Adds a line from `from` (the peer's nick as shown), or ours when
@@ -96,8 +99,6 @@ impl Chat {
             .selectable(true)
             .build();
         self.list.append(&label);
-        let adj = self.scrolled.vadjustment();
-        glib::idle_add_local_once(move || adj.set_value(adj.upper()));
         super::screenshot::log_texts(&self.list, "chat");
     }
 

@@ -7,7 +7,8 @@
 //! The broker sets each link up and vouches for both ends. A node that
 //! takes links lists their address and its certificate's fingerprint in its
 //! directory. The node that dials (of two that both take links, the one
-//! whose name sorts first; else the one that does not) first sends the
+//! whose name sorts first, and the other after [`TURN`] without a link;
+//! else the one that does not take links) first sends the
 //! other a one-time token on the broker (`link`), then connects, checks the
 //! certificate against the listed fingerprint, and says `link <node>
 //! <token>`; the other answers `ok`. A link is thus as trusted as the
@@ -72,6 +73,11 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Links being set up at once, at most; more connections are closed.
 const MAX_SETUPS: usize = 16;
+
+/// Of two nodes that both take links, the one whose name sorts first
+/// dials; the other dials too once it has waited this long in vain (the
+/// first may not reach it: a NAT, a firewall that lets one way through).
+const TURN: Duration = Duration::from_secs(5);
 
 /// Dials after a failure wait this long, doubling up to [`MAX_BACKOFF`].
 const BACKOFF: Duration = Duration::from_secs(1);
@@ -158,6 +164,8 @@ pub(super) struct Links {
     dialing: HashSet<String>,
     /// After a failed dial: not before this, and the next wait.
     retry: HashMap<String, (Instant, Duration)>,
+    /// Nodes that take links, with none up with them since when.
+    unlinked: HashMap<String, Instant>,
     /// Tokens nodes said they will greet with, and when.
     tokens: HashMap<String, (String, Instant)>,
     next_id: u64,
@@ -261,13 +269,19 @@ impl Cluster {
     /// no link is up, being set up, or waiting after a failure.
     pub(super) fn maybe_dial(self: &Arc<Self>, peer: &str, addr: Option<LinkAddr<'_>>) {
         let Some(addr) = addr else { return };
-        if self.link.is_some() && self.node.as_str() > peer {
-            return; // It dials this node.
-        }
+        let now = Instant::now();
         {
             let mut links = lock(&self.links);
-            let waiting = links.retry.get(peer).is_some_and(|(at, _)| Instant::now() < *at);
-            if links.up.contains_key(peer) || links.dialing.contains(peer) || waiting {
+            if links.up.contains_key(peer) {
+                links.unlinked.remove(peer);
+                return;
+            }
+            let since = *links.unlinked.entry(peer.to_owned()).or_insert(now);
+            if self.link.is_some() && self.node.as_str() > peer && now.duration_since(since) < TURN {
+                return; // It dials this node.
+            }
+            let waiting = links.retry.get(peer).is_some_and(|(at, _)| now < *at);
+            if links.dialing.contains(peer) || waiting {
                 return;
             }
             links.dialing.insert(peer.to_owned());
@@ -507,6 +521,7 @@ impl Cluster {
     pub(super) fn close_link(&self, node: &str) {
         let mut links = lock(&self.links);
         links.retry.remove(node);
+        links.unlinked.remove(node);
         if let Some(h) = links.up.remove(node) {
             let _ = h.socket.shutdown(Shutdown::Both);
         }
