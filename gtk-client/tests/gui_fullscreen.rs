@@ -41,9 +41,6 @@ fn f11_and_a_double_click_go_fullscreen_and_escape_leaves_it_before_hanging_up()
     xdotool(&display, &["mousemove", "--window", &id, "400", "300"]);
     xdotool(&display, &["click", "--repeat", "2", "--delay", "80", "1"]);
     window.wait_for("fullscreen: on");
-    // The window manager gives the fullscreen window the focus again a
-    // moment after: a key pressed sooner was lost once (CI, 2026-12-02).
-    std::thread::sleep(Duration::from_millis(700));
     // In the chat entry, Escape clears the line and stays there.
     press(&display, "F9");
     window.wait_for("chat: the entry has the focus");
