@@ -764,7 +764,7 @@ fn a_link_port_takes_nothing_from_outsiders() {
     use std::io::Write;
     let broker = Broker::start();
     let (n1, port) = linked_node(&broker, "n1", "127.0.0.1:0", &[]);
-    let (n2, _) = linked_node(&broker, "n2", "127.0.0.1:0", &[]);
+    let (n2, n2_port) = linked_node(&broker, "n2", "127.0.0.1:0", &[]);
     n1.wait_for_log("direct link to n2");
     // Plain text: no TLS, no link.
     let mut plain = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the link port");
@@ -800,11 +800,6 @@ fn a_link_port_takes_nothing_from_outsiders() {
     // A directory on the broker listing a node's link port under another
     // certificate: n1 dials, and will not take the certificate it finds.
     let fake = komunikator_tls::fingerprint(b"not n2's certificate");
-    let n2_port = {
-        let log = n2.log();
-        let at = log.find("taking direct links on 127.0.0.1:").expect("logged") + 33;
-        log[at..].split_whitespace().next().expect("a port").to_owned()
-    };
     let dir = format!("dir x9 1 0 127.0.0.1:{n2_port} {fake}\n");
     publish_raw(&broker, "komunikator.dir", dir.as_bytes());
     let log = n1.wait_for_log("its certificate is not the one it listed");
